@@ -1,0 +1,139 @@
+"""Resumable runs: mark complete checkpoints, find the last complete one, refuse a changed base model or LoRA config.
+
+The Trainer writes `checkpoint-N/` file by file; a kill in the middle leaves a folder that looks like a
+checkpoint but is not. After the Trainer has written everything (weights, optimizer, scheduler, RNG and
+trainer_state.json) our callback adds `checkpoint-N/COMPLETE` (written atomically). On restart only
+folders with that marker are resume candidates; the others are reported and removed.
+
+The run folder also holds `run_fingerprint.json`: the base model's identity (config hash + weight file
+sizes) and the method (full or LoRA with r/alpha/dropout/targets). Resuming with a different one is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from training.config import TrainArgs
+
+COMPLETE_MARKER = "COMPLETE"
+FINGERPRINT_FILE = "run_fingerprint.json"
+CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+class ResumeRefused(RuntimeError):
+    """The run folder holds checkpoints of a different base model or LoRA config."""
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def model_identity(model_dir: str | Path) -> dict[str, Any]:
+    """What identifies a base model without hashing gigabytes: its config.json hash and weight file sizes."""
+    model_dir = Path(model_dir)
+    config_path = model_dir / "config.json"
+    config_hash = hashlib.sha256(config_path.read_bytes()).hexdigest() if config_path.is_file() else None
+    weights = sorted(
+        (item.name, item.stat().st_size) for item in model_dir.iterdir() if item.name.endswith(WEIGHT_SUFFIXES)
+    ) if model_dir.is_dir() else []  # fmt: skip
+    return {"config_sha256": config_hash, "weight_files": [list(item) for item in weights]}
+
+
+def run_fingerprint(args: TrainArgs) -> dict[str, Any]:
+    method: dict[str, Any] = {"finetune_type": args.finetune_type}
+    if args.finetune_type == "lora":
+        method.update(
+            r=args.lora_r,
+            alpha=args.lora_alpha,
+            dropout=args.lora_dropout,
+            target_modules=sorted(args.lora_target_modules),
+        )
+    return {"base_model": model_identity(args.model_name_or_path), "method": method}
+
+
+def checkpoint_step(path: Path) -> int | None:
+    match = CHECKPOINT_PATTERN.match(path.name)
+    return int(match.group(1)) if match and path.is_dir() else None
+
+
+def is_complete(path: Path) -> bool:
+    return (path / COMPLETE_MARKER).is_file() and (path / "trainer_state.json").is_file()
+
+
+def mark_complete(checkpoint_dir: Path, fingerprint: dict[str, Any]) -> None:
+    write_json_atomic(checkpoint_dir / COMPLETE_MARKER, {"fingerprint": fingerprint})
+
+
+def scan_checkpoints(output_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(complete checkpoints sorted by step, incomplete ones)."""
+    found = sorted(
+        ((step, path) for path in output_dir.glob("checkpoint-*") if (step := checkpoint_step(path)) is not None),
+    )
+    complete = [path for _, path in found if is_complete(path)]
+    incomplete = [path for _, path in found if not is_complete(path)]
+    return complete, incomplete
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    diffs = []
+    if saved.get("base_model") != current.get("base_model"):
+        diffs.append("base model (config.json or weight files differ)")
+    saved_method, current_method = saved.get("method", {}), current.get("method", {})
+    for key in sorted(set(saved_method) | set(current_method)):
+        if saved_method.get(key) != current_method.get(key):
+            diffs.append(
+                f"{key}: checkpoint has {saved_method.get(key)!r}, config asks for {current_method.get(key)!r}"
+            )
+    return diffs
+
+
+def prepare_resume(args: TrainArgs, log=print) -> Path | None:
+    """Return the checkpoint to resume from (or None), after checking the run folder belongs to this config."""
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    current = run_fingerprint(args)
+    complete, incomplete = scan_checkpoints(output_dir)
+    for path in incomplete:
+        log(f"skipping incomplete checkpoint {path.name} (interrupted while saving); removing it")
+        shutil.rmtree(path, ignore_errors=True)
+    fingerprint_path = output_dir / FINGERPRINT_FILE
+    if complete and args.resume:
+        saved = json.loads(fingerprint_path.read_text(encoding="utf-8")) if fingerprint_path.is_file() else {}
+        diffs = _differences(saved, current)
+        if diffs:
+            raise ResumeRefused(
+                f"refusing to resume from {output_dir}: its checkpoints were trained with a different setup:\n  "
+                + "\n  ".join(diffs)
+                + "\nuse a new --output_dir (or delete this one) to start a fresh run, or restore the original config"
+            )
+        log(f"resuming from the last complete checkpoint: {complete[-1]}")
+        return complete[-1]
+    if complete and not args.resume:
+        log(f"--resume false: starting over in {output_dir}; removing {len(complete)} old checkpoint(s)")
+        for path in complete:
+            shutil.rmtree(path, ignore_errors=True)
+    write_json_atomic(fingerprint_path, current)
+    return None
+
+
+def completion_callback(fingerprint: dict[str, Any]):
+    """A TrainerCallback that marks each checkpoint complete once the Trainer has finished writing it."""
+    from transformers import TrainerCallback
+
+    class MarkCompleteCallback(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            checkpoint_dir = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if checkpoint_dir.is_dir():
+                mark_complete(checkpoint_dir, fingerprint)
+            return control
+
+    return MarkCompleteCallback()

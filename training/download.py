@@ -1,0 +1,115 @@
+"""Download a base model into Models/ with ModelScope (resumable, with progress), or copy it from a local folder.
+
+    python -m training.download --model-id Qwen/Qwen3-4B-Thinking-2507 --out Models/Qwen3-4B-Thinking-2507
+    python -m training.download --model-id Qwen/Qwen3-0.6B --out Models/Qwen3-0.6B
+    python -m training.download --from-local /mnt/models/Qwen3-4B-Thinking-2507 --out Models/Qwen3-4B-Thinking-2507
+
+ModelScope keeps partial files and resumes them when the command is run again. A folder counts as done
+only when config.json, the tokenizer and every weight shard named by the index are there; then a
+`.download-complete` marker is written and later runs return at once. `--from-local` copies file by file
+(a `.part` file renamed when complete, files already copied with the same size are skipped), so it is
+resumable too; it is how tests exercise this code without a model hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+DONE_MARKER = ".download-complete"
+SnapshotFn = Callable[[str, Path], None]
+
+
+class DownloadError(RuntimeError):
+    """The model folder is incomplete after the download; the message names what is missing."""
+
+
+def missing_files(folder: Path) -> list[str]:
+    """What a loadable causal-LM folder lacks: config, tokenizer, weights (every shard of an index)."""
+    missing = [name for name in ("config.json", "tokenizer_config.json") if not (folder / name).is_file()]
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        missing += [shard for shard in shards if not (folder / shard).is_file()]
+    elif not list(folder.glob("*.safetensors")) and not list(folder.glob("*.bin")):
+        missing.append("model weights (*.safetensors)")
+    if not (folder / "tokenizer.json").is_file() and not (folder / "vocab.json").is_file():
+        missing.append("tokenizer.json")
+    return missing
+
+
+def modelscope_snapshot(model_id: str, out: Path) -> None:
+    """Download model_id from ModelScope straight into `out` (resumes partial files, shows progress bars)."""
+    try:
+        from modelscope import snapshot_download
+    except ImportError as error:  # pragma: no cover - modelscope is in requirements.txt
+        raise DownloadError("modelscope is not installed: pip install modelscope") from error
+    snapshot_download(model_id, local_dir=str(out))
+
+
+def local_snapshot(source: Path) -> SnapshotFn:
+    """A snapshot function that copies from a local folder instead of a hub (resumable, with progress)."""
+
+    def copy(model_id: str, out: Path) -> None:
+        from tqdm.auto import tqdm
+
+        if not source.is_dir():
+            raise DownloadError(f"--from-local {source} is not a folder")
+        files = [path for path in sorted(source.rglob("*")) if path.is_file()]
+        total = sum(path.stat().st_size for path in files)
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"copying {source.name}") as bar:
+            for path in files:
+                target = out / path.relative_to(source)
+                size = path.stat().st_size
+                if target.is_file() and target.stat().st_size == size:
+                    bar.update(size)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(target.name + ".part")
+                shutil.copyfile(path, partial)
+                os.replace(partial, target)
+                bar.update(size)
+
+    return copy
+
+
+def download_model(model_id: str, out: str | Path, snapshot: SnapshotFn | None = None, log=print) -> Path:
+    """Fetch model_id into out unless a complete copy is there already; raise DownloadError if incomplete."""
+    out = Path(out)
+    if (out / DONE_MARKER).is_file() and not missing_files(out):
+        log(f"{out} is complete already; nothing to download")
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"downloading {model_id} into {out} (rerun the same command to resume if interrupted)")
+    (snapshot or modelscope_snapshot)(model_id, out)
+    missing = missing_files(out)
+    if missing:
+        raise DownloadError(f"{out} is incomplete after the download, missing: {', '.join(missing)}; rerun to resume")
+    (out / DONE_MARKER).write_text(json.dumps({"model_id": model_id}), encoding="utf-8")
+    log(f"{model_id} ready at {out}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.download", description=__doc__.splitlines()[0])
+    parser.add_argument("--model-id", default="Qwen/Qwen3-4B-Thinking-2507", help="ModelScope model id")
+    parser.add_argument("--out", type=Path, default=None, help="target folder (default: Models/<name of the id>)")
+    parser.add_argument("--from-local", type=Path, default=None, help="copy from this local folder instead of a hub")
+    args = parser.parse_args(argv)
+    out = args.out or Path("Models") / args.model_id.split("/")[-1]
+    snapshot = local_snapshot(args.from_local) if args.from_local else None
+    try:
+        download_model(args.model_id, out, snapshot)
+    except DownloadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
