@@ -1,0 +1,195 @@
+"""LocalEngine: the engine protocol in-process with transformers + peft, for machines where vLLM cannot run.
+
+A side-by-side turn (base row + adapter row) is ONE batched `generate` with per-row `adapter_names`
+(`"__base__"` for the base), left padding, one streamer that routes each row's tokens to its own stream,
+and a stopping criterion that ends the rows whose stream was closed. Thinking and answer are split on the
+`</think>` token id. Adapters are validated with the same rules as for vLLM before they are loaded.
+
+    engine = LocalEngine(Path(".cache/tiny-qwen3"), adapters={"huanhuan": Path("Models/adapters/huanhuan")})
+    base, lora = engine.open_streams([ChatRequest(messages, "base"), ChatRequest(messages, "huanhuan")])
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from serving.adapters import check_adapter_name, validate_adapter
+from serving.local_streaming import BatchRowStreamer, LocalStream, RowState, cancel_rows_criterion
+from serving.protocol import (
+    BASE_MODEL_ALIAS,
+    AdapterError,
+    BadRequestError,
+    ChatMessage,
+    ChatRequest,
+    EngineError,
+    ModelInfo,
+    SamplingParams,
+)
+
+PEFT_BASE_NAME = "__base__"
+
+
+class LocalEngine:
+    """transformers + peft in one process; generation runs on a worker thread, one batch at a time."""
+
+    def __init__(self, model_path: Path | str, adapters: dict[str, Path] | None = None, *, dtype: str = "auto"):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_path = Path(model_path)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype).eval()
+        self._adapters: dict[str, Path] = {}
+        self._lock = threading.Lock()  # one generate (or adapter change) at a time
+        eos = self.model.generation_config.eos_token_id
+        self._eos_ids = frozenset(eos if isinstance(eos, list) else [eos])
+        self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
+        for name, path in (adapters or {}).items():
+            self.load_adapter(name, path)
+
+    @property
+    def base_model(self) -> str:
+        return self.model_path.name
+
+    def models(self) -> list[ModelInfo]:
+        return [ModelInfo(self.base_model, is_adapter=False, path=self.model_path)] + [
+            ModelInfo(name, is_adapter=True, path=path) for name, path in self._adapters.items()
+        ]
+
+    def _adapter_of(self, model: str) -> str:
+        if model in (BASE_MODEL_ALIAS, self.base_model):
+            return PEFT_BASE_NAME
+        if model not in self._adapters:
+            known = ", ".join(info.name for info in self.models())
+            raise BadRequestError(f"unknown model '{model}' (not loaded); available: {known}")
+        return model
+
+    def stream_chat(self, messages: Sequence[ChatMessage], model: str, params: SamplingParams) -> LocalStream:
+        return self.open_streams([ChatRequest(messages, model, params)])[0]
+
+    def open_streams(self, requests: Sequence[ChatRequest]) -> list[LocalStream]:
+        """Start every request now; requests with the same sampling share ONE batched generate."""
+        for request in requests:
+            request.params.validate()
+            if not request.messages:
+                raise BadRequestError("there is no message to send")
+        adapter_names = [self._adapter_of(request.model) for request in requests]
+        prompts = [self._prompt_ids(request) for request in requests]
+        started = time.perf_counter()
+        rows = [RowState(started, self._eos_ids, prompt_tokens=len(ids)) for ids in prompts]
+        groups: dict[SamplingParams, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.params, []).append(index)
+        batches = [(params, indexes) for params, indexes in groups.items()]
+        worker = threading.Thread(
+            target=self._run_batches, args=(batches, prompts, adapter_names, rows), daemon=True, name="local-generate"
+        )
+        worker.start()
+        return [LocalStream(row) for row in rows]
+
+    def _prompt_ids(self, request: ChatRequest) -> list[int]:
+        text = self.tokenizer.apply_chat_template(list(request.messages), tokenize=False, add_generation_prompt=True)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if self.max_context and request.params.max_tokens >= self.max_context:
+            raise BadRequestError(
+                f"max new tokens is too large: {request.params.max_tokens} is not below the model's context "
+                f"length {self.max_context}. Lower max new tokens."
+            )
+        if self.max_context and len(ids) + request.params.max_tokens > self.max_context:
+            raise BadRequestError(
+                f"the conversation is too long for the model's context: the prompt has {len(ids)} tokens and "
+                f"max new tokens is {request.params.max_tokens}, together above the limit of {self.max_context}. "
+                "Clear the chat, shorten it, or lower max new tokens."
+            )
+        return ids
+
+    def _run_batches(self, batches, prompts, adapter_names, rows: list[RowState]) -> None:
+        with self._lock:
+            for params, indexes in batches:
+                rows_here = [rows[i] for i in indexes]
+                gone = sorted({adapter_names[i] for i in indexes} - {PEFT_BASE_NAME, *self._adapters})
+                if gone:  # unloaded between open_streams and now
+                    for row in rows_here:
+                        row.fail(
+                            BadRequestError(f"unknown model '{gone[0]}': it was unloaded before the reply started")
+                        )
+                    continue
+                try:
+                    self._generate(
+                        params, [prompts[i] for i in indexes], [adapter_names[i] for i in indexes], rows_here
+                    )
+                except Exception as error:  # the worker thread must report every failure to its streams
+                    failure = (
+                        error if isinstance(error, EngineError) else EngineError(f"local generation failed: {error}")
+                    )
+                    for i in indexes:
+                        rows[i].fail(failure)
+
+    def _generate(self, params: SamplingParams, prompts, adapter_names, rows: list[RowState]) -> None:
+        import torch
+
+        batch = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+        kwargs = _sampling_kwargs(params)
+        if self._adapters:
+            kwargs["adapter_names"] = adapter_names
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        with torch.inference_mode():
+            self.model.generate(
+                **batch,
+                **kwargs,
+                max_new_tokens=params.max_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                streamer=BatchRowStreamer(rows, self.tokenizer),
+                stopping_criteria=[cancel_rows_criterion(rows)],
+            )
+        for row in rows:
+            row.finish(self.tokenizer, "length")
+
+    def load_adapter(self, name: str, path: Path) -> None:
+        """Validate, then load (or reload in place when the name is loaded already) between generations."""
+        path = Path(path)
+        problems = check_adapter_name(name) + validate_adapter(path, base_model_path=self.model_path, max_rank=None)
+        if problems:
+            raise AdapterError(f"adapter '{name}' cannot be loaded: " + "; ".join(problems))
+        from peft import PeftModel
+
+        with self._lock:
+            try:
+                if name in self._adapters:
+                    self._remove_adapter(name)
+                if not isinstance(self.model, PeftModel):
+                    self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name).eval()
+                else:
+                    self.model.load_adapter(str(path), adapter_name=name)
+            except Exception as error:
+                raise AdapterError(f"could not load adapter '{name}' from {path}: {error}") from error
+            self._adapters[name] = path
+
+    def unload_adapter(self, name: str) -> None:
+        with self._lock:
+            if name not in self._adapters:
+                raise AdapterError(f"could not unload adapter '{name}': it is not loaded")
+            self._remove_adapter(name)
+
+    def _remove_adapter(self, name: str) -> None:
+        """Delete one adapter; removing the last one unwraps peft and leaves the plain base model."""
+        if len(self._adapters) == 1:
+            self.model = self.model.unload()
+        else:
+            self.model.delete_adapter(name)
+            self.model.set_adapter(next(other for other in self._adapters if other != name))
+        del self._adapters[name]
+
+
+def _sampling_kwargs(params: SamplingParams) -> dict:
+    """generate() sampling arguments; temperature 0 is greedy decoding."""
+    if params.temperature == 0:
+        return {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    top_k = params.top_k if params.top_k > 0 else None
+    return {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p, "top_k": top_k}

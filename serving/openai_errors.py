@@ -1,0 +1,78 @@
+"""Turn `openai` client exceptions into the engine's errors, with messages written for the user.
+
+vLLM's own messages are already precise ("This model's maximum context length is 2048 tokens ...",
+"max_tokens=4000 cannot be greater than max_model_len=2048 ...", "The model `x` does not exist"), so they
+are kept and prefixed with what went wrong in plain words.
+"""
+
+from __future__ import annotations
+
+import re
+
+from serving.protocol import AdapterError, BadRequestError, EngineError, EngineUnavailableError
+
+_PARAMETER_SUFFIX = re.compile(r"\s*\(parameter=[^)]*\)\s*$")
+
+
+def _server_message(error: Exception) -> str:
+    """The `error.message` of the server's JSON body when there is one, else the exception text."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else inner
+        if isinstance(message, str) and message:
+            return _PARAMETER_SUFFIX.sub("", message)
+    return _PARAMETER_SUFFIX.sub("", str(getattr(error, "message", None) or error))
+
+
+def _bad_request_message(message: str) -> str:
+    lowered = message.lower()
+    if "maximum context length" in lowered or "input tokens" in lowered:
+        return f"the conversation is too long for the model's context: {message} Clear the chat or shorten it."
+    if "max_tokens" in lowered or "max_completion_tokens" in lowered:
+        return f"max new tokens is too large: {message}"
+    return f"the server refused the request: {message}"
+
+
+def engine_error_from(error: Exception, base_url: str, model: str | None) -> EngineError:
+    """Map any exception raised while talking to the server to an EngineError subclass."""
+    import openai
+
+    if isinstance(error, EngineError):
+        return error
+    message = _server_message(error)
+    if isinstance(error, openai.APITimeoutError):
+        return EngineUnavailableError(f"the model server at {base_url} did not answer in time")
+    if isinstance(error, openai.APIConnectionError):
+        return EngineUnavailableError(
+            f"cannot reach the model server at {base_url} (not started yet, stopped, or crashed): {message}"
+        )
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        return EngineUnavailableError(f"the model server at {base_url} refused the API key: {message}")
+    if isinstance(error, openai.NotFoundError):
+        return BadRequestError(f"unknown model '{model}' (not served or not loaded): {message}")
+    if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
+        return _bad_request_from(message, model)
+    if isinstance(error, openai.RateLimitError):
+        return EngineUnavailableError(f"the model server is busy (rate limited): {message}")
+    if isinstance(error, openai.APIStatusError):
+        if error.status_code == 404:
+            return BadRequestError(f"unknown model '{model}': {message}")
+        return EngineUnavailableError(f"the model server failed (HTTP {error.status_code}): {message}")
+    if isinstance(error, openai.APIError):
+        return EngineUnavailableError(f"the model server reported an error mid-stream: {message}")
+    return EngineError(f"unexpected error while talking to {base_url}: {type(error).__name__}: {message}")
+
+
+def _bad_request_from(message: str, model: str | None) -> BadRequestError:
+    if "does not exist" in message.lower():
+        return BadRequestError(f"unknown model '{model}' (not served or not loaded): {message}")
+    return BadRequestError(_bad_request_message(message))
+
+
+def adapter_http_error(error: Exception, action: str, base_url: str) -> EngineError:
+    """An error raised by a load/unload call: unreachable server stays EngineUnavailableError."""
+    mapped = engine_error_from(error, base_url, None)
+    if isinstance(mapped, EngineUnavailableError) and not hasattr(error, "status_code"):
+        return mapped
+    return AdapterError(f"could not {action}: {_server_message(error)}")

@@ -1,0 +1,172 @@
+"""The engine protocol: the one contract between the app and every engine.
+
+The app depends on this module only. An engine turns chat messages into a stream of typed deltas:
+thinking pieces, answer pieces, and one final record with usage and timings. Thinking and answer are
+split inside the engine, never in the UI.
+
+    stream = engine.stream_chat(messages, "base", SamplingParams(max_tokens=64))
+    for delta in stream:
+        ...
+    stream.close()  # closing early cancels generation where it runs (server or in-process)
+
+`open_streams` starts several requests at once (one side-by-side turn): engines that can batch them
+(LocalEngine) run them as one batched generate; OpenAIEngine sends them concurrently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, TypedDict, runtime_checkable
+
+BASE_MODEL_ALIAS = "base"
+
+
+class ChatMessage(TypedDict):
+    """One chat message as the OpenAI API has it (assistant turns carry their answer, never thinking)."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of the model's thinking (between `<think>` and `</think>`)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    """A piece of the model's answer (after `</think>`)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class FinalDelta:
+    """The last delta of every stream that ends normally: usage, timings and how it ended."""
+
+    finish_reason: str  # "stop", "length", "cancelled", ...
+    prompt_tokens: int = 0
+    reasoning_tokens: int = 0
+    answer_tokens: int = 0
+    time_to_first_token_s: float | None = None
+    total_s: float = 0.0
+    thinking_closed: bool = True  # False: the reply never emitted `</think>`, all of it is thinking
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.reasoning_tokens + self.answer_tokens
+
+    @property
+    def tokens_per_s(self) -> float:
+        generating_s = self.total_s - (self.time_to_first_token_s or 0.0)
+        if self.completion_tokens <= 1 or generating_s <= 0:
+            return 0.0
+        return (self.completion_tokens - 1) / generating_s
+
+
+Delta = ReasoningDelta | AnswerDelta | FinalDelta
+
+
+class DeltaStream(Protocol):
+    """An iterator of deltas that can be closed early; closing cancels the generation behind it."""
+
+    def __iter__(self) -> Iterator[Delta]: ...
+
+    def __next__(self) -> Delta: ...
+
+    def close(self) -> None: ...
+
+
+class EngineError(RuntimeError):
+    """Any failure an engine reports; its message is written for the user and shown as is."""
+
+
+class BadRequestError(EngineError):
+    """The request itself is wrong (prompt too long, bad sampling values, unknown model)."""
+
+
+class EngineUnavailableError(EngineError):
+    """The engine is not ready, has died, or cannot be reached."""
+
+
+class AdapterError(EngineError):
+    """An adapter cannot be loaded or unloaded; the message lists every reason."""
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Sampling settings shared by both sides of a turn (same seed on both sides for a fair comparison)."""
+
+    temperature: float = 0.6
+    top_p: float = 0.95
+    top_k: int = 20
+    max_tokens: int = 512
+    seed: int | None = 0
+
+    def problems(self) -> list[str]:
+        """Every reason these values cannot be sent, as user-facing sentences (empty when valid)."""
+        found = []
+        if not _finite(self.temperature) or not 0.0 <= self.temperature <= 2.0:
+            found.append(f"temperature must be between 0 and 2, got {self.temperature}")
+        if not _finite(self.top_p) or not 0.0 < self.top_p <= 1.0:
+            found.append(f"top_p must be in (0, 1], got {self.top_p}")
+        if not isinstance(self.top_k, int) or (self.top_k < 1 and self.top_k != -1):
+            found.append(f"top_k must be -1 (off) or a positive integer, got {self.top_k}")
+        if not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            found.append(f"max new tokens must be a positive integer, got {self.max_tokens}")
+        if self.seed is not None and not isinstance(self.seed, int):
+            found.append(f"seed must be an integer, got {self.seed!r}")
+        return found
+
+    def validate(self) -> SamplingParams:
+        problems = self.problems()
+        if problems:
+            raise BadRequestError("; ".join(problems))
+        return self
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One stream to open: the messages, the model (base alias or adapter name) and the sampling."""
+
+    messages: Sequence[ChatMessage]
+    model: str
+    params: SamplingParams = field(default_factory=SamplingParams)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model an engine can serve now: the base, or a loaded adapter on top of it."""
+
+    name: str
+    is_adapter: bool
+    path: Path | None = None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the app needs from an engine. Implementations: OpenAIEngine, LocalEngine."""
+
+    @property
+    def base_model(self) -> str:
+        """The name under which the base model is served."""
+        ...
+
+    def models(self) -> list[ModelInfo]: ...
+
+    def stream_chat(self, messages: Sequence[ChatMessage], model: str, params: SamplingParams) -> DeltaStream: ...
+
+    def open_streams(self, requests: Sequence[ChatRequest]) -> list[DeltaStream]: ...
+
+    def load_adapter(self, name: str, path: Path) -> None: ...
+
+    def unload_adapter(self, name: str) -> None: ...

@@ -1,0 +1,66 @@
+"""ServeArgs: the dataclass config of `python -m serving` (the vLLM process), `--config x.yaml` + CLI flags.
+
+Precedence: dataclass default < YAML file < command-line flag. `python -m serving --help` lists every field.
+
+    python -m serving --model Models/Qwen3-4B-Thinking-2507 --adapters_dir Models/adapters --port 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+from common import dataclass_cli
+
+_field = dataclass_cli.config_field
+
+
+@dataclass
+class ServeArgs:
+    """How to start vLLM for the side-by-side app: one base model, LoRA adapters hot-loadable at runtime."""
+
+    model: str = _field("Models/Qwen3-4B-Thinking-2507", "base model folder (config + weights + tokenizer)")
+    served_model_name: str = _field("", "name the base is served under (default: the model folder's name)")
+    adapters_dir: str = _field("Models/adapters", "allow-listed adapters folder; valid adapters in it are preloaded")
+    preload_adapters: bool = _field(True, "load every valid adapter of adapters_dir once the server is healthy")
+    host: str = _field("127.0.0.1", "address to bind; keep 127.0.0.1 (the app talks to vLLM over loopback)")
+    port: int = _field(0, "port to bind; 0 picks a free one")
+    api_key_env: str = _field("VLLM_API_KEY", "env var holding the API key; a random key is generated if unset")
+    api_key_file: str = _field("", "write the API key to this file (mode 0600) for the app; empty: do not write")
+    ready_file: str = _field("", "once healthy, write base_url/model/log path as JSON here (for launch.sh)")
+    max_model_len: int = _field(8192, "context per request: prompt + thinking + answer (capped at the model's own)")
+    max_lora_rank: int = _field(0, "largest LoRA rank allowed; 0 = from the adapters found (at least 8)")
+    max_loras: int = _field(4, "adapters active in one batch (>= 2: base + adapter side by side and a spare)")
+    reasoning_parser: str = _field("qwen3", "vLLM reasoning parser that splits thinking into delta.reasoning")
+    dtype: str = _field("auto", "weights dtype passed to vLLM (auto, bfloat16, float16, float32)")
+    cpu_kv_cache_gib: int = _field(4, "CPU only: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE)")
+    gpu_memory_utilization: float = _field(0.85, "GPU only: share of GPU memory vLLM may use")
+    startup_timeout_s: float = _field(900.0, "give up when /health is not 200 after this many seconds")
+    log_path: str = _field("", "vLLM's log file; empty: logs/vllm-<port>.log")
+    extra_args: list[str] = field(
+        default_factory=list, metadata={"help": "more vLLM flags, passed as is (comma-separated on the CLI)"}
+    )
+
+    def validate(self) -> ServeArgs:
+        problems = []
+        if self.max_loras < 2:
+            problems.append(f"max_loras must be at least 2 (base + adapter side by side), got {self.max_loras}")
+        if self.max_lora_rank < 0:
+            problems.append(f"max_lora_rank must be 0 (auto) or positive, got {self.max_lora_rank}")
+        if not 0 <= self.port < 65536:
+            problems.append(f"port must be 0..65535, got {self.port}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return dataclass_cli.build_parser(ServeArgs, "python -m serving")
+
+
+def parse_serve_args(argv: list[str] | None = None) -> ServeArgs:
+    """ServeArgs from an optional YAML file and command-line flags; bad settings exit with the reason."""
+    try:
+        return dataclass_cli.parse_config(ServeArgs, argv, "python -m serving").validate()
+    except ValueError as error:
+        raise SystemExit(f"bad serving settings: {error}") from error
