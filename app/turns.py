@@ -1,0 +1,167 @@
+"""What happens on Send / Regenerate / Stop / Undo / Clear, without Gradio: `ChatTurns` over an engine.
+
+A turn validates everything first (model names, sampling values, message length); a bad value raises
+BadRequestError and nothing changes. Then both sides stream concurrently (`app.streaming`) and every
+batch of deltas yields a new `TurnView` for the page. Stop closes the session's running streams.
+
+    turns = ChatTurns(engine, settings)
+    for view in turns.send(TurnInputs(message="你好", models={"left": "base", "right": "huanhuan"}, ...), [], "s1"):
+        render(view)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from app.conversation import SIDES, Exchange, fail_reply, history_for, merge_delta, new_exchange, stop_reply
+from app.settings import AppSettings
+from app.streaming import SideEvent, TurnControl, stream_sides
+from app.validation import checked_model, clean_message, not_served
+from serving.protocol import BASE_MODEL_ALIAS, ChatRequest, Engine, SamplingParams
+
+
+@dataclass
+class TurnInputs:
+    """What one turn reads from the page (already parsed; `params` validated by app.validation)."""
+
+    message: str
+    models: dict[str, str]
+    params: SamplingParams
+    system_prompt: str = ""
+    persona_for_base: bool = True
+
+
+@dataclass
+class TurnView:
+    """What the page shows after a step: the conversation and what is left in the message box."""
+
+    exchanges: list[Exchange]
+    message_box: str = ""
+    running: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+class ChatTurns:
+    """Runs turns for many browser sessions at once; each session has at most one running turn."""
+
+    def __init__(self, engine: Engine, settings: AppSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._running: dict[str, TurnControl] = {}
+        self._lock = threading.Lock()
+
+    def model_names(self) -> list[str]:
+        """The base (by its served name) and every loaded adapter, as the engine lists them now."""
+        return [info.name for info in self.engine.models()]
+
+    def is_base(self, model: str) -> bool:
+        return model == BASE_MODEL_ALIAS or model == self.engine.base_model
+
+    def send(self, inputs: TurnInputs, exchanges: list[Exchange], session: str) -> Iterator[TurnView]:
+        """A new exchange: nothing happens for an empty message; a bad input raises before anything changes."""
+        message = clean_message(inputs.message, self.settings.max_message_chars)
+        if message is None:
+            return
+        yield from self._run(inputs, list(exchanges), message, session)
+
+    def regenerate(self, inputs: TurnInputs, exchanges: list[Exchange], session: str) -> Iterator[TurnView]:
+        """Drop the last exchange's replies and ask again with the same user message (current settings)."""
+        if not exchanges:
+            return
+        yield from self._run(inputs, list(exchanges[:-1]), exchanges[-1].user, session, keep_box=inputs.message)
+
+    def _run(
+        self, inputs: TurnInputs, earlier: list[Exchange], message: str, session: str, keep_box: str = ""
+    ) -> Iterator[TurnView]:
+        available = [*self.model_names(), BASE_MODEL_ALIAS]
+        requests = self._requests(inputs, earlier, message, available)  # raises before any change if a value is bad
+        exchange = new_exchange(message, {side: r.model for side, r in requests.items()}, now=time.monotonic())
+        exchanges = [*earlier, exchange]
+        for side, request in list(requests.items()):
+            problem = not_served(request.model, available)
+            if problem:  # this side fails at once, without an upstream call; the other side goes on
+                fail_reply(exchange.replies[side], problem)
+                del requests[side]
+        yield TurnView(exchanges, message_box=keep_box)
+        control = self._register(session)
+        try:
+            for batch in stream_sides(self.engine, requests, control):
+                if control.discarded:
+                    break
+                _apply(exchange, batch)
+                yield TurnView(exchanges, message_box=keep_box)
+        finally:
+            control.stop()  # also runs when the page goes away mid-turn: the server stops generating
+            self._unregister(session, control)
+        if control.discarded:
+            return  # Clear/Undo replaced the conversation: do not paint the old one back
+        for reply in exchange.replies.values():
+            stop_reply(reply, time.monotonic())
+        yield TurnView(exchanges, message_box=keep_box, running=False)
+
+    def _requests(
+        self, inputs: TurnInputs, earlier: list[Exchange], message: str, available: list[str]
+    ) -> dict[str, ChatRequest]:
+        requests = {}
+        for side in SIDES:
+            model = checked_model(inputs.models.get(side), available)
+            system = inputs.system_prompt if inputs.persona_for_base or not self.is_base(model) else ""
+            messages = history_for(earlier, side, system, next_user=message)
+            requests[side] = ChatRequest(messages=messages, model=model, params=inputs.params)
+        return requests
+
+    def stop(self, session: str, discard: bool = False) -> bool:
+        """Stop the session's running turn (both streams); False when nothing was running.
+
+        `discard`: the page is replacing the conversation (Clear, Undo); the turn yields nothing more.
+        """
+        with self._lock:
+            control = self._running.pop(session, None)
+        if control is None:
+            return False
+        control.stop(discard=discard)
+        return True
+
+    def _register(self, session: str) -> TurnControl:
+        control = TurnControl()
+        with self._lock:
+            previous = self._running.get(session)
+            self._running[session] = control
+        if previous is not None:
+            previous.stop()  # one turn per session: a new turn ends the old one
+        return control
+
+    def _unregister(self, session: str, control: TurnControl) -> None:
+        with self._lock:
+            if self._running.get(session) is control:
+                del self._running[session]
+
+
+def _apply(exchange: Exchange, batch: list[SideEvent]) -> None:
+    now = time.monotonic()
+    for event in batch:
+        reply = exchange.replies[event.side]
+        if event.delta is not None:
+            merge_delta(reply, event.delta, now)
+        if event.error is not None:
+            fail_reply(reply, event.error)
+
+
+def finish_stopped(exchanges: list[Exchange]) -> list[Exchange]:
+    """After a cancelled turn: mark every reply still streaming as stopped (the text so far stays)."""
+    now = time.monotonic()
+    for exchange in exchanges:
+        for reply in exchange.replies.values():
+            stop_reply(reply, now)
+    return exchanges
+
+
+def undo(exchanges: list[Exchange], message_box: str) -> tuple[list[Exchange], str]:
+    """Remove the last exchange; its user message goes back into the box unless the box holds new text."""
+    if not exchanges:
+        return exchanges, message_box
+    last = exchanges[-1]
+    return list(exchanges[:-1]), message_box if message_box.strip() else last.user

@@ -1,0 +1,262 @@
+"""The Gradio page: `build_demo(engine, settings) -> gr.Blocks`. Nothing is launched here.
+
+Layout: two columns (model picker, chat, stats line per side), one message box that sends to both,
+Send/Stop/Regenerate/Undo/Clear, a Settings accordion (persona, system prompt, sampling, seed), Export
+(JSON + Markdown) and the Adapters panel (app/adapter_panel.py). Handlers are thin: they read the page
+into `TurnInputs`, run `app.turns.ChatTurns`, and render with `app.render`.
+
+    demo = build_demo(engine, AppSettings(adapters_dir=Path("Models/adapters")))
+    demo.launch(css=CSS)
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app import render
+from app.adapter_panel import build_adapter_panel, picker_choices
+from app.conversation import SIDES, Exchange
+from app.export import export_stem, write_export
+from app.personas import CUSTOM_PERSONA, PERSONAS, persona_text
+from app.settings import AppSettings
+from app.turns import ChatTurns, TurnInputs, TurnView, finish_stopped, undo
+from app.validation import sampling_params
+from serving.protocol import EngineError
+
+CSS = """
+.hh-stats { font-size: 0.85em; opacity: 0.85; }
+#chat-left, #chat-right { min-height: 420px; }
+"""
+
+
+@dataclass
+class SidePane:
+    picker: gr.Dropdown
+    chatbot: gr.Chatbot
+    stats: gr.Markdown
+
+
+@dataclass
+class Buttons:
+    send: gr.Button
+    stop: gr.Button
+    regenerate: gr.Button
+    undo: gr.Button
+    clear: gr.Button
+
+
+@dataclass
+class Controls:
+    """The shared inputs of a turn, in the order handlers receive them (after the conversation state)."""
+
+    message: gr.Textbox
+    left_model: gr.Dropdown
+    right_model: gr.Dropdown
+    system_prompt: gr.Textbox
+    persona_for_base: gr.Checkbox
+    temperature: gr.Slider
+    top_p: gr.Slider
+    top_k: gr.Slider
+    max_tokens: gr.Slider
+    seed: gr.Number
+
+    def as_list(self) -> list[Any]:
+        return list(vars(self).values())
+
+    def raw(self, values: tuple[Any, ...]) -> dict[str, Any]:
+        return dict(zip(vars(self), values, strict=True))
+
+    def read(self, values: tuple[Any, ...], settings: AppSettings) -> TurnInputs:
+        """Parse the raw values (in `as_list` order); bad sampling values raise BadRequestError."""
+        raw = self.raw(values)
+        params = sampling_params(
+            raw["temperature"], raw["top_p"], raw["top_k"], raw["max_tokens"], raw["seed"],
+            settings.max_new_tokens_limit,
+        )  # fmt: skip
+        return TurnInputs(
+            message=raw["message"] if isinstance(raw["message"], str) else "",
+            models={"left": raw["left_model"], "right": raw["right_model"]},
+            params=params,
+            system_prompt=raw["system_prompt"] if isinstance(raw["system_prompt"], str) else "",
+            persona_for_base=bool(raw["persona_for_base"]),
+        )
+
+
+def build_demo(engine: Any, settings: AppSettings | None = None) -> gr.Blocks:
+    """The whole page over an engine implementing serving.protocol.Engine, with its queue configured."""
+    settings = settings or AppSettings()
+    turns = ChatTurns(engine, settings)
+    with gr.Blocks(title=settings.title) as demo:
+        gr.Markdown(f"## {settings.title}")
+        state = gr.State([])
+        with gr.Row(equal_height=False):
+            initial = picker_choices(engine, settings, None, None)
+            panes = {side: _side_pane(side, picker) for side, picker in zip(SIDES, initial, strict=True)}
+        message, buttons = _message_row()
+        controls = _settings_panel(settings, message, panes)
+        _wire_chat(turns, settings, state, panes, controls, buttons)
+        _export_panel(settings, state, controls)
+        pickers = [panes[side].picker for side in SIDES]
+        on_load, load_outputs = build_adapter_panel(engine, settings, pickers)
+        demo.load(on_load, None, load_outputs, queue=False)
+    demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue_size)
+    return demo
+
+
+def _side_pane(side: str, picker_kwargs: dict[str, Any]) -> SidePane:
+    title = "Left" if side == "left" else "Right"
+    with gr.Column():
+        picker = gr.Dropdown(
+            label=f"{title} model", elem_id=f"model-{side}", interactive=True, allow_custom_value=True, **picker_kwargs
+        )  # names are checked against the engine in the handler
+        chatbot = gr.Chatbot(
+            label=title, elem_id=f"chat-{side}", height=460, allow_tags=False, sanitize_html=True,
+            buttons=["copy"], feedback_options=None, layout="panel",
+        )  # fmt: skip
+        stats = gr.Markdown(render.stats_line(None), elem_id=f"stats-{side}", elem_classes=["hh-stats"])
+    return SidePane(picker, chatbot, stats)
+
+
+def _message_row() -> tuple[gr.Textbox, Buttons]:
+    message = gr.Textbox(
+        label="Message (sent to both sides)", placeholder="Type a message and press Enter…", elem_id="message",
+        lines=2, max_lines=8, submit_btn=False,
+    )  # fmt: skip
+    with gr.Row():
+        buttons = Buttons(
+            send=gr.Button("Send", variant="primary", elem_id="send"),
+            stop=gr.Button("Stop", variant="stop", elem_id="stop"),
+            regenerate=gr.Button("Regenerate", elem_id="regenerate"),
+            undo=gr.Button("Undo", elem_id="undo"),
+            clear=gr.Button("Clear", elem_id="clear"),
+        )
+    return message, buttons
+
+
+def _settings_panel(settings: AppSettings, message: gr.Textbox, panes: dict[str, SidePane]) -> Controls:
+    with gr.Accordion("Settings: persona, sampling, seed", open=False):
+        with gr.Row():
+            persona = gr.Dropdown(
+                label="Persona preset", choices=[*PERSONAS, CUSTOM_PERSONA], value=settings.persona,
+                elem_id="persona",
+            )  # fmt: skip
+            persona_for_base = gr.Checkbox(
+                label="Also give the system prompt to the base model", value=True, elem_id="persona-for-base"
+            )
+        system_prompt = gr.Textbox(label="System prompt", value=PERSONAS.get(settings.persona, ""), lines=2)
+        persona.change(_apply_persona, [persona, system_prompt], system_prompt, concurrency_limit=None)
+        with gr.Row():
+            temperature = gr.Slider(0.0, 2.0, value=settings.temperature, step=0.05, label="temperature")
+            top_p = gr.Slider(0.05, 1.0, value=settings.top_p, step=0.05, label="top_p")
+            top_k = gr.Slider(-1, 200, value=settings.top_k, step=1, label="top_k (-1: off)")
+        with gr.Row():
+            max_tokens = gr.Slider(
+                1, settings.max_new_tokens_limit, value=settings.max_new_tokens, step=1, label="max new tokens",
+                elem_id="max-tokens",
+            )  # fmt: skip
+            seed = gr.Number(value=settings.seed, precision=0, label="seed (same on both sides)")
+    return Controls(
+        message, panes["left"].picker, panes["right"].picker, system_prompt, persona_for_base,
+        temperature, top_p, top_k, max_tokens, seed,
+    )  # fmt: skip
+
+
+def _apply_persona(name: str, current: str) -> str:
+    text = persona_text(name)
+    return current if text is None else text
+
+
+def _wire_chat(
+    turns: ChatTurns,
+    settings: AppSettings,
+    state: gr.State,
+    panes: dict[str, SidePane],
+    controls: Controls,
+    buttons: Buttons,
+) -> None:
+    views = [controls.message, *(panes[s].chatbot for s in SIDES), *(panes[s].stats for s in SIDES), state]
+    inputs = [state, *controls.as_list()]
+
+    def send(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
+        message = controls.raw(values)["message"]
+        if not isinstance(message, str) or not message.strip():
+            return  # empty input does nothing
+        yield from _stream_views(turns.send, controls, settings, request, exchanges, values)
+
+    def regenerate(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
+        yield from _stream_views(turns.regenerate, controls, settings, request, exchanges, values)
+
+    def stop(request: gr.Request, exchanges: list[Exchange], box: str) -> list[Any]:
+        turns.stop(request.session_hash or "")  # closes both streams; the turn's handler ends by itself
+        return _outputs(TurnView(finish_stopped(exchanges), message_box=box, running=False))
+
+    def undo_last(request: gr.Request, exchanges: list[Exchange], box: str) -> list[Any]:
+        turns.stop(request.session_hash or "", discard=True)
+        remaining, box = undo(finish_stopped(exchanges), box or "")
+        return _outputs(TurnView(remaining, message_box=box, running=False))
+
+    def clear(request: gr.Request, box: str) -> list[Any]:
+        turns.stop(request.session_hash or "", discard=True)
+        return _outputs(TurnView([], message_box=box, running=False))
+
+    # No `cancels=`: in Gradio 6.31 a cancel also kills the NEXT send of the session (seen in the browser);
+    # TurnControl closes the streams (vLLM aborts) and the handler returns within ~0.1 s on its own.
+    gr.on([buttons.send.click, controls.message.submit], send, inputs, views, api_name="send")
+    buttons.regenerate.click(regenerate, inputs, views, api_name="regenerate")
+    box = [state, controls.message]
+    buttons.stop.click(stop, box, views, concurrency_limit=None, api_name="stop")
+    buttons.undo.click(undo_last, box, views, concurrency_limit=None, api_name="undo")
+    buttons.clear.click(clear, [controls.message], views, concurrency_limit=None, api_name="clear")
+
+
+def _stream_views(
+    step: Callable[[TurnInputs, list[Exchange], str], Iterator[TurnView]],
+    controls: Controls,
+    settings: AppSettings,
+    request: gr.Request,
+    exchanges: list[Exchange],
+    values: tuple[Any, ...],
+) -> Iterator[list[Any]]:
+    """Run one turn step and render every view; a bad input becomes a message and changes nothing."""
+    try:
+        inputs = controls.read(values, settings)
+        for view in step(inputs, exchanges if isinstance(exchanges, list) else [], request.session_hash or ""):
+            yield _outputs(view)
+    except EngineError as error:
+        raise gr.Error(str(error), print_exception=False) from error
+
+
+def _outputs(view: TurnView) -> list[Any]:
+    """Values for [message box, left chat, right chat, left stats, right stats, state]."""
+    last = view.exchanges[-1] if view.exchanges else None
+    chats = [render.chatbot_messages(view.exchanges, side) for side in SIDES]
+    stats = [render.stats_line(last.replies.get(side) if last else None) for side in SIDES]
+    return [view.message_box, *chats, *stats, view.exchanges]
+
+
+def _export_panel(settings: AppSettings, state: gr.State, controls: Controls) -> None:
+    export_dir = settings.export_dir or Path(tempfile.mkdtemp(prefix="hh-export-"))
+    with gr.Accordion("Export the conversation", open=False):
+        button = gr.Button("Export JSON + Markdown", elem_id="export")
+        files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="export-files")
+
+    def export(exchanges: list[Exchange], *values: Any) -> list[str]:
+        raw = controls.raw(values)
+        meta = {
+            "system_prompt": raw["system_prompt"],
+            "persona_for_base": raw["persona_for_base"],
+            "models": {"left": raw["left_model"], "right": raw["right_model"]},
+            "sampling": {k: raw[k] for k in ("temperature", "top_p", "top_k", "max_tokens", "seed")},
+        }
+        if not exchanges:
+            raise gr.Error("nothing to export yet", print_exception=False)
+        stem = export_stem()  # both files of one export share a name no other session gets
+        return [str(write_export(exchanges, meta, export_dir, kind, stem)) for kind in ("json", "md")]
+
+    button.click(export, [state, *controls.as_list()], files, concurrency_limit=None, api_name="export")
