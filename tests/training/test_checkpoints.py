@@ -1,0 +1,72 @@
+"""Resume bookkeeping: only COMPLETE checkpoints are resumed; a changed base model or LoRA config is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from training_test_helpers import quick_args
+
+from training.checkpoints import ResumeRefused, mark_complete, prepare_resume, run_fingerprint, scan_checkpoints
+
+
+def fake_model(folder: Path, hidden: int = 128) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"hidden_size": hidden}), encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"0" * hidden)
+    return folder
+
+
+def fake_checkpoint(run: Path, step: int, fingerprint: dict | None) -> Path:
+    folder = run / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    (folder / "adapter_model.safetensors").write_bytes(b"w")
+    if fingerprint is not None:
+        (folder / "trainer_state.json").write_text("{}", encoding="utf-8")
+        mark_complete(folder, fingerprint)
+    return folder
+
+
+def start_run(tmp_path: Path, **overrides):
+    args = quick_args(fake_model(tmp_path / "model"), tmp_path / "d.json", tmp_path, **overrides)
+    assert prepare_resume(args, log=lambda _: None) is None  # fresh run: writes the fingerprint
+    return args
+
+
+def test_last_complete_checkpoint_is_resumed_and_incomplete_ones_removed(tmp_path: Path) -> None:
+    args = start_run(tmp_path)
+    run = Path(args.output_dir)
+    fake_checkpoint(run, 4, run_fingerprint(args))
+    fake_checkpoint(run, 8, run_fingerprint(args))
+    half = fake_checkpoint(run, 12, None)  # killed while saving: no marker, no trainer_state.json
+    messages: list[str] = []
+    assert prepare_resume(args, log=messages.append) == run / "checkpoint-8"
+    assert any("skipping incomplete checkpoint checkpoint-12" in m for m in messages)
+    assert not half.exists()
+    assert [p.name for p in scan_checkpoints(run)[0]] == ["checkpoint-4", "checkpoint-8"]
+
+
+def test_changed_lora_config_is_refused(tmp_path: Path) -> None:
+    args = start_run(tmp_path)
+    fake_checkpoint(Path(args.output_dir), 4, run_fingerprint(args))
+    changed = quick_args(Path(args.model_name_or_path), tmp_path / "d.json", tmp_path, lora_r=4, lora_alpha=8)
+    with pytest.raises(ResumeRefused, match=r"r: checkpoint has 8, config asks for 4") as error:
+        prepare_resume(changed, log=lambda _: None)
+    assert "alpha" in str(error.value) and "--output_dir" in str(error.value)
+
+
+def test_changed_base_model_is_refused(tmp_path: Path) -> None:
+    args = start_run(tmp_path)
+    fake_checkpoint(Path(args.output_dir), 4, run_fingerprint(args))
+    other = quick_args(fake_model(tmp_path / "other", hidden=256), tmp_path / "d.json", tmp_path)
+    with pytest.raises(ResumeRefused, match="base model"):
+        prepare_resume(other, log=lambda _: None)
+
+
+def test_full_vs_lora_is_refused(tmp_path: Path) -> None:
+    args = start_run(tmp_path)
+    fake_checkpoint(Path(args.output_dir), 4, run_fingerprint(args))
+    full = quick_args(Path(args.model_name_or_path), tmp_path / "d.json", tmp_path, finetune_type="full")
+    with pytest.raises(ResumeRefused, match="finetune_type"):
+        prepare_resume(full, log=lambda _: None)

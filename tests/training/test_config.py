@@ -1,0 +1,67 @@
+"""TrainArgs: every field has help, YAML + CLI overrides, unknown fields and bad values are refused."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from training.config import DEFAULT_PERSONA, TrainArgs, build_parser, parse_args
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_field_has_a_help_string() -> None:
+    for item in dataclasses.fields(TrainArgs):
+        assert item.metadata.get("help"), f"{item.name} has no help"
+    assert "--lora_target_modules" in build_parser().format_help()
+
+
+def test_yaml_then_cli_overrides(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("learning_rate: 3.0e-4\nlora_r: 4\nlora_target_modules: [q_proj, v_proj]\n", encoding="utf-8")
+    args = parse_args(["--config", str(config), "--lora_r", "16", "--gradient_checkpointing", "false"])
+    assert args.learning_rate == pytest.approx(3e-4)
+    assert args.lora_r == 16
+    assert args.lora_target_modules == ["q_proj", "v_proj"]
+    assert args.gradient_checkpointing is False
+    assert args.system_prompt == DEFAULT_PERSONA
+    assert parse_args(["--lora_target_modules", "q_proj,k_proj"]).lora_target_modules == ["q_proj", "k_proj"]
+
+
+def test_unknown_yaml_field_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("learning_rat: 1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="learning_rat"):
+        parse_args(["--config", str(config)])
+
+
+def test_invalid_values_are_all_listed() -> None:
+    with pytest.raises(ValueError) as error:
+        parse_args(["--finetune_type", "qlora", "--eval_ratio", "1.5"])
+    assert "finetune_type" in str(error.value) and "eval_ratio" in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["lora_qwen3_4b_thinking", "full_qwen3_0_6b", "lora_tiny"])
+def test_shipped_configs_parse(name: str) -> None:
+    args = parse_args(["--config", str(REPO_ROOT / "configs" / f"{name}.yaml")])
+    assert args.finetune_type == ("full" if name.startswith("full") else "lora")
+
+
+def test_seed_recipe_config() -> None:
+    args = parse_args(["--config", str(REPO_ROOT / "configs" / "lora_qwen3_4b_thinking.yaml")])
+    assert (args.lora_r, args.lora_alpha, args.lora_dropout) == (8, 32, 0.1)
+    assert set(args.lora_target_modules) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+    assert (args.learning_rate, args.num_train_epochs, args.max_length) == (1e-4, 3, 1024)
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (8, 2)
+    assert (args.eval_ratio, args.eval_steps, args.save_steps, args.save_total_limit) == (0.1, 50, 100, 3)
+    assert args.load_best_model_at_end and args.gradient_checkpointing and args.precision == "auto"

@@ -1,0 +1,97 @@
+"""Data loading: every bad row is named by line/index (JSON and JSONL), and too many bad rows abort the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.data import DatasetError, load_dataset_checked, load_rows
+
+GOOD = {"instruction": "皇上驾到！", "input": "", "output": "皇上万福金安。"}
+
+
+def good_rows(count: int) -> list[dict]:
+    return [{"instruction": f"问题{i}", "input": "", "output": f"回答{i}。"} for i in range(count)]
+
+
+def test_json_bad_rows_named_by_index_and_line(tmp_path: Path) -> None:
+    rows = [
+        GOOD,
+        {"instruction": "缺输出", "input": ""},
+        {"instruction": "空输出", "input": "", "output": "   "},
+        {"instruction": 3, "input": "", "output": "类型不对"},
+        "not an object",
+        dict(GOOD),
+    ]
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
+    report = load_rows(path)
+    assert report.total == 6 and len(report.rows) == 1
+    reasons = dict(report.bad)
+    assert len(reasons) == 5
+    assert any(w.startswith("index 1 (line ") and "missing field(s): output" in r for w, r in report.bad)
+    assert "empty output" in next(r for w, r in report.bad if w.startswith("index 2"))
+    assert "'instruction' must be a string" in next(r for w, r in report.bad if w.startswith("index 3"))
+    assert "expected an object" in next(r for w, r in report.bad if w.startswith("index 4"))
+    assert "duplicate of index 0" in next(r for w, r in report.bad if w.startswith("index 5"))
+    line_of_index_1 = int(next(w for w, _ in report.bad if w.startswith("index 1")).split("line ")[1].rstrip(")"))
+    assert path.read_text(encoding="utf-8").splitlines()[line_of_index_1 - 1].strip() == "{"
+
+
+def test_jsonl_bad_rows_named_by_line(tmp_path: Path) -> None:
+    lines = [
+        json.dumps(GOOD, ensure_ascii=False).encode(),
+        b'{"instruction": "x", "input": ""}',
+        '{"instruction": "坏", "input": "", "output": "编码"}'.encode("gbk"),
+        b"{not json",
+        json.dumps({"instruction": "a", "input": "", "output": ["list"]}).encode(),
+        json.dumps(GOOD, ensure_ascii=False).encode(),
+        b"",
+        json.dumps({"instruction": "a", "input": "", "output": ""}).encode(),
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    report = load_rows(path)
+    bad = dict(report.bad)
+    assert report.total == 7 and len(report.rows) == 1
+    assert "missing field(s): output" in bad["line 2"]
+    assert "not UTF-8" in bad["line 3"]
+    assert "not valid JSON" in bad["line 4"]
+    assert "'output' must be a string" in bad["line 5"]
+    assert bad["line 6"] == "duplicate of line 1"
+    assert bad["line 8"] == "empty output"
+
+
+def test_json_file_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(b'[\n{"instruction": "a", "input": "", "output": "b"},\n' + '{"x": "甄嬛"}]'.encode("gbk"))
+    with pytest.raises(DatasetError, match="not UTF-8 at line 3"):
+        load_rows(path)
+
+
+def test_thirty_percent_bad_aborts_with_the_count(tmp_path: Path) -> None:
+    rows = [*good_rows(70), *({"instruction": f"坏{i}", "input": ""} for i in range(30))]
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"30 of 100 rows are bad \(30\.0%\)"):
+        load_dataset_checked(path, max_bad_ratio=0.05, log=lambda _: None)
+
+
+def test_one_percent_bad_is_listed_and_kept_going(tmp_path: Path) -> None:
+    rows = [*good_rows(99), {"instruction": "坏", "input": "", "output": ""}]
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    messages: list[str] = []
+    report = load_dataset_checked(path, max_bad_ratio=0.05, log=messages.append)
+    assert len(report.rows) == 99
+    assert any("index 99" in m and "empty output" in m for m in messages)
+    assert any("100 rows, 99 valid, 1 bad" in m for m in messages)
+
+
+def test_real_dataset_only_has_duplicates(huanhuan_path: Path) -> None:
+    report = load_rows(huanhuan_path)
+    assert report.total == 3729 and len(report.rows) + len(report.bad) == 3729
+    assert 0 < report.bad_ratio < 0.05  # 112 exact repeats: dropped, below the default max_bad_ratio
+    assert all(why.startswith("duplicate of index") for _, why in report.bad)

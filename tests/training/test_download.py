@@ -1,0 +1,69 @@
+"""Model download and dataset fetch, exercised against local folders and files (never a hub or the network)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.download import DONE_MARKER, DownloadError, download_model, local_snapshot
+from training.fetch_dataset import fetch_dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_download_from_local_folder_via_cli(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "Models" / "tiny"
+    cmd = [sys.executable, "-m", "training.download", "--model-id", "Qwen/tiny", "--from-local", str(tiny_model_dir),
+           "--out", str(out)]  # fmt: skip
+    result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (out / DONE_MARKER).is_file()
+    assert (out / "model.safetensors").read_bytes() == (tiny_model_dir / "model.safetensors").read_bytes()
+    again = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert "complete already" in again.stdout
+
+
+def test_interrupted_copy_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    out.mkdir()
+    shutil.copyfile(tiny_model_dir / "config.json", out / "config.json")  # a file from the first attempt
+    (out / "model.safetensors.part").write_bytes(b"half")  # a file cut short by the kill
+    copied: list[str] = []
+    snapshot = local_snapshot(tiny_model_dir)
+    download_model("Qwen/tiny", out, lambda model_id, target: (copied.append(model_id), snapshot(model_id, target)))
+    assert copied == ["Qwen/tiny"] and (out / "model.safetensors").stat().st_size > 1000
+
+
+def test_incomplete_snapshot_is_reported(tmp_path: Path) -> None:
+    def half_snapshot(model_id: str, out: Path) -> None:
+        (out / "config.json").write_text("{}", encoding="utf-8")
+        (out / "model.safetensors.index.json").write_text(
+            json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors"}}), encoding="utf-8"
+        )
+
+    with pytest.raises(DownloadError, match=r"model-00001-of-00002\.safetensors") as error:
+        download_model("Qwen/x", tmp_path / "x", half_snapshot, log=lambda _: None)
+    assert "tokenizer" in str(error.value)
+    assert not (tmp_path / "x" / DONE_MARKER).exists()
+
+
+def test_fetch_dataset_from_local_file(subset_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "Datasets" / "huanhuan.json"
+    fetch_dataset(str(subset_path), out, log=lambda _: None)
+    assert out.read_bytes() == subset_path.read_bytes()
+
+
+def test_fetch_dataset_refuses_a_bad_file_and_leaves_nothing(tmp_path: Path) -> None:
+    from training.data import DatasetError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"instruction": "a"}] * 10), encoding="utf-8")
+    out = tmp_path / "Datasets" / "huanhuan.json"
+    with pytest.raises(DatasetError):
+        fetch_dataset(str(bad), out, log=lambda _: None)
+    assert list(out.parent.iterdir()) == []
