@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = build_demo(engine, settings_from(args))
     port = args.port or free_port(args.host)
     guard = LoginGuard(auth).check if auth else None  # wrong passwords are slowed down, then locked out
-    demo.launch(server_name=args.host, server_port=port, share=args.share, auth=guard, css=CSS, show_error=True)
+    demo.launch(server_name=args.host, server_port=port, share=args.share, auth=guard, css=CSS, show_error=True,
+                max_file_size=args.max_upload_size)  # fmt: skip
     return 0
 
 

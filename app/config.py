@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from common import dataclass_cli
 
 _field = dataclass_cli.config_field
+UPLOAD_SIZE = re.compile(r"\d+\s*(b|kb|mb|gb)")  # what gradio.utils._parse_file_size reads
 
 
 @dataclass
@@ -42,6 +44,7 @@ class AppArgs:
     max_new_tokens: int = _field(512, "default of the max new tokens slider")
     max_new_tokens_limit: int = _field(8192, "largest max new tokens a request may ask for")
     max_message_chars: int = _field(16000, "longest message accepted from the page")
+    max_upload_size: str = _field("1mb", "largest file Gradio's upload route accepts (the page itself uploads none)")
 
     def validate(self) -> AppArgs:
         problems = []
@@ -53,6 +56,8 @@ class AppArgs:
             problems.append(f"port must be 0..65535, got {self.port}")
         if self.concurrency_limit < 1 or self.max_queue_size < 1:
             problems.append("concurrency_limit and max_queue_size must be at least 1")
+        if not UPLOAD_SIZE.fullmatch(self.max_upload_size.strip().lower()):
+            problems.append(f"max_upload_size must be a whole number with b, kb, mb or gb, like 1mb or 500kb, got {self.max_upload_size!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self

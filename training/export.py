@@ -1,22 +1,19 @@
 """Atomic export of the trained adapter (or full model) with its config, metrics and loss curve.
 
 Everything is written into a hidden staging folder next to `export_dir`, checked (finite weights; for
-LoRA the rules vLLM applies: rank, no modules_to_save, no DoRA, bias "none"), and only then renamed into
+LoRA `serving.adapters.validate_adapter`, i.e. the rules vLLM applies: safetensors, no modules_to_save, no
+DoRA, bias "none", servable target modules), and only then renamed into
 place. An existing export is renamed away first and removed after the swap, so a folder a server has
 loaded is never rewritten file by file, and an interrupted export leaves no half adapter behind.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 class ExportError(RuntimeError):
@@ -38,25 +35,6 @@ def non_finite_tensors(folder: Path) -> list[str]:
     return bad
 
 
-def adapter_config_problems(config: dict[str, Any], max_rank: int | None = None) -> list[str]:
-    """The checks vLLM applies to a LoRA adapter config, as a list of problems (empty = fine)."""
-    problems = []
-    rank = config.get("r")
-    if not isinstance(rank, int) or rank < 1:
-        problems.append(f"rank r must be a positive integer, got {rank!r}")
-    elif max_rank is not None and rank > max_rank:
-        problems.append(f"rank {rank} is above the server's max LoRA rank {max_rank}")
-    if config.get("modules_to_save"):
-        problems.append(f"modules_to_save is set ({config['modules_to_save']}); vLLM does not support it")
-    if config.get("use_dora"):
-        problems.append("DoRA (use_dora) is not supported by vLLM")
-    if config.get("bias", "none") != "none":
-        problems.append(f"bias must be 'none' for vLLM, got {config.get('bias')!r}")
-    if not config.get("target_modules"):
-        problems.append("target_modules is empty")
-    return problems
-
-
 def check_staged(staging: Path, finetune_type: str) -> None:
     bad = non_finite_tensors(staging)
     if bad:
@@ -64,10 +42,9 @@ def check_staged(staging: Path, finetune_type: str) -> None:
         raise ExportError(f"refusing to export: {len(bad)} tensor(s) hold NaN/Inf ({shown}); lower the learning rate")
     if finetune_type != "lora":
         return
-    missing = [name for name in ADAPTER_FILES if not (staging / name).is_file()]
-    if missing:
-        raise ExportError(f"adapter files missing after save: {', '.join(missing)}")
-    problems = adapter_config_problems(json.loads((staging / "adapter_config.json").read_text(encoding="utf-8")))
+    from serving.adapters import validate_adapter  # the serving layer's own rules: what passes here gets served
+
+    problems = validate_adapter(staging, base_model_path=None, max_rank=None)
     if problems:
         raise ExportError("adapter would be refused by vLLM: " + "; ".join(problems))
 

@@ -112,17 +112,29 @@ class AppPage:
             time.sleep(0.02)
         raise AssertionError(f"never saw both panes streaming at once; last samples: {samples[-3:]}")
 
-    def set_max_tokens(self, value: int) -> None:
-        """Open the Settings accordion (if closed) and type the max new tokens value."""
+    def set_max_tokens(self, value: int, attempts: int = 4) -> None:
+        """Open the Settings accordion (if closed) and type the max new tokens value until the slider shows it.
+
+        Under load a keystroke can land before the number box is wired up (CI saw the slider never follow), so
+        the value is typed again until the slider agrees or the attempts run out.
+        """
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         box = self.page.locator('#max-tokens input[type="number"]')
         if not box.is_visible():
             self.page.get_by_text("Settings: persona, sampling, seed").click()
-        box.fill(str(value))
-        box.press("Enter")
-        box.press("Tab")  # the number box commits on change/blur; Enter alone was not always enough
-        self.page.wait_for_function(
-            "(v) => document.querySelector('#max-tokens input[type=\"range\"]').value === String(v)", arg=value
-        )
+        box.wait_for(state="visible")
+        shown = "(v) => document.querySelector('#max-tokens input[type=range]').value === String(v)"
+        for attempt in range(attempts):
+            box.fill(str(value))
+            box.press("Enter")
+            box.press("Tab")  # the number box commits on change/blur
+            try:
+                self.page.wait_for_function(shown, arg=value, timeout=10_000)
+                return
+            except PlaywrightTimeout:
+                if attempt == attempts - 1:
+                    raise
 
     def select_model(self, side: str, name: str) -> None:
         self.pick(f"model-{side}", name)

@@ -128,3 +128,19 @@ def test_listening_beyond_loopback_without_auth_refuses_to_start(host: str) -> N
     env = {"PATH": os.environ.get("PATH", "/usr/bin"), "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=REPO_ROOT)
     assert result.returncode != 0 and "needs auth" in result.stderr
+
+
+def upload(client, size: int):
+    return client.post("gradio_api/upload", files={"files": ("note.txt", b"x" * size, "text/plain")})
+
+
+def test_uploads_above_the_limit_are_refused_and_none_before_login(app: AppProcess) -> None:
+    import httpx
+
+    client = logged_in(app, "alice")
+    small = upload(client, 10_000)
+    assert small.status_code == 200, small.text
+    big = upload(client, 2_000_000)  # the app's default --max-upload-size is 1mb
+    assert big.status_code == 413, (big.status_code, big.text[:300])
+    with httpx.Client(base_url=app.url, timeout=30) as anonymous:
+        assert upload(anonymous, 10_000).status_code in (401, 403)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from training.export import ExportError, adapter_config_problems, export_atomically
+from serving.adapters import validate_adapter
+from training.export import ExportError, export_atomically
 
 CONFIG = {"r": 8, "lora_alpha": 32, "target_modules": ["q_proj"], "bias": "none", "use_dora": False}
 
@@ -64,12 +65,21 @@ def test_stale_staging_from_a_killed_export_is_cleaned(tmp_path: Path) -> None:
     assert not stale.exists() and (target / "adapter_model.safetensors").is_file()
 
 
-def test_vllm_rules_on_adapter_config(tmp_path: Path) -> None:
-    assert adapter_config_problems(CONFIG) == []
-    bad = {**CONFIG, "modules_to_save": ["lm_head"], "use_dora": True, "bias": "all", "r": 16}
-    problems = " | ".join(adapter_config_problems(bad, max_rank=8))
-    for word in ("modules_to_save", "DoRA", "bias", "rank 16"):
-        assert word in problems
-    with pytest.raises(ExportError, match="refused by vLLM"):
+def test_export_applies_the_serving_layers_adapter_rules(tmp_path: Path) -> None:
+    good = export_atomically(tmp_path / "a" / "good", write_adapter, "lora")
+    assert validate_adapter(good, max_rank=8) == []
+    bad = {**CONFIG, "modules_to_save": ["lm_head"], "use_dora": True, "bias": "all"}
+    with pytest.raises(ExportError, match="refused by vLLM") as refused:
         export_atomically(tmp_path / "a" / "x", lambda folder: write_adapter(folder, config=bad), "lora")
+    for word in ("modules_to_save", "DoRA", "bias"):
+        assert word in str(refused.value)
     assert not (tmp_path / "a" / "x").exists()
+
+
+def test_export_refuses_pickled_weights_beside_the_adapter(tmp_path: Path) -> None:
+    def write_with_pickle(folder: Path) -> None:
+        write_adapter(folder)
+        (folder / "adapter_model.bin").write_bytes(b"pickle")
+
+    with pytest.raises(ExportError, match="pickled weights are refused"):
+        export_atomically(tmp_path / "a" / "x", write_with_pickle, "lora")

@@ -1,7 +1,6 @@
-"""Kill -9 a real `python -m training` after a checkpoint, then rerun: it resumes from the last complete one.
-
-Also: an incomplete checkpoint (as a kill during a save leaves it) is skipped with a message, and rerunning
-with a different LoRA config is refused with a clear message.
+"""Kill -9 a real `python -m training` in the middle of a checkpoint save, then rerun: the half-written
+checkpoint is skipped with a message and training resumes from the previous complete one; rerunning with a
+different LoRA config is refused with a clear message.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
+HANG_IN_SAVE = Path(__file__).with_name("hang_in_save.py")
 
 
 def command(model: Path, data: Path, work: Path, *extra: str) -> list[str]:
@@ -30,42 +30,47 @@ def command(model: Path, data: Path, work: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def run_until_first_complete_checkpoint(cmd: list[str], run_dir: Path, timeout_s: float = 300) -> None:
-    process = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_during_second_save(cmd: list[str], flag: Path, timeout_s: float = 300) -> Path:
+    """Run training with the 2nd checkpoint save stopping half-way (see hang_in_save.py), SIGKILL it there."""
+    wrapped = [sys.executable, str(HANG_IN_SAVE), str(flag), "2", *cmd[3:]]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(wrapped, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + timeout_s
-        while not list(run_dir.glob("checkpoint-*/COMPLETE")):
-            assert process.poll() is None, "training ended before it saved a checkpoint"
-            assert time.monotonic() < deadline, "no complete checkpoint in time"
+        while not flag.is_file():
+            assert process.poll() is None, "training ended before its second checkpoint save"
+            assert time.monotonic() < deadline, "the second checkpoint save did not start in time"
             time.sleep(0.1)
         os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
     finally:
         process.kill()
         process.wait()
+    return Path(flag.read_text(encoding="utf-8"))
 
 
-def test_kill_then_resume_from_last_complete_checkpoint(tiny_model_dir: Path, subset_path: Path, tmp_path: Path):
+def test_kill_9_during_a_checkpoint_save_then_rerun_resumes_from_the_previous_complete_one(
+    tiny_model_dir: Path, subset_path: Path, tmp_path: Path
+) -> None:
     cmd = command(tiny_model_dir, subset_path, tmp_path)
     run_dir = tmp_path / "run"
-    run_until_first_complete_checkpoint(cmd, run_dir)
-    complete = sorted(int(p.parent.name.split("-")[1]) for p in run_dir.glob("checkpoint-*/COMPLETE"))
-    assert complete and complete[-1] < 10
-    last = complete[-1]
-    assert not (tmp_path / "adapters" / "huanhuan").exists()
+    interrupted = kill_during_second_save(cmd, tmp_path / "saving")
+    assert interrupted == run_dir / "checkpoint-4"
+    assert (interrupted / "adapter_model.safetensors").is_file() and not (interrupted / "COMPLETE").exists()
+    assert not (interrupted / "trainer_state.json").exists()
+    assert (run_dir / "checkpoint-2" / "COMPLETE").is_file()
+    assert not (tmp_path / "adapters" / "huanhuan").exists(), "nothing is exported from a killed run"
 
-    refused = subprocess.run([*cmd, "--lora_r", "4"], cwd=REPO_ROOT, capture_output=True, text=True)
-    assert refused.returncode == 1
-    assert "refusing to resume" in refused.stderr and "r: checkpoint has 8, config asks for 4" in refused.stderr
-
-    half = run_dir / "checkpoint-9"  # what a kill during a save leaves: files, no COMPLETE marker
-    half.mkdir()
-    (half / "adapter_model.safetensors").write_bytes(b"partial")
     resumed = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "skipping incomplete checkpoint checkpoint-9" in resumed.stdout
-    assert f"resuming from the last complete checkpoint: {run_dir / f'checkpoint-{last}'}" in resumed.stdout
+    assert "skipping incomplete checkpoint checkpoint-4" in resumed.stdout
+    assert f"resuming from the last complete checkpoint: {run_dir / 'checkpoint-2'}" in resumed.stdout
     assert "done: lora on" in resumed.stdout
     metrics = json.loads((tmp_path / "adapters" / "huanhuan" / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["global_step"] == 10
     logged_steps = [entry["step"] for entry in metrics["train_loss"]]
-    assert logged_steps[-1] == 10 and min(logged_steps) <= last  # history from before the kill was restored
+    assert logged_steps[-1] == 10 and min(logged_steps) <= 2  # history from before the kill was restored
+
+    refused = subprocess.run([*cmd, "--lora_r", "4"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert "refusing to resume" in refused.stderr and "r: checkpoint has 8, config asks for 4" in refused.stderr

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from training_test_helpers import quick_args
 
+from serving.adapters import validate_adapter
 from training.config import args_from_dict
-from training.export import adapter_config_problems
 from training.train import RunResult, run
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def test_base_weights_unchanged_and_lora_weights_changed(lora_run: RunResult, ti
     assert lora_b and all(value.abs().sum() > 0 for value in lora_b)  # B starts at zero; training moved every one
 
 
-def test_export_folder_layout(lora_run: RunResult) -> None:
+def test_export_folder_layout(lora_run: RunResult, tiny_model_dir: Path) -> None:
     from PIL import Image
 
     export = Path(lora_run.trainer.args.output_dir).parent / "adapters" / "huanhuan"
@@ -54,7 +54,7 @@ def test_export_folder_layout(lora_run: RunResult) -> None:
         assert expected in names
     assert "train_config.yaml" in names
     config = json.loads((export / "adapter_config.json").read_text(encoding="utf-8"))
-    assert adapter_config_problems(config, max_rank=8) == []
+    assert validate_adapter(export, base_model_path=tiny_model_dir, max_rank=8) == []
     assert config["r"] == 8 and config["lora_alpha"] == 32 and config["bias"] == "none"
     metrics = json.loads((export / "metrics.json").read_text(encoding="utf-8"))
     for key in ("train_loss", "eval_loss", "train_runtime_s", "train_samples_per_second", "train_tokens_per_second"):
