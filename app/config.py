@@ -57,7 +57,9 @@ class AppArgs:
         if self.concurrency_limit < 1 or self.max_queue_size < 1:
             problems.append("concurrency_limit and max_queue_size must be at least 1")
         if not UPLOAD_SIZE.fullmatch(self.max_upload_size.strip().lower()):
-            problems.append(f"max_upload_size must be a whole number with b, kb, mb or gb, like 1mb or 500kb, got {self.max_upload_size!r}")
+            problems.append(
+                f"max_upload_size must be a whole number with b, kb, mb or gb, like 1mb, got {self.max_upload_size!r}"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self
