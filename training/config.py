@@ -85,6 +85,8 @@ class TrainArgs:
             problems.append(f"precision must be auto/bf16/fp16/fp32, got {self.precision!r}")
         if not 0 <= self.eval_ratio < 1:
             problems.append(f"eval_ratio must be in [0, 1), got {self.eval_ratio}")
+        if not 0 <= self.warmup_ratio < 1:  # TrainingArguments reads warmup_steps >= 1 as a step count
+            problems.append(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if not 0 <= self.max_bad_ratio <= 1:
             problems.append(f"max_bad_ratio must be in [0, 1], got {self.max_bad_ratio}")
         if self.max_length < 16:

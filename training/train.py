@@ -135,7 +135,7 @@ def training_arguments(args: TrainArgs, precision: str, has_eval: bool):
         learning_rate=args.learning_rate,
         num_train_epochs=args.num_train_epochs,
         max_steps=args.max_steps,
-        warmup_steps=args.warmup_ratio,
+        warmup_steps=args.warmup_ratio,  # a float below 1 is a share of the steps (transformers 5)
         lr_scheduler_type=args.lr_scheduler_type,
         weight_decay=args.weight_decay,
         max_grad_norm=args.max_grad_norm,

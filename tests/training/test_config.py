@@ -39,8 +39,9 @@ def test_unknown_yaml_field_is_named(tmp_path: Path) -> None:
 
 def test_invalid_values_are_all_listed() -> None:
     with pytest.raises(ValueError) as error:
-        parse_args(["--finetune_type", "qlora", "--eval_ratio", "1.5"])
-    assert "finetune_type" in str(error.value) and "eval_ratio" in str(error.value)
+        parse_args(["--finetune_type", "qlora", "--eval_ratio", "1.5", "--warmup_ratio", "3"])
+    for name in ("finetune_type", "eval_ratio", "warmup_ratio"):
+        assert name in str(error.value)
 
 
 @pytest.mark.parametrize("name", ["lora_qwen3_4b_thinking", "full_qwen3_0_6b", "lora_tiny"])
