@@ -31,14 +31,15 @@ Usage: ./launch.sh [options]
   --api-key-env VAR      with --engine openai: the environment variable holding its API key
   --port N               the app's port (default 7860)
   --share                also make a public Gradio link (needs --auth)
-  --auth USER:PASS       password-protect the app (required with --share)
+  --auth USER:PASS       password-protect the app (required with --share); or set APP_AUTH=USER:PASS,
+                         which keeps the password off launch.sh's own command line too
   --no-install           do not run scripts/install.sh
   -h, --help             this text
 EOF
 }
 
 OFFLINE=0; HOME_DIR=$ROOT; MODEL=""; ADAPTER=huanhuan; ADAPTERS_DIR=""; DATASET=""
-TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; BASE_URL=""; API_KEY_ENV=""; PORT=7860; SHARE=0; AUTH=""; INSTALL=1
+TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; BASE_URL=""; API_KEY_ENV=""; PORT=7860; SHARE=0; AUTH=${APP_AUTH:-}; INSTALL=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --offline) OFFLINE=1 ;;
@@ -61,6 +62,15 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+
+# Flag checks come first, so a wrong flag fails at once, before anything is created.
+if [ "$SHARE" = 1 ] && [ -z "$AUTH" ]; then
+  echo "launch.sh: --share makes the app public: give --auth USER:PASS (or set APP_AUTH) too" >&2; exit 2
+fi
+case "$ENGINE" in vllm|local|openai) ;; *) echo "launch.sh: --engine must be vllm, local or openai" >&2; exit 2 ;; esac
+if [ "$ENGINE" = openai ] && { [ -z "$BASE_URL" ] || [ -z "$API_KEY_ENV" ]; }; then
+  echo "launch.sh: --engine openai needs --base-url URL and --api-key-env VAR" >&2; exit 2
+fi
 
 # Paths on the command line are relative to where launch.sh was called from.
 HOME_DIR=$(abspath "$HOME_DIR"); ADAPTERS_DIR=$(abspath "$ADAPTERS_DIR"); DATASET=$(abspath "$DATASET")
@@ -100,15 +110,6 @@ stop_children() {
 trap 'stop_children; exit 130' INT
 trap 'stop_children; exit 143' TERM
 trap stop_children EXIT
-
-# Checks that need no installed packages come first, so a wrong flag fails at once.
-if [ "$SHARE" = 1 ] && [ -z "$AUTH" ]; then
-  echo "launch.sh: --share makes the app public: give --auth USER:PASS too" >&2; exit 2
-fi
-case "$ENGINE" in vllm|local|openai) ;; *) echo "launch.sh: --engine must be vllm, local or openai" >&2; exit 2 ;; esac
-if [ "$ENGINE" = openai ] && { [ -z "$BASE_URL" ] || [ -z "$API_KEY_ENV" ]; }; then
-  echo "launch.sh: --engine openai needs --base-url URL and --api-key-env VAR" >&2; exit 2
-fi
 
 if [ "$INSTALL" = 1 ]; then
   step_start "install the Python environment (.venv)"
@@ -155,7 +156,6 @@ fi
 
 APP_ARGS=(--adapters-dir "$ADAPTERS_DIR" --port "$PORT" --default-adapter "$ADAPTER")
 [ "$SHARE" = 1 ] && APP_ARGS+=(--share)
-[ -n "$AUTH" ] && APP_ARGS+=(--auth "$AUTH")
 
 case "$ENGINE" in
   vllm)
@@ -182,7 +182,8 @@ esac
 
 step_start "start the app (log: "$LOGS/app.log")"
 : > "$LOGS/app.log"
-setsid $PY -m app "${APP_ARGS[@]}" > "$LOGS/app.log" 2>&1 &
+# The password reaches the app in its environment ($APP_AUTH), never on a command line others can read in ps.
+APP_AUTH=$AUTH setsid $PY -m app "${APP_ARGS[@]}" > "$LOGS/app.log" 2>&1 &
 APP_PID=$!
 PIDS+=("$APP_PID")
 tail -n +1 -f "$LOGS/app.log" --pid="$APP_PID" &

@@ -30,6 +30,7 @@ from browser import AppPage, chromium  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
 READY_LINE = re.compile(r"==> ready in (\d+) s")
+PASSWORD = "launch-test-password-7f3a"
 
 
 @dataclass
@@ -49,12 +50,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_launch(home: Path, dataset: Path, log_path: Path, timeout_s: float = 1200) -> Launch:
+def start_launch(
+    home: Path, dataset: Path, log_path: Path, env: dict | None = None, timeout_s: float = 1200
+) -> Launch:
     port = free_port()
     command = ["./launch.sh", "--offline", "--home", str(home), "--dataset", str(dataset), "--port", str(port)]
     log = log_path.open("w", encoding="utf-8")
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               env={**os.environ, **(env or {})})  # fmt: skip
     launch = Launch(process, log_path, 0.0, f"http://127.0.0.1:{port}")
     while time.monotonic() - started < timeout_s:
         if READY_LINE.search(launch.log()):
@@ -91,6 +95,25 @@ def answer_on_both_sides(url: str) -> tuple[list[str], list[str]]:
     return left, right
 
 
+def check_login_required_and_password_off_command_lines(launch: Launch) -> None:
+    import httpx
+
+    command_lines = [" ".join(proc.cmdline()) for proc in psutil.Process(launch.process.pid).children(recursive=True)]
+    assert not [line for line in command_lines if PASSWORD in line], "the password is readable in ps"
+    assert httpx.get(f"{launch.url}/config", timeout=30).status_code == 401
+    with httpx.Client(base_url=launch.url, timeout=30) as client:
+        assert client.post("/login", data={"username": "ann", "password": PASSWORD}).status_code == 200
+        assert client.get("/config").status_code == 200
+
+
+def test_share_without_a_password_stops_before_doing_anything(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "APP_AUTH"}
+    result = subprocess.run(["./launch.sh", "--share", "--home", str(tmp_path)], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and "--share makes the app public" in result.stderr
+    assert list(tmp_path.iterdir()) == [], "nothing is installed, downloaded or created"
+
+
 @pytest.fixture
 def launch_home(tmp_path: Path) -> Iterator[Path]:
     home = tmp_path / "home"
@@ -112,8 +135,11 @@ def test_offline_profile_end_to_end_then_fast_second_run(launch_home: Path, huan
     assert "train the huanhuan adapter" in first.log()
     assert (launch_home / "Models" / "adapters" / "huanhuan" / "adapter_model.safetensors").is_file()
 
-    second = start_launch(launch_home, huanhuan_path, launch_home / "second.log")
-    interrupt_and_check_nothing_left(second)
+    second = start_launch(launch_home, huanhuan_path, launch_home / "second.log", env={"APP_AUTH": f"ann:{PASSWORD}"})
+    try:
+        check_login_required_and_password_off_command_lines(second)
+    finally:
+        interrupt_and_check_nothing_left(second)
     print(f"\nlaunch.sh --offline ready after {first.ready_s:.0f} s (first run), {second.ready_s:.0f} s (second run)")
     assert "train the huanhuan adapter" not in second.log(), "the second run trained again"
     assert second.ready_s < first.ready_s, (first.ready_s, second.ready_s)
