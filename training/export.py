@@ -2,9 +2,9 @@
 
 Everything is written into a hidden staging folder next to `export_dir`, checked (finite weights; for
 LoRA `serving.adapters.validate_adapter`, i.e. the rules vLLM applies: safetensors, no modules_to_save, no
-DoRA, bias "none", servable target modules), and only then renamed into
-place. An existing export is renamed away first and removed after the swap, so a folder a server has
-loaded is never rewritten file by file, and an interrupted export leaves no half adapter behind.
+DoRA, bias "none", servable target modules), and only then renamed into place. An existing export is
+renamed away first and removed after the swap, so a folder a server has loaded is never rewritten file by
+file, and an interrupted export leaves no half adapter behind.
 """
 
 from __future__ import annotations
