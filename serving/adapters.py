@@ -18,7 +18,7 @@ import json
 import re
 import struct
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 CONFIG_FILE = "adapter_config.json"
@@ -210,7 +210,7 @@ class AdapterRegistry:
         config, _ = read_adapter_config(path)
         config = config or {}
         weights = path / WEIGHTS_FILE
-        created = datetime.fromtimestamp(weights.stat().st_mtime, tz=timezone.utc) if weights.is_file() else None
+        created = datetime.fromtimestamp(weights.stat().st_mtime, tz=UTC) if weights.is_file() else None
         rank = config.get("r") if isinstance(config.get("r"), int) else None
         problems = validate_adapter(path, self.base_model_path, self.max_rank)
         base = config.get("base_model_name_or_path")

@@ -11,6 +11,7 @@ import argparse
 from dataclasses import dataclass, field
 
 from common import dataclass_cli
+from serving.adapters import VLLM_RANKS
 
 _field = dataclass_cli.config_field
 
@@ -29,12 +30,17 @@ class ServeArgs:
     api_key_file: str = _field("", "write the API key to this file (mode 0600) for the app; empty: do not write")
     ready_file: str = _field("", "once healthy, write base_url/model/log path as JSON here (for launch.sh)")
     max_model_len: int = _field(8192, "context per request: prompt + thinking + answer (capped at the model's own)")
-    max_lora_rank: int = _field(0, "largest LoRA rank allowed; 0 = from the adapters found (at least 8)")
+    max_lora_rank: int = _field(
+        0, f"largest LoRA rank allowed, one of {', '.join(map(str, VLLM_RANKS))}; 0 = from the adapters found (>= 8)"
+    )
     max_loras: int = _field(4, "adapters active in one batch (>= 2: base + adapter side by side and a spare)")
     reasoning_parser: str = _field("qwen3", "vLLM reasoning parser that splits thinking into delta.reasoning")
     dtype: str = _field("auto", "weights dtype passed to vLLM (auto, bfloat16, float16, float32)")
     cpu_kv_cache_gib: int = _field(4, "CPU only: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE)")
-    gpu_memory_utilization: float = _field(0.85, "GPU only: share of GPU memory vLLM may use")
+    gpu_memory_utilization: float = _field(
+        0.85, "GPU only: share of GPU memory vLLM may use (lower it, e.g. 0.45, to leave room for training)"
+    )
+    tensor_parallel_size: int = _field(1, "GPUs to split the model across (vLLM's --tensor-parallel-size)")
     startup_timeout_s: float = _field(900.0, "give up when /health is not 200 after this many seconds")
     log_path: str = _field("", "vLLM's log file; empty: logs/vllm-<port>.log")
     extra_args: list[str] = field(
@@ -45,8 +51,15 @@ class ServeArgs:
         problems = []
         if self.max_loras < 2:
             problems.append(f"max_loras must be at least 2 (base + adapter side by side), got {self.max_loras}")
-        if self.max_lora_rank < 0:
-            problems.append(f"max_lora_rank must be 0 (auto) or positive, got {self.max_lora_rank}")
+        if self.max_lora_rank != 0 and self.max_lora_rank not in VLLM_RANKS:
+            allowed = ", ".join(map(str, VLLM_RANKS))
+            problems.append(
+                f"max_lora_rank must be 0 (auto) or one of vLLM's ranks {allowed}, got {self.max_lora_rank}"
+            )
+        if self.tensor_parallel_size < 1:
+            problems.append(f"tensor_parallel_size must be >= 1, got {self.tensor_parallel_size}")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            problems.append(f"gpu_memory_utilization must be in (0, 1], got {self.gpu_memory_utilization}")
         if not 0 <= self.port < 65536:
             problems.append(f"port must be 0..65535, got {self.port}")
         if problems:

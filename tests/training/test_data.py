@@ -95,3 +95,27 @@ def test_real_dataset_only_has_duplicates(huanhuan_path: Path) -> None:
     assert report.total == 3729 and len(report.rows) + len(report.bad) == 3729
     assert 0 < report.bad_ratio < 0.05  # 112 exact repeats: dropped, below the default max_bad_ratio
     assert all(why.startswith("duplicate of index") for _, why in report.bad)
+
+
+def test_many_bad_rows_print_counts_by_reason_and_a_few_the_full_list_goes_to_a_file(
+    huanhuan_path: Path, tmp_path: Path
+) -> None:
+    messages: list[str] = []
+    full_list = tmp_path / "run" / "bad-rows.txt"
+    report = load_dataset_checked(huanhuan_path, max_bad_ratio=0.05, log=messages.append, full_list_path=full_list)
+    printed_rows = [m for m in messages if "duplicate of index" in m]
+    assert 0 < len(printed_rows) <= 5, messages
+    assert any(
+        f"bad rows skipped: {len(report.bad)} duplicate; all {len(report.bad)} listed in" in m for m in messages
+    )
+    listed = full_list.read_text(encoding="utf-8").splitlines()
+    assert len(listed) == len(report.bad) and all("duplicate of index" in line for line in listed)
+
+
+def test_reasons_are_counted_by_kind(tmp_path: Path) -> None:
+    rows = [*good_rows(96), *good_rows(2), {"instruction": "a", "output": ""}, {"instruction": "b", "output": 3}]
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    messages: list[str] = []
+    load_dataset_checked(path, max_bad_ratio=0.05, log=messages.append)
+    assert "bad rows skipped: 2 duplicate, 1 empty output, 1 field 'output' must be a string, got int" in messages

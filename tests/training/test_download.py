@@ -67,3 +67,24 @@ def test_fetch_dataset_refuses_a_bad_file_and_leaves_nothing(tmp_path: Path) -> 
     with pytest.raises(DatasetError):
         fetch_dataset(str(bad), out, log=lambda _: None)
     assert list(out.parent.iterdir()) == []
+
+
+def test_a_failed_download_says_so_in_one_line_with_the_ways_forward(tmp_path: Path) -> None:
+    def unreachable_hub(model_id: str, out: Path) -> None:
+        raise ConnectionError("Max retries exceeded with url: /api/v1/models/Qwen/x\nTraceback (most recent call)")
+
+    with pytest.raises(DownloadError) as error:
+        download_model("Qwen/x", tmp_path / "x", unreachable_hub, log=lambda _: None)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "ConnectionError: Max retries exceeded" in message
+    assert "Rerun the same command to resume" in message and "--from-local" in message
+    assert not (tmp_path / "x" / DONE_MARKER).exists()
+
+
+def test_a_download_that_cannot_fit_is_refused_before_anything_is_created(tmp_path: Path) -> None:
+    from training.download import check_free_disk
+
+    with pytest.raises(DownloadError, match=r"GB free at .*needs about 1000000 GB"):
+        check_free_disk(tmp_path / "Models" / "big", needed_gb=1e6)
+    assert not (tmp_path / "Models").exists()

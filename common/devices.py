@@ -1,0 +1,183 @@
+"""What this machine's GPU can do for torch: one home for "is CUDA usable?" and "is bf16 native?".
+
+Facts are gathered once (`probe()`: nvidia-smi and the installed torch) into plain dataclasses, and every
+decision is a pure function of those facts, so an old driver or an old card can be simulated in tests.
+
+    from common.devices import probe, cuda_verdict
+    verdict = cuda_verdict(probe())      # Verdict(usable=False, reason="no NVIDIA GPU found (nvidia-smi ...)")
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+# The oldest Linux driver each CUDA major version of torch runs on (CUDA's minor-version compatibility:
+# any 12.x build runs on a driver >= 525.60.13, any 13.x build on >= 580.65.06).
+MIN_DRIVER_FOR_CUDA_MAJOR = {12: (525, 60, 13), 13: (580, 65, 6)}
+CPU_FRIENDLY_WEIGHTS_GB = 2.0  # Qwen3-0.6B (1.5 GB in bf16) runs on a CPU; a 4B model (8 GB) takes days to train
+NATIVE_BF16_CAPABILITY = (8, 0)  # Ampere and newer; older cards (T4, RTX 20xx, V100) only emulate bf16
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    driver: str  # e.g. "580.82.07"
+    capability: tuple[int, int]  # e.g. (9, 0) for an H100
+    memory_gib: float
+
+
+@dataclass(frozen=True)
+class TorchFacts:
+    version: str = ""  # "" when torch is not installed
+    cuda_build: str = ""  # torch.version.cuda, e.g. "13.0"; "" for a CPU build
+    arch_list: tuple[str, ...] = ()  # torch.cuda.get_arch_list(), e.g. ("sm_75", "sm_80", ...)
+    cuda_available: bool = False
+    cuda_error: str = ""  # why torch.cuda.is_available() is False, when torch says
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    gpus: tuple[Gpu, ...] = ()
+    torch: TorchFacts = field(default_factory=TorchFacts)
+    nvidia_smi_error: str = ""  # why no GPU was listed ("" when nvidia-smi answered)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    usable: bool
+    reason: str
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """ "580.65.06" -> (580, 65, 6); non-numeric parts end the tuple."""
+    parts = []
+    for part in text.strip().split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)
+
+
+def min_build_capability(arch_list: tuple[str, ...]) -> tuple[int, int] | None:
+    """The oldest compute capability torch's CUDA build has kernels for ("sm_75" -> (7, 5))."""
+    capabilities = []
+    for arch in arch_list:
+        digits = arch.removeprefix("sm_").removeprefix("compute_").rstrip("afx")
+        if digits.isdigit() and len(digits) >= 2:
+            capabilities.append((int(digits[:-1]), int(digits[-1])))
+    return min(capabilities) if capabilities else None
+
+
+def cuda_verdict(facts: MachineFacts) -> Verdict:
+    """Can the installed torch compute on this machine's first GPU? The reason names the first obstacle."""
+    if not facts.gpus:
+        return Verdict(False, f"no NVIDIA GPU found ({facts.nvidia_smi_error or 'nvidia-smi listed none'})")
+    gpu, torch = facts.gpus[0], facts.torch
+    if not torch.version:
+        return Verdict(False, "torch is not installed (run scripts/install.sh)")
+    if not torch.cuda_build:
+        return Verdict(False, f"torch {torch.version} is a CPU build; scripts/install.sh installs the CUDA one")
+    floor = MIN_DRIVER_FOR_CUDA_MAJOR.get(version_tuple(torch.cuda_build)[0])
+    if floor and version_tuple(gpu.driver) < floor:
+        return Verdict(
+            False,
+            f"NVIDIA driver {gpu.driver} is older than {'.'.join(map(str, floor))}, which torch {torch.version} "
+            f"(CUDA {torch.cuda_build}) needs: update the driver",
+        )
+    oldest = min_build_capability(torch.arch_list)
+    if oldest and gpu.capability < oldest:
+        return Verdict(
+            False,
+            f"{gpu.name} has compute capability {gpu.capability[0]}.{gpu.capability[1]}; torch {torch.version} "
+            f"(CUDA {torch.cuda_build}) supports {oldest[0]}.{oldest[1]} and newer",
+        )
+    if not torch.cuda_available:
+        return Verdict(
+            False, f"torch cannot use {gpu.name}: {torch.cuda_error or 'torch.cuda.is_available() is False'}"
+        )
+    return Verdict(True, f"{gpu.name}, driver {gpu.driver}, torch {torch.version} (CUDA {torch.cuda_build})")
+
+
+def native_bf16(gpu: Gpu) -> bool:
+    """True where bf16 runs in hardware (compute capability >= 8.0); emulated bf16 does not count."""
+    return gpu.capability >= NATIVE_BF16_CAPABILITY
+
+
+def query_gpus() -> tuple[tuple[Gpu, ...], str]:
+    """(GPUs listed by nvidia-smi, error): the error says why none were listed."""
+    if not shutil.which("nvidia-smi"):
+        return (), "nvidia-smi not found"
+    query = "--query-gpu=name,driver_version,compute_cap,memory.total"
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", query, "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return (), f"nvidia-smi failed: {error}"
+    if done.returncode != 0:
+        return (), f"nvidia-smi failed: {(done.stderr or done.stdout).strip()[:200]}"
+    return parse_nvidia_smi(done.stdout), ""
+
+
+def parse_nvidia_smi(csv_text: str) -> tuple[Gpu, ...]:
+    """Parse `nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader,nounits`."""
+    gpus = []
+    for line in csv_text.strip().splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) != 4:
+            continue
+        name, driver, capability, memory_mib = parts
+        major, _, minor = capability.partition(".")
+        memory = float(memory_mib) / 1024 if memory_mib.replace(".", "", 1).isdigit() else 0.0
+        cap = (int(major), int(minor or 0)) if major.isdigit() else (0, 0)
+        gpus.append(Gpu(name=name, driver=driver, capability=cap, memory_gib=round(memory, 1)))
+    return tuple(gpus)
+
+
+def torch_facts() -> TorchFacts:
+    """What the installed torch says about CUDA (never raises; a missing torch gives empty facts)."""
+    try:
+        import torch
+    except ImportError:
+        return TorchFacts()
+    cuda_build = torch.version.cuda or ""
+    if not cuda_build:
+        return TorchFacts(version=torch.__version__)
+    error = ""
+    try:
+        available = bool(torch.cuda.is_available())
+    except Exception as failure:
+        available, error = False, str(failure)
+    return TorchFacts(torch.__version__, cuda_build, tuple(torch.cuda.get_arch_list()), available, error)
+
+
+def probe() -> MachineFacts:
+    gpus, error = query_gpus()
+    return MachineFacts(gpus=gpus, torch=torch_facts(), nvidia_smi_error=error)
+
+
+@lru_cache(maxsize=1)
+def cuda_usable() -> bool:
+    """The one check the rest of the project asks: will torch (and the CUDA vLLM build) run on a GPU here?"""
+    return cuda_verdict(probe()).usable
+
+
+def auto_precision(facts: MachineFacts) -> tuple[str, str]:
+    """(precision, why) for `precision: auto`: bf16 only where native, fp16 with loss scaling on older GPUs."""
+    verdict = cuda_verdict(facts)
+    if not verdict.usable:
+        return "fp32", f"no usable GPU ({verdict.reason}): fp32 on the CPU"
+    gpu = facts.gpus[0]
+    cap = f"{gpu.capability[0]}.{gpu.capability[1]}"
+    if native_bf16(gpu):
+        return "bf16", f"{gpu.name} (compute capability {cap}) has native bf16"
+    return "fp16", f"{gpu.name} (compute capability {cap}) only emulates bf16: fp16 with loss scaling"
+
+
+def weights_size_gb(model_dir: Path) -> float:
+    """Size of a model folder's safetensors weights in GB (0 when there are none)."""
+    return sum(path.stat().st_size for path in Path(model_dir).glob("*.safetensors")) / 1e9

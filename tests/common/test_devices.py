@@ -1,0 +1,80 @@
+"""common.devices: the CUDA verdict and the precision choice, on simulated machines (old driver, old card...)."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.devices import (
+    Gpu,
+    MachineFacts,
+    TorchFacts,
+    auto_precision,
+    cuda_verdict,
+    min_build_capability,
+    parse_nvidia_smi,
+)
+
+CUDA13_TORCH = TorchFacts("2.13.0", "13.0", ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"), True)
+H100 = Gpu("NVIDIA H100 80GB HBM3", "580.82.07", (9, 0), 79.6)
+T4 = Gpu("Tesla T4", "580.82.07", (7, 5), 15.0)
+
+
+def machine(gpu: Gpu | None = H100, torch: TorchFacts = CUDA13_TORCH) -> MachineFacts:
+    return MachineFacts(
+        gpus=(gpu,) if gpu else (), torch=torch, nvidia_smi_error="" if gpu else "nvidia-smi not found"
+    )
+
+
+def test_a_modern_gpu_with_a_cuda_torch_is_usable() -> None:
+    verdict = cuda_verdict(machine())
+    assert verdict.usable and "H100" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        (machine(gpu=None), "no NVIDIA GPU found (nvidia-smi not found)"),
+        (machine(torch=TorchFacts()), "torch is not installed"),
+        (machine(torch=TorchFacts("2.13.0+cpu")), "torch 2.13.0+cpu is a CPU build"),
+        (machine(gpu=Gpu("A10", "535.54.03", (8, 6), 24.0)), "driver 535.54.03 is older than 580.65.6"),
+        (machine(gpu=Gpu("Tesla V100", "580.82.07", (7, 0), 32.0)), "compute capability 7.0; torch 2.13.0"),
+        (machine(torch=TorchFacts("2.13.0", "13.0", ("sm_90",), False, "CUDA busy")), "CUDA busy"),
+    ],
+)
+def test_each_obstacle_is_named(facts: MachineFacts, expected: str) -> None:
+    verdict = cuda_verdict(facts)
+    assert not verdict.usable
+    assert expected in verdict.reason
+
+
+def test_a_cuda_12_torch_runs_on_an_older_driver() -> None:
+    torch12 = TorchFacts("2.9.1", "12.8", ("sm_50", "sm_80", "sm_90"), True)
+    assert cuda_verdict(machine(gpu=Gpu("A10", "535.54.03", (8, 6), 24.0), torch=torch12)).usable
+
+
+@pytest.mark.parametrize(
+    ("gpu", "precision"), [(H100, "bf16"), (Gpu("A10", "580.82.07", (8, 6), 24.0), "bf16"), (T4, "fp16")]
+)
+def test_auto_precision_picks_bf16_only_where_it_is_native(gpu: Gpu, precision: str) -> None:
+    chosen, why = auto_precision(machine(gpu=gpu))
+    assert chosen == precision
+    assert gpu.name in why
+
+
+def test_auto_precision_without_a_usable_gpu_is_fp32_and_says_why() -> None:
+    chosen, why = auto_precision(machine(gpu=Gpu("A10", "470.1", (8, 6), 24.0)))
+    assert chosen == "fp32"
+    assert "driver 470.1 is older" in why
+
+
+def test_nvidia_smi_csv_is_parsed() -> None:
+    gpus = parse_nvidia_smi("NVIDIA H100 80GB HBM3, 580.82.07, 9.0, 81559\nTesla T4, 535.104.05, 7.5, 15360\n")
+    assert gpus == (
+        Gpu("NVIDIA H100 80GB HBM3", "580.82.07", (9, 0), 79.6),
+        Gpu("Tesla T4", "535.104.05", (7, 5), 15.0),
+    )
+
+
+def test_the_oldest_architecture_of_a_torch_build() -> None:
+    assert min_build_capability(("sm_90", "sm_75", "sm_100a", "sm_120")) == (7, 5)
+    assert min_build_capability(()) is None

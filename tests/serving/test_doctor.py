@@ -1,0 +1,102 @@
+"""serving.doctor: the machine check launch.sh runs before any download, on simulated machines."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from common.devices import Gpu, MachineFacts, TorchFacts
+from serving.doctor import LaunchRequest, build_report, plan_launch, table
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CUDA13 = TorchFacts("2.13.0", "13.0", ("sm_75", "sm_80", "sm_90"), True)
+H100 = MachineFacts(gpus=(Gpu("NVIDIA H100 80GB HBM3", "580.82.07", (9, 0), 79.6),), torch=CUDA13)
+NO_GPU = MachineFacts(torch=TorchFacts("2.13.0+cpu"), nvidia_smi_error="nvidia-smi not found")
+OLD_DRIVER = MachineFacts(gpus=(Gpu("NVIDIA A10", "535.54.03", (8, 6), 22.5),), torch=CUDA13)
+HUB_ID = "Qwen/Qwen3-4B-Thinking-2507"
+
+
+def request(model: str = "", adapter_exists: bool = False, train: bool = True, installed: bool = True):
+    return LaunchRequest(model=model, adapter_exists=adapter_exists, train=train, installed=installed)
+
+
+@pytest.fixture
+def big_model(tmp_path: Path) -> Path:
+    """A model folder whose weights are 8 GB on paper (a sparse file: no disk is used)."""
+    folder = tmp_path / "Qwen3-4B-Thinking-2507"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    with (folder / "model.safetensors").open("wb") as weights:
+        weights.truncate(8 * 10**9)
+    return folder
+
+
+def test_a_usable_gpu_runs_the_real_model() -> None:
+    assert plan_launch(H100, request())[0] == "real"
+
+
+def test_no_gpu_and_no_model_asked_for_runs_the_offline_profile_and_says_why() -> None:
+    action, message = plan_launch(NO_GPU, request())
+    assert action == "offline"
+    assert "no NVIDIA GPU found (nvidia-smi not found)" in message and "offline profile" in message
+
+
+def test_an_old_driver_is_named_as_the_reason() -> None:
+    action, message = plan_launch(OLD_DRIVER, request())
+    assert action == "offline" and "driver 535.54.03 is older than 580" in message
+
+
+def test_a_small_gpu_runs_the_offline_profile() -> None:
+    small = MachineFacts(gpus=(Gpu("Tesla T4", "580.82.07", (7, 5), 15.0),), torch=CUDA13)
+    action, message = plan_launch(small, request())
+    assert action == "offline" and "15 GiB" in message and ">= 24 GB" in message
+
+
+def test_the_real_model_asked_for_on_a_cpu_stops_with_the_ways_forward() -> None:
+    action, message = plan_launch(NO_GPU, request(model=HUB_ID))
+    assert action == "stop"
+    for way in ("--offline", "--engine openai --base-url", "--no-train", "tokens/s"):
+        assert way in message
+
+
+def test_a_small_local_model_is_fine_on_a_cpu(tiny_model_dir: Path) -> None:
+    assert plan_launch(NO_GPU, request(model=str(tiny_model_dir)))[0] == "cpu-ok"
+
+
+def test_a_big_local_model_is_served_on_a_cpu_only_without_training(big_model: Path) -> None:
+    assert plan_launch(NO_GPU, request(model=str(big_model)))[0] == "stop"
+    action, message = plan_launch(NO_GPU, request(model=str(big_model), adapter_exists=True))
+    assert action == "cpu-serve" and "no training" in message and "tokens/s" in message
+    assert plan_launch(NO_GPU, request(model=str(big_model), train=False))[0] == "cpu-serve"
+
+
+def test_a_gpu_before_torch_is_installed_is_asked_again_after_installing() -> None:
+    before = MachineFacts(gpus=H100.gpus, torch=TorchFacts())
+    assert plan_launch(before, request(installed=False))[0] == "unknown"
+    action, message = plan_launch(before, request(installed=True))
+    assert action == "offline" and "torch is not installed" in message
+
+
+def test_the_table_names_every_fact(tmp_path: Path) -> None:
+    text = table(build_report(OLD_DRIVER, tmp_path))
+    facts = ["NVIDIA A10", "compute capability 8.6", "535.54.03", "CUDA 13.0, kernels for 7.5 and newer"]
+    facts += ["CUDA usable  no: NVIDIA driver", "native bf16  yes", "free disk", "profile      offline"]
+    for fact in facts:
+        assert fact in text
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has an NVIDIA GPU")
+def test_launch_stops_before_installing_or_downloading_when_the_real_model_cannot_run(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {key: value for key, value in os.environ.items() if key != "APP_AUTH"}
+    env["PYTHON"] = sys.executable  # any Python works: the check needs only the standard library
+    done = subprocess.run(["./launch.sh", "--model", HUB_ID, "--home", str(home)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no usable GPU: no NVIDIA GPU found" in done.stderr and "--offline" in done.stderr
+    assert "==> install" not in done.stdout and not home.exists(), "nothing may be installed or created"
