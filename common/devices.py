@@ -178,6 +178,13 @@ def auto_precision(facts: MachineFacts) -> tuple[str, str]:
     return "fp16", f"{gpu.name} (compute capability {cap}) only emulates bf16: fp16 with loss scaling"
 
 
+def inference_placement(facts: MachineFacts) -> tuple[str, str]:
+    """(device, dtype) for in-process generation: the GPU in bf16 (fp16 without native bf16), else the CPU."""
+    if not cuda_verdict(facts).usable:
+        return "cpu", "auto"  # the checkpoint's own dtype
+    return "cuda", "bfloat16" if native_bf16(facts.gpus[0]) else "float16"
+
+
 def weights_size_gb(model_dir: Path) -> float:
     """Size of a model folder's safetensors weights in GB (0 when there are none)."""
     return sum(path.stat().st_size for path in Path(model_dir).glob("*.safetensors")) / 1e9

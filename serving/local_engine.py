@@ -35,15 +35,24 @@ PEFT_BASE_NAME = "__base__"
 class LocalEngine:
     """transformers + peft in one process; generation runs on a worker thread, one batch at a time."""
 
-    def __init__(self, model_path: Path | str, adapters: dict[str, Path] | None = None, *, dtype: str = "auto"):
+    def __init__(
+        self,
+        model_path: Path | str,
+        adapters: dict[str, Path] | None = None,
+        *,
+        dtype: str = "auto",
+        device: str = "auto",
+    ):
+        """device/dtype "auto": a usable GPU in bf16 (fp16 where bf16 is only emulated), else the CPU."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        device, dtype = resolve_placement(device, dtype)
         self.model_path = Path(model_path)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype).to(device).eval()
         self._adapters: dict[str, Path] = {}
         self._lock = threading.Lock()  # one generate (or adapter change) at a time
         eos = self.model.generation_config.eos_token_id
@@ -133,7 +142,7 @@ class LocalEngine:
     def _generate(self, params: SamplingParams, prompts, adapter_names, rows: list[RowState]) -> None:
         import torch
 
-        batch = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+        batch = self.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt").to(self.model.device)
         kwargs = _sampling_kwargs(params)
         if self._adapters:
             kwargs["adapter_names"] = adapter_names
@@ -185,6 +194,19 @@ class LocalEngine:
             self.model.delete_adapter(name)
             self.model.set_adapter(next(other for other in self._adapters if other != name))
         del self._adapters[name]
+
+
+def resolve_placement(device: str, dtype: str) -> tuple[str, str]:
+    """Fill in "auto" device/dtype from what this machine's GPU can do (common.devices)."""
+    if device != "auto" and dtype != "auto":
+        return device, dtype
+    from common.devices import inference_placement, probe
+
+    auto_device, auto_dtype = inference_placement(probe())
+    device = auto_device if device == "auto" else device
+    if dtype == "auto" and device == auto_device:
+        dtype = auto_dtype
+    return device, dtype
 
 
 def _sampling_kwargs(params: SamplingParams) -> dict:

@@ -211,7 +211,6 @@ def fit(args: TrainArgs, data: PreparedData, tokenizer, extra_callbacks: list | 
     from training.answer_loss import answer_loss_trainer_class
     from training.collate import PadCollator
 
-    refuse_big_model_on_cpu(args)
     resume_from = prepare_resume(args, log=log)
     precision = choose_precision(args)
     log(f"precision {precision}, device {'cuda' if cuda_usable() else 'cpu'}, method {args.finetune_type}")
@@ -253,6 +252,7 @@ def run(args: TrainArgs, extra_callbacks: list | None = None) -> RunResult:
             f"--model-id Qwen/Qwen3-4B-Thinking-2507 --out {args.model_name_or_path}` or build the offline one with "
             f"`python -m training.tiny_qwen3 --out {args.model_name_or_path}`"
         )
+    refuse_big_model_on_cpu(args)
     set_seed(args.seed)
     tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
     if tokenizer.pad_token_id is None:

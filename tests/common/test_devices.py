@@ -78,3 +78,23 @@ def test_nvidia_smi_csv_is_parsed() -> None:
 def test_the_oldest_architecture_of_a_torch_build() -> None:
     assert min_build_capability(("sm_90", "sm_75", "sm_100a", "sm_120")) == (7, 5)
     assert min_build_capability(()) is None
+
+
+@pytest.mark.parametrize(
+    ("facts", "placement"),
+    [(machine(), ("cuda", "bfloat16")), (machine(gpu=T4), ("cuda", "float16")), (machine(gpu=None), ("cpu", "auto"))],
+)
+def test_local_generation_runs_on_a_usable_gpu_in_its_best_half_precision(facts, placement) -> None:
+    from common.devices import inference_placement
+
+    assert inference_placement(facts) == placement
+
+
+def test_local_engine_fills_in_auto_from_the_machine(monkeypatch) -> None:
+    from common import devices
+    from serving.local_engine import resolve_placement
+
+    monkeypatch.setattr(devices, "probe", lambda: machine(gpu=T4))
+    assert resolve_placement("auto", "auto") == ("cuda", "float16")
+    assert resolve_placement("cpu", "auto") == ("cpu", "auto"), "a device asked for keeps the checkpoint's dtype"
+    assert resolve_placement("auto", "float32") == ("cuda", "float32")
