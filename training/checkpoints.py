@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from training.config import TrainArgs
+from training.distributed import is_main_process
 
 COMPLETE_MARKER = "COMPLETE"
 FINGERPRINT_FILE = "run_fingerprint.json"
@@ -102,9 +103,11 @@ def prepare_resume(args: TrainArgs, log=print) -> Path | None:
     output_dir.mkdir(parents=True, exist_ok=True)
     current = run_fingerprint(args)
     complete, incomplete = scan_checkpoints(output_dir)
+    main = is_main_process()  # under DDP only rank 0 changes the run folder
     for path in incomplete:
         log(f"skipping incomplete checkpoint {path.name} (interrupted while saving); removing it")
-        shutil.rmtree(path, ignore_errors=True)
+        if main:
+            shutil.rmtree(path, ignore_errors=True)
     fingerprint_path = output_dir / FINGERPRINT_FILE
     if complete and args.resume:
         saved = json.loads(fingerprint_path.read_text(encoding="utf-8")) if fingerprint_path.is_file() else {}
@@ -119,9 +122,10 @@ def prepare_resume(args: TrainArgs, log=print) -> Path | None:
         return complete[-1]
     if complete and not args.resume:
         log(f"--resume false: starting over in {output_dir}; removing {len(complete)} old checkpoint(s)")
-        for path in complete:
+        for path in complete if main else ():
             shutil.rmtree(path, ignore_errors=True)
-    write_json_atomic(fingerprint_path, current)
+    if main:
+        write_json_atomic(fingerprint_path, current)
     return None
 
 
@@ -132,7 +136,7 @@ def completion_callback(fingerprint: dict[str, Any]):
     class MarkCompleteCallback(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
             checkpoint_dir = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if checkpoint_dir.is_dir():
+            if checkpoint_dir.is_dir() and state.is_world_process_zero:
                 mark_complete(checkpoint_dir, fingerprint)
             return control
 

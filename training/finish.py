@@ -33,6 +33,7 @@ def run_metrics(args, trainer, data) -> dict[str, Any]:
         "token_length_percentiles": data.encode.percentiles(),
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,
+        "world_size": trainer.args.world_size,  # processes that trained (accelerate launch / torchrun)
     }
     return build_metrics(trainer.state.log_history, extra)
 

@@ -243,7 +243,7 @@ def run(args: TrainArgs, extra_callbacks: list | None = None) -> RunResult:
     """Everything after argument parsing; returns the metrics written to the export and the Trainer."""
     from transformers import AutoTokenizer, set_seed
 
-    from training.finish import export_run
+    from training.finish import export_run, run_metrics
 
     started = time.time()
     if not (Path(args.model_name_or_path) / "config.json").is_file():
@@ -259,6 +259,8 @@ def run(args: TrainArgs, extra_callbacks: list | None = None) -> RunResult:
         tokenizer.pad_token = tokenizer.eos_token
     data = prepare_data(args, tokenizer)
     trainer = fit(args, data, tokenizer, extra_callbacks)
+    if not trainer.is_world_process_zero():  # under DDP rank 0 alone exports (and says so)
+        return RunResult(run_metrics(args, trainer, data), trainer)
     metrics = export_run(args, trainer, tokenizer, data)
     log(summary_line(args, metrics, time.time() - started))
     return RunResult(metrics, trainer)
