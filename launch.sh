@@ -31,6 +31,7 @@ Usage: ./launch.sh [options]
   --base-url URL         with --engine openai: the OpenAI-compatible server's /v1 URL
   --api-key-env VAR      with --engine openai: the environment variable holding its API key
   --port N               the app's port (default 7860)
+  --tensor-parallel N    split the model across N GPUs (vLLM's --tensor-parallel-size; default 1)
   --share                also make a public Gradio link (needs --auth)
   --auth USER:PASS       password-protect the app (required with --share); or set APP_AUTH=USER:PASS,
                          which keeps the password off launch.sh's own command line too
@@ -40,7 +41,7 @@ EOF
 }
 
 OFFLINE=0; HOME_DIR=$ROOT; MODEL=""; ADAPTER=huanhuan; ADAPTERS_DIR=""; DATASET=""
-TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; BASE_URL=""; API_KEY_ENV=""; PORT=7860; SHARE=0; AUTH=${APP_AUTH:-}; INSTALL=1
+TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; TENSOR_PARALLEL=1; BASE_URL=""; API_KEY_ENV=""; PORT=7860; SHARE=0; AUTH=${APP_AUTH:-}; INSTALL=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --offline) OFFLINE=1 ;;
@@ -55,6 +56,7 @@ while [ $# -gt 0 ]; do
     --base-url) BASE_URL=$2; shift ;;
     --api-key-env) API_KEY_ENV=$2; shift ;;
     --port) PORT=$2; shift ;;
+    --tensor-parallel) TENSOR_PARALLEL=$2; shift ;;
     --share) SHARE=1 ;;
     --auth) AUTH=$2; shift ;;
     --no-install) INSTALL=0 ;;
@@ -69,6 +71,7 @@ if [ "$SHARE" = 1 ] && [ -z "$AUTH" ]; then
   echo "launch.sh: --share makes the app public: give --auth USER:PASS (or set APP_AUTH) too" >&2; exit 2
 fi
 case "$ENGINE" in vllm|local|openai) ;; *) echo "launch.sh: --engine must be vllm, local or openai" >&2; exit 2 ;; esac
+case "$TENSOR_PARALLEL" in ''|*[!0-9]*|0) echo "launch.sh: --tensor-parallel must be a whole number >= 1" >&2; exit 2 ;; esac
 if [ "$ENGINE" = openai ] && { [ -z "$BASE_URL" ] || [ -z "$API_KEY_ENV" ]; }; then
   echo "launch.sh: --engine openai needs --base-url URL and --api-key-env VAR" >&2; exit 2
 fi
@@ -188,7 +191,8 @@ case "$ENGINE" in
     LAUNCH_API_KEY=$($PY -c 'import secrets; print(secrets.token_urlsafe(24))')
     export LAUNCH_API_KEY
     setsid $PY -m serving --model "$MODEL" --adapters_dir "$ADAPTERS_DIR" --api_key_env LAUNCH_API_KEY \
-      --ready_file "$READY_FILE" --log_path "$LOGS/vllm.log" > "$LOGS/serving.log" 2>&1 &
+      --ready_file "$READY_FILE" --log_path "$LOGS/vllm.log" --tensor_parallel_size "$TENSOR_PARALLEL" \
+      > "$LOGS/serving.log" 2>&1 &
     PIDS+=($!)
     until [ -s "$READY_FILE" ]; do
       kill -0 "${PIDS[-1]}" 2>/dev/null || fail "the serving layer exited" "$LOGS/serving.log"
