@@ -7,7 +7,7 @@ serves, without any key: `POST /adapters` and `DELETE /adapters/{name}` (load an
 the adapter being served. VLLMServer passes `--middleware serving.vllm_auth.RequireKeyEverywhere`; the key is
 read from $VLLM_API_KEY (as vLLM itself does). Read-only health probes stay open.
 
-    python -m vllm.entrypoints.cli.main serve MODEL ... --middleware serving.vllm_auth.RequireKeyEverywhere
+    python -m serving.vllm_entry serve MODEL ... --middleware serving.vllm_auth.RequireKeyEverywhere
 """
 
 from __future__ import annotations

