@@ -185,7 +185,7 @@ class OpenAIEngine:
         self.starts_in_thinking = starts_in_thinking  # inline split only: the prompt already opened <think>
         self.server = ServerParams(strict=strict_openai)  # which vLLM extensions this server takes
         self._base_model = base_model
-        self._given_ids = list(dict.fromkeys(i for i in [base_model or "", *model_ids] if i))
+        self.given_ids = list(dict.fromkeys(i for i in [base_model or "", *model_ids] if i))  # offered always
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, timeout=timeout_s)
 
     @property
@@ -207,8 +207,8 @@ class OpenAIEngine:
         try:
             listed = list(self._client.models.list())
         except Exception as error:
-            if self._given_ids and hasattr(error, "status_code"):  # it answered, without a model list
-                return [ModelInfo(model_id, is_adapter=False) for model_id in self._given_ids]
+            if self.given_ids and hasattr(error, "status_code"):  # it answered, without a model list
+                return [ModelInfo(model_id, is_adapter=False) for model_id in self.given_ids]
             raise engine_error_from(error, self.base_url, None) from error
         self.server.saw_models(getattr(model, "owned_by", None) for model in listed)
         infos = {}
@@ -218,7 +218,7 @@ class OpenAIEngine:
             infos[model.id] = ModelInfo(
                 model.id, is_adapter=bool(parent), path=Path(root) if parent and root else None
             )
-        given = [infos.pop(i, ModelInfo(i, is_adapter=False)) for i in self._given_ids]
+        given = [infos.pop(i, ModelInfo(i, is_adapter=False)) for i in self.given_ids]
         return given + list(infos.values())
 
     def stream_chat(self, messages: Sequence[ChatMessage], model: str, params: SamplingParams) -> OpenAIStream:

@@ -2,7 +2,9 @@
 
 vLLM's own messages are already precise ("This model's maximum context length is 2048 tokens ...",
 "max_tokens=4000 cannot be greater than max_model_len=2048 ...", "The model `x` does not exist"), so they
-are kept and prefixed with what went wrong in plain words.
+are kept and prefixed with what went wrong in plain words and the HTTP status. The reason is read from
+vLLM/OpenAI bodies (`{"error": {"message"}}`), FastAPI ones such as transformers serve's (`{"detail"}`)
+and plain-text bodies alike.
 """
 
 from __future__ import annotations
