@@ -36,7 +36,8 @@ def make_engine(args: AppArgs) -> Any:
 
     if args.engine == "openai":
         return create_engine("openai", base_url=args.base_url, api_key=resolve_api_key(args),
-                             base_model=args.base_model or None)  # fmt: skip
+                             base_model=args.base_model or None, model_ids=args.models,
+                             strict_openai=args.strict_openai)  # fmt: skip
     return create_engine("local", model_path=args.model, adapters=_valid_adapters(args))
 
 

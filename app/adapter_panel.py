@@ -14,7 +14,7 @@ from typing import Any
 import gradio as gr
 
 from app.settings import AppSettings
-from serving.protocol import BASE_MODEL_ALIAS, EngineError
+from serving.protocol import EngineError
 
 TABLE_HEADERS = ["name", "loaded", "rank", "base model", "created", "eval loss", "problems"]
 
@@ -118,16 +118,21 @@ def picker_updates(engine: Any, settings: AppSettings, left: str | None, right: 
 
 
 def picker_choices(engine: Any, settings: AppSettings, left: str | None, right: str | None) -> list[dict[str, Any]]:
-    """Both pickers' choices (the base and every loaded adapter); a selection no longer served falls back."""
+    """Both pickers' choices: the base, the other models the server offers (ids as it writes them: `org/name`,
+    `name:tag`, a path on the server) and every loaded adapter; a selection no longer served falls back.
+
+    The right side defaults to the default adapter, else the first adapter, else the first other model.
+    """
     try:
         infos = engine.models()
+        base = engine.base_model
     except EngineError:
         return [{}, {}]
-    base = next((info.name for info in infos if not info.is_adapter), BASE_MODEL_ALIAS)
+    others = [info.name for info in infos if not info.is_adapter and info.name != base]
     adapters = [info.name for info in infos if info.is_adapter]
-    choices = [(f"{base} (base)", base)] + [(name, name) for name in adapters]
-    names = [base, *adapters]
-    right_default = settings.default_adapter if settings.default_adapter in adapters else (adapters or [base])[0]
+    choices = [(f"{base} (base)", base)] + [(name, name) for name in others + adapters]
+    names = [base, *others, *adapters]
+    tuned = [name for name in [*adapters, *others] if name == settings.default_adapter] or [*adapters, *others, base]
     left_value = left if left in names else base
-    right_value = right if right in names else right_default
+    right_value = right if right in names else tuned[0]
     return [{"choices": choices, "value": left_value}, {"choices": choices, "value": right_value}]

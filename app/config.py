@@ -5,6 +5,7 @@ Precedence: dataclass default < YAML file < command-line flag. Flags accept dash
 
     python -m app --engine openai --base-url http://127.0.0.1:8000/v1 --api-key-env VLLM_API_KEY
     python -m app --engine local --model .cache/tiny-qwen3 --adapters-dir Models/adapters
+    python -m app --base-url http://127.0.0.1:8000/v1 --base-model Qwen/Qwen3-4B-Thinking-2507 --models /models/x
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class AppArgs:
     api_key_env: str = _field("VLLM_API_KEY", "openai engine: env var holding the server's API key")
     api_key_file: str = _field("", "openai engine: file holding the API key (used when the env var is unset)")
     base_model: str = _field("", "openai engine: served name of the base model; empty = the first the server lists")
+    models: list[str] = dataclass_cli.config_field(
+        [], "openai engine: more model ids to offer, as the server writes them (org/name, name:tag, a path it knows)"
+    )
+    strict_openai: bool = _field(False, "openai engine: send only OpenAI's own parameters (never top_k)")
     model: str = _field("", "local engine: base model folder (config + weights + tokenizer)")
     adapters_dir: str = _field("Models/adapters", "the only folder adapters can be loaded from on the page")
     default_adapter: str = _field("huanhuan", "adapter shown on the right side by default (when loaded)")

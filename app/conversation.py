@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from serving.protocol import AnswerDelta, ChatMessage, Delta, FinalDelta, ReasoningDelta
+from serving.protocol import AnswerDelta, ChatMessage, Delta, FinalDelta, NoticeDelta, ReasoningDelta
 
 Side = Literal["left", "right"]
 SIDES: tuple[Side, Side] = ("left", "right")
@@ -50,6 +50,7 @@ class Reply:
     error: str | None = None
     pieces: int = 0  # deltas received (a live proxy for tokens while streaming)
     stats: ReplyStats | None = None
+    notices: list[str] = field(default_factory=list)  # notes from the engine (e.g. a setting the server refused)
 
     @property
     def finished(self) -> bool:
@@ -82,6 +83,8 @@ def merge_delta(reply: Reply, delta: Delta, now: float) -> Reply:
         _close_thinking(reply, now)
         reply.answer += delta.text
         reply.status = "answering"
+    elif isinstance(delta, NoticeDelta):
+        reply.notices.append(delta.text)
     elif isinstance(delta, FinalDelta):
         _finish(reply, delta, now)
     return reply

@@ -67,8 +67,8 @@ def thought_metadata(reply: Reply) -> dict[str, Any]:
 
 
 def answer_body(reply: Reply) -> str:
-    """The answer text, plus a note when the reply was stopped, failed, or never answered."""
-    parts = []
+    """The answer text, plus a note when the reply was stopped, failed, never answered, or the engine noted one."""
+    parts = [NOTE_MARK + "ℹ " + escape(notice) for notice in reply.notices]
     if reply.answer:
         parts.append(ANSWER_MARK + escape(reply.answer))
     elif reply.status == "waiting":

@@ -1,7 +1,9 @@
 """Server-side checks of everything a handler receives (the page's widgets can be bypassed through the API).
 
 Values sent straight to Gradio's API can be NaN, strings, out of range, or a model name like `../../x`;
-each check raises BadRequestError with a sentence for the user, before any call to the engine.
+each check raises BadRequestError with a sentence for the user, before any call to the engine. Model ids
+may be written as servers write them (`org/name`, `name:tag`, a path on the server), but only an id the
+engine offers now is ever sent: the app never opens one as a file.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterable
 
 from serving.protocol import BadRequestError, SamplingParams
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9/~][A-Za-z0-9._:@/+~-]{0,255}$")
 
 
 def clean_message(text: object, max_chars: int) -> str | None:
@@ -64,15 +66,15 @@ def _integer(value: object, name: str, problems: list[str]) -> int:
 
 
 def checked_model(name: object, available: Iterable[str]) -> str:
-    """The model name if it is well formed (a plain name, never a path); BadRequestError otherwise.
+    """The model id if it is one the engine offers or a well-formed id; BadRequestError otherwise.
 
-    A well-formed name the engine does not serve now (an adapter unloaded behind the app's back) passes:
-    the turn reports it in that side only (see `not_served`).
+    A well-formed id the engine does not offer now (an adapter unloaded behind the app's back, a typed id
+    the server does not list) passes here and fails in its side only, without any call (see `not_served`).
     """
     choices = list(available)
     if isinstance(name, str) and name in choices:
         return name
-    if not isinstance(name, str) or not name or not NAME_PATTERN.match(name) or ".." in name:
+    if not isinstance(name, str) or not MODEL_ID_PATTERN.fullmatch(name) or ".." in name.split("/"):
         raise BadRequestError(f"unknown model {name!r}: choose one of {', '.join(choices) or '(none loaded)'}")
     return name
 
@@ -81,4 +83,7 @@ def not_served(name: str, available: Iterable[str]) -> str | None:
     """A message for the side whose model is not served now, else None."""
     if name in set(available):
         return None
-    return f"model '{name}' is not served now (unloaded?): pick another one in the model list or reload it"
+    return (
+        f"model '{name}' is not served now (unloaded, or not listed by the server): pick one in the model list, "
+        "reload it, or start the app with it in --models"
+    )

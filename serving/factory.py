@@ -31,15 +31,19 @@ def create_engine(
     model_path: str | Path | None = None,
     adapters: dict[str, Path] | None = None,
     max_lora_rank: int | None = None,
+    model_ids: list[str] | None = None,
+    strict_openai: bool = False,
 ) -> Engine:
-    """An OpenAIEngine (base_url + api_key [+ base_model]) or a LocalEngine (model_path [+ adapters])."""
+    """An OpenAIEngine (base_url + api_key [+ base_model, model_ids, strict_openai]) or a LocalEngine
+    (model_path [+ adapters])."""
     if kind == "openai":
         if not base_url:
             raise ValueError("the openai engine needs base_url, e.g. http://127.0.0.1:8000/v1")
         _require("openai", "httpx", purpose="the openai engine")
         from serving.openai_engine import OpenAIEngine
 
-        return OpenAIEngine(base_url, api_key or "EMPTY", base_model, max_lora_rank=max_lora_rank)
+        return OpenAIEngine(base_url, api_key or "EMPTY", base_model, max_lora_rank=max_lora_rank,
+                            model_ids=model_ids or (), strict_openai=strict_openai)  # fmt: skip
     if kind == "local":
         if not model_path:
             raise ValueError("the local engine needs model_path, a model folder (config + weights + tokenizer)")

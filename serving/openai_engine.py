@@ -1,9 +1,13 @@
-"""OpenAIEngine: the engine protocol over any OpenAI-compatible server (vLLM first, cloud APIs too).
+"""OpenAIEngine: the engine protocol over any OpenAI-compatible server (vLLM first; transformers serve,
+Ollama, llama.cpp, cloud APIs).
 
 Thinking comes from `delta.reasoning` (vLLM with a reasoning parser), else `delta.reasoning_content`
-(older vLLM, DeepSeek-style APIs), else the reply is split on inline `<think>...</think>`. Closing a
-stream closes its HTTP stream, so vLLM aborts the request. Adapters are hot-loaded through vLLM's
-`/v1/load_lora_adapter` and `/v1/unload_lora_adapter` (server started with VLLM_ALLOW_RUNTIME_LORA_UPDATING).
+(older vLLM, transformers serve, DeepSeek-style APIs), else the reply is split on inline `<think>...</think>`.
+Closing a stream closes its HTTP stream, so the server aborts the request. vLLM extensions (`top_k`) reach
+only servers that take them (serving/openai_params.py). Model ids are sent as the server writes them
+(`org/name`, `name:tag`, a path on the server), never opened here; ids given to the engine are served even
+when `/v1/models` fails or omits them. Adapters are hot-loaded through vLLM's `/v1/load_lora_adapter` and
+`/v1/unload_lora_adapter` (server started with VLLM_ALLOW_RUNTIME_LORA_UPDATING).
 
     engine = OpenAIEngine("http://127.0.0.1:8000/v1", api_key=os.environ["VLLM_API_KEY"])
     for delta in engine.stream_chat([{"role": "user", "content": "你好"}], "base", SamplingParams()):
@@ -12,6 +16,7 @@ stream closes its HTTP stream, so vLLM aborts the request. Adapters are hot-load
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from serving.adapters import check_adapter_name, validate_adapter
-from serving.openai_errors import adapter_http_error, engine_error_from
+from serving.openai_errors import adapter_http_error, engine_error_from, refusal_reason
+from serving.openai_params import ServerParams, notice_for
 from serving.protocol import (
     BASE_MODEL_ALIAS,
     AdapterError,
@@ -31,6 +37,7 @@ from serving.protocol import (
     EngineUnavailableError,
     FinalDelta,
     ModelInfo,
+    NoticeDelta,
     ReasoningDelta,
     SamplingParams,
 )
@@ -54,8 +61,9 @@ class OpenAIStream:
         if self._deltas is None and not self._closed:
             self._started_at = time.perf_counter()
             try:
-                self._response = self._engine._create_completion(self._messages, self._model, self._params)
-                self._deltas = self._read(self._response)
+                self._response, notice = self._engine._create_completion(self._messages, self._model, self._params)
+                notices = [NoticeDelta(notice)] if notice else []
+                self._deltas = itertools.chain(notices, self._read(self._response))
             except Exception as error:
                 self._deltas = _raise(error)
         return self
@@ -166,7 +174,8 @@ class OpenAIEngine:
         *,
         max_lora_rank: int | None = None,
         starts_in_thinking: bool = True,
-        send_top_k: bool = True,
+        model_ids: Sequence[str] = (),
+        strict_openai: bool = False,
         timeout_s: float = 600.0,
     ):
         import openai
@@ -174,8 +183,9 @@ class OpenAIEngine:
         self.base_url = base_url.rstrip("/")
         self.max_lora_rank = max_lora_rank
         self.starts_in_thinking = starts_in_thinking  # inline split only: the prompt already opened <think>
-        self.send_top_k = send_top_k  # top_k is not in OpenAI's API: vLLM takes it, some cloud APIs refuse it
+        self.server = ServerParams(strict=strict_openai)  # which vLLM extensions this server takes
         self._base_model = base_model
+        self.given_ids = list(dict.fromkeys(i for i in [base_model or "", *model_ids] if i))  # offered always
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, timeout=timeout_s)
 
     @property
@@ -189,17 +199,27 @@ class OpenAIEngine:
         return self._base_model
 
     def models(self) -> list[ModelInfo]:
-        """The base model(s) and the adapters loaded now (vLLM lists adapters with `parent` = base)."""
+        """The given ids (base first), then what `/v1/models` lists (vLLM lists adapters with `parent` = base).
+
+        A server whose `/v1/models` answers with an error still serves the ids given to the engine (`base_model`,
+        `model_ids`).
+        """
         try:
             listed = list(self._client.models.list())
         except Exception as error:
+            if self.given_ids and hasattr(error, "status_code"):  # it answered, without a model list
+                return [ModelInfo(model_id, is_adapter=False) for model_id in self.given_ids]
             raise engine_error_from(error, self.base_url, None) from error
-        infos = []
+        self.server.saw_models(getattr(model, "owned_by", None) for model in listed)
+        infos = {}
         for model in listed:
             extra = model.model_extra or {}
             parent, root = extra.get("parent"), extra.get("root")
-            infos.append(ModelInfo(model.id, is_adapter=bool(parent), path=Path(root) if parent and root else None))
-        return infos
+            infos[model.id] = ModelInfo(
+                model.id, is_adapter=bool(parent), path=Path(root) if parent and root else None
+            )
+        given = [infos.pop(i, ModelInfo(i, is_adapter=False)) for i in self.given_ids]
+        return given + list(infos.values())
 
     def stream_chat(self, messages: Sequence[ChatMessage], model: str, params: SamplingParams) -> OpenAIStream:
         """A lazy stream of deltas; bad sampling values and empty messages fail here, before any call."""
@@ -218,22 +238,36 @@ class OpenAIEngine:
     def _served_name(self, model: str) -> str:
         return self.base_model if model == BASE_MODEL_ALIAS else model
 
-    def _create_completion(self, messages: list[ChatMessage], model: str, params: SamplingParams) -> Any:
-        extra_body: dict[str, Any] = {"top_k": params.top_k} if self.send_top_k and params.top_k != -1 else {}
+    def _create_completion(
+        self, messages: list[ChatMessage], model: str, params: SamplingParams
+    ) -> tuple[Any, str | None]:
+        """The streamed response, and a notice when this request learned that the server refuses an extension."""
+        extensions = self.server.extension_body(params)
         try:
-            return self._client.chat.completions.create(
-                model=model,
-                messages=messages,  # type: ignore[arg-type]
-                stream=True,
-                stream_options={"include_usage": True},
-                temperature=params.temperature,
-                top_p=params.top_p,
-                max_tokens=params.max_tokens,
-                seed=params.seed,
-                extra_body=extra_body or None,
-            )
+            return self._send(messages, model, params, extensions), None
+        except Exception as error:
+            reason = refusal_reason(error)
+            dropped, first = self.server.learn(extensions, reason) if reason and extensions else ([], False)
+            if not dropped:
+                raise engine_error_from(error, self.base_url, model) from error
+        kept = {key: value for key, value in extensions.items() if key not in dropped}
+        try:
+            return self._send(messages, model, params, kept), notice_for(dropped) if first else None
         except Exception as error:
             raise engine_error_from(error, self.base_url, model) from error
+
+    def _send(self, messages: list[ChatMessage], model: str, params: SamplingParams, extra_body: dict) -> Any:
+        return self._client.chat.completions.create(
+            model=model,
+            messages=messages,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            seed=params.seed,
+            extra_body=extra_body or None,
+        )
 
     def load_adapter(self, name: str, path: Path) -> None:
         """Validate the adapter folder, then hot-load it; a name already loaded is reloaded in place."""

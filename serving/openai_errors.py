@@ -2,7 +2,9 @@
 
 vLLM's own messages are already precise ("This model's maximum context length is 2048 tokens ...",
 "max_tokens=4000 cannot be greater than max_model_len=2048 ...", "The model `x` does not exist"), so they
-are kept and prefixed with what went wrong in plain words.
+are kept and prefixed with what went wrong in plain words and the HTTP status. The reason is read from
+vLLM/OpenAI bodies (`{"error": {"message"}}`), FastAPI ones such as transformers serve's (`{"detail"}`)
+and plain-text bodies alike.
 """
 
 from __future__ import annotations
@@ -15,23 +17,45 @@ _PARAMETER_SUFFIX = re.compile(r"\s*\(parameter=[^)]*\)\s*$")
 
 
 def _server_message(error: Exception) -> str:
-    """The `error.message` of the server's JSON body when there is one, else the exception text."""
-    body = getattr(error, "body", None)
+    """The server's own reason from its error body (vLLM/OpenAI `error.message`, FastAPI `detail`, plain text)."""
+    reason = _reason_in(getattr(error, "body", None))
+    if not reason:
+        reason = str(getattr(error, "message", None) or error)
+    return _PARAMETER_SUFFIX.sub("", reason)
+
+
+def _reason_in(body: object) -> str:
+    """The human part of an error body: a string, `{"error": {"message"}}`, `{"detail": ...}`, a list of those."""
+    if isinstance(body, str):
+        return body.strip()
+    if isinstance(body, list):
+        return "; ".join(found for found in map(_reason_in, body) if found)
     if isinstance(body, dict):
-        inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        if isinstance(message, str) and message:
-            return _PARAMETER_SUFFIX.sub("", message)
-    return _PARAMETER_SUFFIX.sub("", str(getattr(error, "message", None) or error))
+        for key in ("error", "detail", "message", "msg"):
+            found = _reason_in(body.get(key))
+            if found and key == "msg" and isinstance(body.get("loc"), list):  # FastAPI validation item
+                return ".".join(map(str, body["loc"])) + f": {found}"
+            if found:
+                return found
+    return ""
 
 
-def _bad_request_message(message: str) -> str:
+def refusal_reason(error: Exception) -> str | None:
+    """The server's reason when it refused the request itself (HTTP 400 or 422), else None."""
+    import openai
+
+    if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
+        return _server_message(error)
+    return None
+
+
+def _bad_request_message(message: str, status: str) -> str:
     lowered = message.lower()
     if "maximum context length" in lowered or "input tokens" in lowered:
-        return f"the conversation is too long for the model's context: {message} Clear the chat or shorten it."
+        return f"the conversation is too long for the model's context{status}: {message} Clear the chat or shorten it."
     if "max_tokens" in lowered or "max_completion_tokens" in lowered:
-        return f"max new tokens is too large: {message}"
-    return f"the server refused the request: {message}"
+        return f"max new tokens is too large{status}: {message}"
+    return f"the server refused the request{status}: {message}"
 
 
 def engine_error_from(error: Exception, base_url: str, model: str | None) -> EngineError:
@@ -50,9 +74,9 @@ def engine_error_from(error: Exception, base_url: str, model: str | None) -> Eng
     if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
         return EngineUnavailableError(f"the model server at {base_url} refused the API key: {message}")
     if isinstance(error, openai.NotFoundError):
-        return BadRequestError(f"unknown model '{model}' (not served or not loaded): {message}")
+        return BadRequestError(f"unknown model '{model}' (HTTP 404, not served or not loaded): {message}")
     if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
-        return _bad_request_from(message, model)
+        return _bad_request_from(message, model, f" (HTTP {error.status_code})")
     if isinstance(error, openai.RateLimitError):
         return EngineUnavailableError(f"the model server is busy (rate limited): {message}")
     if isinstance(error, openai.APIStatusError):
@@ -64,10 +88,10 @@ def engine_error_from(error: Exception, base_url: str, model: str | None) -> Eng
     return EngineError(f"unexpected error while talking to {base_url}: {type(error).__name__}: {message}")
 
 
-def _bad_request_from(message: str, model: str | None) -> BadRequestError:
+def _bad_request_from(message: str, model: str | None, status: str) -> BadRequestError:
     if "does not exist" in message.lower():
-        return BadRequestError(f"unknown model '{model}' (not served or not loaded): {message}")
-    return BadRequestError(_bad_request_message(message))
+        return BadRequestError(f"unknown model '{model}'{status}, not served or not loaded: {message}")
+    return BadRequestError(_bad_request_message(message, status))
 
 
 def adapter_http_error(error: Exception, action: str, base_url: str) -> EngineError:

@@ -1,8 +1,9 @@
 """The engine protocol: the one contract between the app and every engine.
 
 The app depends on this module only. An engine turns chat messages into a stream of typed deltas:
-thinking pieces, answer pieces, and one final record with usage and timings. Thinking and answer are
-split inside the engine, never in the UI.
+thinking pieces, answer pieces, and one final record with usage and timings (an OpenAI-compatible server
+may add a notice first, e.g. that it does not take a setting). Thinking and answer are split inside the
+engine, never in the UI.
 
     stream = engine.stream_chat(messages, "base", SamplingParams(max_tokens=64))
     for delta in stream:
@@ -69,7 +70,14 @@ class FinalDelta:
         return (self.completion_tokens - 1) / generating_s
 
 
-Delta = ReasoningDelta | AnswerDelta | FinalDelta
+@dataclass(frozen=True)
+class NoticeDelta:
+    """A note for the user about how the request was served (e.g. a setting this server does not take)."""
+
+    text: str
+
+
+Delta = ReasoningDelta | AnswerDelta | NoticeDelta | FinalDelta
 
 
 class DeltaStream(Protocol):

@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: the tiny offline Qwen3, the real dataset, and a LoRA adapter trained by training/.
+"""Shared pytest fixtures: the tiny offline Qwen3, the real dataset, a LoRA adapter trained by training/, and the
+two real OpenAI-compatible servers: vLLM (runtime LoRA) and `transformers serve` (the adapter merged).
 
 The tiny model is built once per machine into `.cache/tiny-qwen3` (it is deterministic and takes ~10 s);
 the dataset is read from `../shared/datasets/huanhuan.json` (or $HUANHUAN_DATASET) and never copied in.
@@ -94,4 +95,22 @@ def vllm_server(tiny_model_dir: Path, served_adapters_dir: Path, tmp_path_factor
     with VLLMServer(args) as server:
         if "huanhuan" not in server.loaded_adapters:
             pytest.fail(f"the trained adapter was not preloaded: {server.skipped_adapters}")
+        yield server
+
+
+@pytest.fixture(scope="session")
+def merged_model_dir(tiny_model_dir: Path, trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The tiny model with the trained adapter merged in (peft merge_and_unload), for servers without LoRA."""
+    from transformers_server import merge_adapter
+
+    return merge_adapter(tiny_model_dir, trained_adapter_dir, tmp_path_factory.mktemp("merged") / "huanhuan-merged")
+
+
+@pytest.fixture(scope="session")
+def transformers_server(tiny_model_dir: Path, merged_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`transformers serve` on 127.0.0.1 (no hub): base `local/tiny-qwen3`, the merged adapter by its path."""
+    from transformers_server import TransformersServer
+
+    root = tmp_path_factory.mktemp("transformers-serve")
+    with TransformersServer(root, tiny_model_dir, merged_model_dir, root / "serve.log") as server:
         yield server

@@ -61,7 +61,7 @@ def test_a_normal_turn_through_the_api(client, engine: FakeEngine) -> None:
     ("overrides", "expected"),
     [
         ({"right": "../../x"}, "unknown model"),
-        ({"left": "/etc/passwd"}, "unknown model"),
+        ({"left": "/etc/../etc/passwd"}, "unknown model"),
         ({"max_tokens": 0}, "less than minimum value 1"),  # Gradio's own slider bounds refuse it first
         ({"max_tokens": -3}, "less than minimum value 1"),
         ({"message": "x" * 5000}, "the limit is 1,000"),
@@ -76,6 +76,13 @@ def test_bad_values_are_refused_without_an_upstream_call(client, engine: FakeEng
         send(client, message, **overrides)
     assert expected in str(caught.value)
     assert len(engine.requests) == before
+
+
+def test_a_path_sent_as_a_model_is_never_sent_to_the_engine(client, engine: FakeEngine) -> None:
+    before = len(engine.requests)
+    _, left_chat, _, _, _ = send(client, "hello", left="/etc/passwd")  # well formed as a server id, not offered
+    assert "'/etc/passwd' is not served now" in left_chat[-1]["content"][0]["text"]
+    assert [r.model for r in engine.requests[before:]] == ["huanhuan"]
 
 
 def call_raw(url: str, api_name: str, body: str) -> str:

@@ -141,6 +141,15 @@ def wait_for(condition, timeout_s: float, what: str):
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def test_a_refusal_shows_the_servers_status_and_reason_in_each_side(app: AppPage) -> None:
+    app.set_max_tokens(4000)  # more than the server's context (max_model_len 2048): vLLM refuses both requests
+    app.send("太长了")
+    app.wait_finished()
+    for side in ("left", "right"):
+        errors = app.texts(side, "hh-error")
+        assert errors and "(HTTP 400): " in errors[0] and "2048" in errors[0], errors
+
+
 def test_regenerate_undo_and_clear(app: AppPage, vllm_server) -> None:
     app.send("第一句")
     app.wait_finished()

@@ -26,3 +26,13 @@ def test_auth_lines_must_be_user_colon_password() -> None:
     assert resolve_auth(parse_args(["--auth", "ann:secret:with:colons"])) == [("ann", "secret:with:colons")]
     with pytest.raises(ValueError, match="user:password"):
         resolve_auth(parse_args(["--auth", "no-colon"]))
+
+
+def test_model_ids_and_strict_openai_reach_the_engine() -> None:
+    from app.__main__ import make_engine
+
+    args = parse_args(["--base-url", "http://127.0.0.1:9/v1", "--base-model", "Qwen/Qwen3-4B-Thinking-2507",
+                       "--models", "qwen3:4b,/models/x", "--strict-openai"])  # fmt: skip
+    engine = make_engine(args)
+    assert engine.base_model == "Qwen/Qwen3-4B-Thinking-2507" and engine.server.strict
+    assert engine.given_ids == ["Qwen/Qwen3-4B-Thinking-2507", "qwen3:4b", "/models/x"]

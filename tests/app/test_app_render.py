@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.conversation import Exchange, Reply, fail_reply, merge_delta
 from app.render import chatbot_messages, reply_messages, stats_line
-from serving.protocol import AnswerDelta, FinalDelta, ReasoningDelta
+from serving.protocol import AnswerDelta, FinalDelta, NoticeDelta, ReasoningDelta
 
 
 def test_user_and_model_text_is_escaped() -> None:
@@ -58,3 +58,13 @@ def test_stats_line_has_ttft_speed_and_token_split() -> None:
     line = stats_line(reply)
     assert "TTFT 0.25 s" in line and "10.0 tok/s" in line and "thinking 10 tok · answer 11 tok" in line
     assert stats_line(None) == "_no reply yet_"
+
+
+def test_an_engine_notice_shows_once_in_its_reply_beside_the_answer() -> None:
+    reply = Reply(model="m", started_s=0.0)
+    merge_delta(reply, NoticeDelta("This server does not take top_k <b>"), now=0.1)
+    merge_delta(reply, AnswerDelta("answer"), now=0.2)
+    merge_delta(reply, FinalDelta(finish_reason="stop"), now=0.3)
+    (answer,) = reply_messages(reply)
+    assert answer["content"].count("hh-note") == 1 and "does not take top_k &lt;b&gt;" in answer["content"]
+    assert "hh-answer" in answer["content"] and reply.answer == "answer" and reply.status == "done"

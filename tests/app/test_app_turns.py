@@ -74,6 +74,14 @@ def test_a_model_no_longer_served_fails_its_side_without_an_upstream_call(fake_e
     assert [r.model for r in fake_engine.requests] == ["fake-base"]
 
 
+@pytest.mark.parametrize("typed", ["/etc/passwd", "org/not-offered", "qwen3:4b"])
+def test_a_typed_id_the_engine_does_not_offer_is_never_sent(fake_engine: FakeEngine, typed: str) -> None:
+    last = run(ChatTurns(fake_engine, AppSettings()), "send", inputs(right=typed), [], "s")[-1]
+    right = last.exchanges[-1].replies["right"]
+    assert right.status == "error" and f"'{typed}' is not served now" in right.error
+    assert [r.model for r in fake_engine.requests] == ["fake-base"]
+
+
 def test_bad_model_name_is_refused_before_any_upstream_call(fake_engine: FakeEngine) -> None:
     turns = ChatTurns(fake_engine, AppSettings())
     with pytest.raises(BadRequestError, match=re.escape("unknown model '../../x'")):

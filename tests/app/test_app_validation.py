@@ -43,6 +43,12 @@ def test_messages_empty_whitespace_and_huge() -> None:
 def test_model_names_must_be_served_ones() -> None:
     assert checked_model("huanhuan", ["base", "huanhuan"]) == "huanhuan"
     assert checked_model("gone-adapter", ["base"]) == "gone-adapter"  # well formed: its side reports it
-    for bad in ("../../x", "/etc/passwd", None, "", "a/b", ".hidden", "x" * 65):
+    for bad in ("../../x", "models/../x", None, "", ".hidden", "a b", "x\n", "x" * 257, "<script>"):
         with pytest.raises(BadRequestError, match="unknown model"):
             checked_model(bad, ["base", "huanhuan"])
+
+
+@pytest.mark.parametrize("model_id", ["Qwen/Qwen3-4B-Thinking-2507", "qwen3:4b", "/models/x", "org/name@rev"])
+def test_model_ids_as_servers_write_them_are_well_formed(model_id: str) -> None:
+    assert checked_model(model_id, ["base", model_id]) == model_id
+    assert checked_model(model_id, ["base"]) == model_id  # not offered: its side fails, nothing is sent

@@ -2,9 +2,9 @@
 
 `python -m app` (a real process) on the shared vLLM server; 4 users open a gradio_client session, chat one
 to three turns (every fourth turn is left mid-stream by closing the session) and close it, again and again
-for SOAK_SECONDS (default 180, short enough for every CI run; SOAK_SECONDS=600 is the 10-minute soak). The resident memory of the app's and of vLLM's
-process trees is taken after the warm-up and at the end (printed and written to
-artifacts/reliability-soak.json); the end must stay within a bound of the start.
+for SOAK_SECONDS (default 180, short enough for every CI run; SOAK_SECONDS=600 is the 10-minute soak). The
+resident memory of the app's and of vLLM's process trees is taken after the warm-up and at the end (printed
+and written to artifacts/reliability-soak.json); the end must stay within a bound of the start.
 
     SOAK_SECONDS=120 .venv/bin/python -m pytest tests/reliability/test_reliability_soak.py -s
 """

@@ -1,4 +1,5 @@
-"""Fixtures of the serving tests: LoRA adapters crafted with peft (good and deliberately bad ones).
+"""Fixtures of the serving tests: LoRA adapters crafted with peft (good and deliberately bad ones), and the
+engines the contract tests run against (`served`: vLLM, LocalEngine, transformers serve).
 
 `make_adapter(folder, r=8, use_dora=False, modules_to_save=None)` saves a real peft adapter of the tiny
 model (random non-zero LoRA weights, so it answers differently from the base); tests then break copies of
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from serving_test_helpers import ServedEngine
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -60,3 +62,27 @@ def engine(request: pytest.FixtureRequest):
     if request.param == "openai":
         return request.getfixturevalue("vllm_server").engine()
     return request.getfixturevalue("local_engine")
+
+
+@pytest.fixture(scope="session")
+def transformers_engine(transformers_server):
+    """OpenAIEngine on the real `transformers serve` (one per session: it learns once that top_k is refused)."""
+    return transformers_server.engine()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("vllm", marks=[pytest.mark.slow, pytest.mark.vllm]),
+        pytest.param("local", marks=[pytest.mark.slow]),
+        pytest.param("transformers", marks=[pytest.mark.slow, pytest.mark.transformers_serve]),
+    ]
+)
+def served(request: pytest.FixtureRequest) -> ServedEngine:
+    """Each engine in turn: OpenAIEngine on vLLM, LocalEngine, OpenAIEngine on `transformers serve`."""
+    if request.param == "vllm":
+        return ServedEngine(request.getfixturevalue("vllm_server").engine(), "huanhuan")
+    if request.param == "local":
+        return ServedEngine(request.getfixturevalue("local_engine"), "huanhuan")
+    server = request.getfixturevalue("transformers_server")
+    return ServedEngine(request.getfixturevalue("transformers_engine"), server.tuned_model, tuned_is_adapter=False,
+                        checks_context=False, refuses_unknown_models=False)  # fmt: skip

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def copy_adapter(source: Path, target: Path, **config_changes) -> Path:
@@ -15,3 +17,14 @@ def copy_adapter(source: Path, target: Path, **config_changes) -> Path:
     config.update(config_changes)
     config_path.write_text(json.dumps(config))
     return target
+
+
+@dataclass(frozen=True)
+class ServedEngine:
+    """An engine under the contract tests, and what its server does its own way."""
+
+    engine: Any
+    tuned: str  # the fine-tuned model: an adapter name, or the id of the merged model
+    tuned_is_adapter: bool = True
+    checks_context: bool = True  # refuses a prompt or max_tokens beyond the model's context
+    refuses_unknown_models: bool = True  # an id it does not serve is a clear "unknown model", not a failed load

@@ -165,3 +165,13 @@ def test_only_loopback_and_only_with_the_key(vllm_server) -> None:
     with pytest.raises(EngineUnavailableError, match="refused the API key"):
         list(stranger.stream_chat(MESSAGES, "tiny", GREEDY))
     assert vllm_server.api_key not in Path(vllm_server.log_path).read_text(errors="replace")
+
+
+def test_vllm_names_itself_and_keeps_getting_top_k(vllm_server) -> None:
+    engine = vllm_server.engine()
+    assert not engine.server.known_vllm
+    engine.models()  # vLLM lists its models with owned_by "vllm"
+    assert engine.server.known_vllm
+    deltas = list(engine.stream_chat(MESSAGES, "base", SamplingParams(temperature=0.7, top_k=5, max_tokens=4)))
+    assert isinstance(deltas[-1], FinalDelta) and engine.server.extension_body(SamplingParams(top_k=5)) == {"top_k": 5}
+    assert engine.server.dropped == frozenset()
