@@ -109,7 +109,7 @@ def _loss(args: EvalArgs, base_url: str, key: str, base: str, model: Path, folde
 
     if args.loss == "transformers":
         return TransformersReferenceLoss(model, folder, served)
-    return VllmReferenceLoss(base_url, key, base, concurrency=args.concurrency)
+    return VllmReferenceLoss(base_url, key, base)
 
 
 def check_served(engine: Any, served: str, where: str) -> str:
@@ -166,10 +166,10 @@ def run_evaluation(args: EvalArgs) -> Path:
 def _printer():
     last = [0.0]
 
-    def progress(done: int, total: int) -> None:
+    def progress(phase: str, done: int, total: int) -> None:
         if done == total or time.monotonic() - last[0] > 5:
             last[0] = time.monotonic()
-            log(f"{done}/{total} rows")
+            log(f"{'replies' if phase == 'generate' else 'reference loss'}: {done}/{total} rows")
 
     return progress
 

@@ -6,7 +6,8 @@ negative log-likelihood of the completion tokens (what the trainer's eval loss a
 exp(loss).
 
 - `VllmReferenceLoss`: vLLM's completions endpoint with `prompt_logprobs` on the token ids, against the
-  served base or adapter name (one request per row and side, sent concurrently; max_tokens 1).
+  served base or adapter name (one request per row and side, max_tokens 1). One at a time by default:
+  vLLM 0.32's LoRA logits path breaks when prompt_logprobs requests share a batch (vllm-project/vllm#16668).
 - `TransformersReferenceLoss`: transformers + peft in-process (LocalEngine, or no vLLM), batched.
 """
 
@@ -32,7 +33,7 @@ class ReferenceLoss(Protocol):
 class VllmReferenceLoss:
     """Reference loss from a vLLM server's `prompt_logprobs` (an OpenAI-compatible server without it fails)."""
 
-    def __init__(self, base_url: str, api_key: str, base_model: str, concurrency: int = 8, timeout_s: float = 600):
+    def __init__(self, base_url: str, api_key: str, base_model: str, concurrency: int = 1, timeout_s: float = 600):
         import openai
 
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout_s)

@@ -3,13 +3,14 @@
 The API an Evaluate tab calls (the command line is a thin wrapper around it):
 
     plan = EvalPlan(adapter="huanhuan", items=items, system_prompt=persona, params=SamplingParams(seed=0))
-    results = evaluate(plan, engine, loss, store, progress=lambda done, total: ..., stop=threading.Event())
+    results = evaluate(plan, engine, loss, store, progress=lambda phase, done, total: ..., stop=threading.Event())
 
 Both sides get the same messages (system persona + prompt), sampling and seed. On an engine that serves
 requests concurrently (vLLM through OpenAIEngine) `concurrency` requests are kept in flight, a new one
 starting as soon as one ends; with `batched=True` (LocalEngine) `concurrency` requests at a time go to
-`open_streams` as one batched generate. Each finished row (both replies and both reference losses) is
-appended to the RowStore at once, so a stopped or failed run keeps its rows and a rerun resumes.
+`open_streams` as one batched generate. Each row's replies are appended to the RowStore as soon as both
+sides are in; the reference losses follow once every reply is in (a separate phase, see `_losses`). A
+stopped or failed run keeps what it finished and a rerun resumes.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from serving.protocol import (
 )
 
 SIDES = ("base", "adapter")
-Progress = Callable[[int, int], None]
+Progress = Callable[[str, int, int], None]
 
 
 class EvalAborted(EngineError):
@@ -106,16 +107,16 @@ def drain(stream: Any, stop: threading.Event) -> dict[str, Any] | None:
 class _Run:
     """The state of one evaluate() call, shared by its worker threads."""
 
-    def __init__(self, plan, engine, loss, store, progress, stop):
-        self.plan, self.engine, self.loss, self.store = plan, engine, loss, store
-        self.progress = progress or (lambda done, total: None)
+    def __init__(self, plan, engine, store, progress, stop):
+        self.plan, self.engine, self.store = plan, engine, store
+        self.progress = progress or (lambda phase, done, total: None)
         self.stop = stop or threading.Event()
         self.abort = threading.Event()
         self.error: BaseException | None = None
         self.lock = threading.Lock()
         self.pending: dict[str, dict[str, Any]] = {}
         self.stats = RunStats()
-        self.total = len(plan.items)
+        self.done = 0
 
     def halted(self) -> bool:
         return self.stop.is_set() or self.abort.is_set()
@@ -133,21 +134,15 @@ class _Run:
             if len(sides) < len(SIDES):
                 return
             del self.pending[item.where]
-        self.finish_rows([item], [sides])
+        self.store_replies(item, sides)
 
-    def finish_rows(self, items: list[EvalItem], replies: list[dict[str, Any]]) -> None:
-        """Add both reference losses to finished rows and store them."""
-        pairs = [item.tokens for item in items]
-        losses = {side: self.loss.losses(self.plan.model_of(side), pairs) for side in SIDES}
-        for index, (item, sides) in enumerate(zip(items, replies, strict=True)):
-            record = {"where": item.where, "prompt": item.prompt, "reference": item.reference}
-            for side in SIDES:
-                record[side] = {**sides[side], "loss": losses[side][index]}
-            self.store.append(record)
-            with self.lock:
-                self.stats.rows_done_now += 1
-                done = self.stats.rows_done_before + self.stats.rows_done_now
-            self.progress(done, self.total)
+    def store_replies(self, item: EvalItem, sides: dict[str, dict[str, Any]]) -> None:
+        self.store.append({"part": "replies", "where": item.where, "prompt": item.prompt,
+                           "reference": item.reference, **sides})  # fmt: skip
+        with self.lock:
+            self.done += 1
+            done = self.done
+        self.progress("generate", done, len(self.plan.items))
 
 
 def _request(plan: EvalPlan, item: EvalItem, side: str) -> ChatRequest:
@@ -183,13 +178,33 @@ def _batched(run: _Run, todo: list[EvalItem]) -> None:
             replies = [drain(stream, run.stop) for stream in streams]
             if any(reply is None for reply in replies):
                 return
-            with run.lock:
-                run.stats.completion_tokens += sum(r["reasoning_tokens"] + r["answer_tokens"] for r in replies)
-            pairs = [dict(zip(SIDES, replies[i : i + len(SIDES)], strict=True)) for i in range(0, len(replies), 2)]
-            run.finish_rows(items, pairs)
+            for index, item in enumerate(items):
+                sides = dict(zip(SIDES, replies[index * 2 : index * 2 + 2], strict=True))
+                with run.lock:
+                    run.stats.completion_tokens += sum(
+                        r["reasoning_tokens"] + r["answer_tokens"] for r in sides.values()
+                    )
+                run.store_replies(item, sides)
         except BaseException as error:
             run.fail(error)
             return
+
+
+def _losses(run: _Run, loss: ReferenceLoss, todo: list[EvalItem], chunk: int = 8) -> None:
+    """The reference losses, after every reply is in (vLLM 0.32 can crash when a prompt_logprobs request with
+    LoRA shares a batch with generating requests: vllm-project/vllm#16668, #29955)."""
+    for start in range(0, len(todo), chunk):
+        if run.halted():
+            return
+        items = todo[start : start + chunk]
+        try:
+            values = {side: loss.losses(run.plan.model_of(side), [item.tokens for item in items]) for side in SIDES}
+        except BaseException as error:
+            run.fail(error)
+            return
+        for index, item in enumerate(items):
+            run.store.append({"part": "loss", "where": item.where, **{side: values[side][index] for side in SIDES}})
+        run.progress("loss", start + len(items), len(todo))
 
 
 def evaluate(
@@ -200,25 +215,33 @@ def evaluate(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
 ) -> tuple[list[dict[str, Any]], RunStats]:
-    """Evaluate the rows of plan not in store yet; returns (every stored row of the plan, in plan order, stats).
+    """Evaluate what of plan is not in store yet; returns (every finished row of the plan in plan order, stats).
 
-    Raises EvalAborted when the engine fails (the rows finished before are stored). Setting `stop` ends the
-    run early without an error (stats.stopped); replies cut by the stop are not stored.
+    First every missing reply (both sides), then every missing reference loss. `progress(phase, done, total)`
+    is called with phase "generate" or "loss". Raises EvalAborted when the engine fails (what finished before
+    is stored). Setting `stop` ends the run early without an error (stats.stopped; replies cut by the stop
+    are not stored).
     """
-    done = store.load()
-    todo = [item for item in plan.items if item.where not in done]
-    run = _Run(plan, engine, loss, store, progress, stop)
-    run.stats.rows_done_before = len(plan.items) - len(todo)
-    run.progress(run.stats.rows_done_before, run.total)
+    parts = store.parts()
+    todo = [item for item in plan.items if item.where not in parts["replies"]]
+    run = _Run(plan, engine, store, progress, stop)
+    run.done = run.stats.rows_done_before = len(plan.items) - len(todo)
+    run.progress("generate", run.done, len(plan.items))
     started = time.perf_counter()
     (_batched if plan.batched else _windowed)(run, todo)
     run.stats.generate_s = time.perf_counter() - started
+    run.stats.rows_done_now = run.done - run.stats.rows_done_before
+    if run.error is None and not run.stop.is_set():
+        with_replies = store.parts()["replies"]
+        _losses(
+            run, loss, [item for item in plan.items if item.where in with_replies and item.where not in parts["loss"]]
+        )
     run.stats.stopped = run.stop.is_set()
-    if run.error is not None:
-        saved = run.stats.rows_done_before + run.stats.rows_done_now
-        raise EvalAborted(
-            f"the evaluation stopped after {saved} of {run.total} rows: {run.error}. The finished rows are kept in "
-            f"{store.path}; run the same command again to resume."
-        ) from run.error
     rows = store.load()
+    if run.error is not None:
+        answered = sum(item.where in store.parts()["replies"] for item in plan.items)
+        raise EvalAborted(
+            f"the evaluation stopped with {answered} of {len(plan.items)} rows answered and {len(rows)} scored: "
+            f"{run.error}. What was done is kept in {store.path}; run the same command again to resume."
+        ) from run.error
     return [rows[item.where] for item in plan.items if item.where in rows], run.stats

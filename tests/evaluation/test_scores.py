@@ -75,11 +75,15 @@ def test_paired_bootstrap_interval() -> None:
 
 def test_store_resumes_and_ignores_a_cut_line(tmp_path: Path) -> None:
     store = RowStore(tmp_path, "abc")
-    store.append({"where": "index 1", "x": 1})
-    store.append({"where": "index 2", "x": 2})
+    for where in ("index 1", "index 2", "index 3"):
+        store.append({"part": "replies", "where": where, "base": {"answer": "a"}, "adapter": {"answer": "b"}})
+    store.append({"part": "loss", "where": "index 1", "base": 2.0, "adapter": 1.0})
     with store.path.open("a", encoding="utf-8") as handle:
-        handle.write('{"where": "index 3", "x"')  # a crash mid-line
-    assert sorted(RowStore(tmp_path, "abc").load()) == ["index 1", "index 2"]
+        handle.write('{"part": "loss", "where": "index 2", "base"')  # a crash mid-line
+    reopened = RowStore(tmp_path, "abc")
+    assert sorted(reopened.parts()["replies"]) == ["index 1", "index 2", "index 3"]
+    finished = reopened.load()
+    assert list(finished) == ["index 1"] and finished["index 1"]["adapter"] == {"answer": "b", "loss": 1.0}
     assert RowStore(tmp_path, "other").load() == {}
 
 
@@ -113,3 +117,15 @@ def test_report_files_and_headline(tmp_path: Path) -> None:
     line = headline(tmp_path / "huanhuan")
     assert line.startswith("chrF 0.00 -> ") and "markers 0% -> 100%" in line and "(10/12 rows)" in line
     assert headline(tmp_path / "never-evaluated") == ""
+
+
+def test_adapters_table_shows_the_headline(tmp_path: Path) -> None:
+    from app.adapter_panel import TABLE_HEADERS, _table_row
+    from serving.adapters import AdapterInfo
+
+    folder = tmp_path / "huanhuan"
+    (folder / "eval").mkdir(parents=True)
+    (folder / "eval" / "summary.json").write_text(json.dumps({"headline": "chrF 1.00 -> 9.00"}), encoding="utf-8")
+    row = _table_row(AdapterInfo("huanhuan", folder), loaded=True)
+    assert len(row) == len(TABLE_HEADERS) and row[TABLE_HEADERS.index("evaluation")] == "chrF 1.00 -> 9.00"
+    assert _table_row(AdapterInfo("other", tmp_path / "other"), loaded=False)[TABLE_HEADERS.index("evaluation")] == ""
