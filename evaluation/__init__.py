@@ -6,6 +6,9 @@ A top-level package rather than `training.evaluate`: it drives the serving engin
 uses) and only reads what training recorded (training.heldout), so it belongs to neither. `evaluate` is
 not its name because that is a well-known PyPI package (Hugging Face's) it would shadow.
 
-The Python API (for the app's Evaluate tab): `evaluation.run.evaluate(plan, engine, loss, progress=...,
-stop=...)` returns an `EvalResults`; `evaluation.report.write_report(results, folder)` writes it.
+The Python API (for an Evaluate tab): `evaluation.cli.run_evaluation(EvalArgs(...), progress, stop)` does
+what the command does and returns the report folder; underneath, `evaluation.run.evaluate(plan, engine,
+loss, store, progress, stop)` returns the finished rows and run stats, `evaluation.report.summarize(rows,
+meta, markers)` scores and aggregates them, `write_report` writes `<adapter>/eval/` and `headline(folder)`
+reads its one-line summary back.
 """

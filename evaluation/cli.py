@@ -129,8 +129,12 @@ def check_served(engine: Any, served: str, where: str) -> str:
     return base
 
 
-def run_evaluation(args: EvalArgs) -> Path:
-    """Everything after parsing; returns the report folder."""
+def run_evaluation(args: EvalArgs, progress: Any = None, stop: Any = None) -> Path:
+    """Everything after parsing; returns the report folder.
+
+    `progress(phase, done, total)` and `stop` (a threading.Event) are handed to evaluation.run.evaluate; a
+    stopped run still writes the report of the rows it finished (marked partial).
+    """
     from evaluation.report import EVAL_DIR, summarize, write_report
     from evaluation.store import RowStore, fingerprint
 
@@ -145,7 +149,9 @@ def run_evaluation(args: EvalArgs) -> Path:
         settings = {"adapter": served, "base": base, "dataset_sha256": record.dataset_sha256,
                     "system_prompt": record.system_prompt, "sampling": dataclasses.asdict(plan.params)}  # fmt: skip
         store = RowStore(out, fingerprint(settings))
-        rows, stats = evaluate(plan, engine, loss, store, progress=_printer())
+        rows, stats = evaluate(plan, engine, loss, store, progress=progress or _printer(), stop=stop)
+    if not rows:
+        raise EvalError(f"stopped before any row was finished; what was done is kept in {store.path}")
     log(f"generated {stats.completion_tokens} tokens in {stats.generate_s:.1f} s ({stats.tokens_per_s:.1f} tokens/s); "
         f"{stats.rows_done_before} rows were done before")  # fmt: skip
     meta = {

@@ -52,6 +52,8 @@ class EvalArgs:
             problems.append("--engine openai needs --base-url (the server's /v1 URL)")
         if self.loss not in ("auto", "vllm", "transformers"):
             problems.append(f"loss must be auto, vllm or transformers, got {self.loss!r}")
+        if self.engine == "local" and self.loss == "vllm":
+            problems.append("--engine local computes the reference loss with transformers; drop --loss vllm")
         if self.limit < 0 or self.concurrency < 1 or self.max_tokens < 1:
             problems.append("limit must be >= 0, concurrency and max_tokens >= 1")
         if problems:

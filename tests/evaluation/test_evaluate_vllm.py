@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.cli import main
+from evaluation.cli import build_plan, main
+from evaluation.config import EvalArgs
 from evaluation.refloss import TransformersReferenceLoss, VllmReferenceLoss
-from evaluation.run import EvalAborted, EvalItem, EvalPlan, evaluate
+from evaluation.run import EvalAborted, EvalPlan, evaluate
 from evaluation.store import RowStore
 from serving.openai_engine import OpenAIEngine
-from serving.protocol import SamplingParams
 from training.heldout import read_heldout, rebuild_heldout
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
@@ -44,7 +44,7 @@ def adapters(trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory
 def command(server, adapters: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "evaluation", "--adapter", "huanhuan", "--adapters-dir", str(adapters),
             "--engine", "openai", "--base-url", server.base_url, "--api-key-env", KEY_ENV, "--limit", str(ROWS),
-            "--max-tokens", "48", *extra]  # fmt: skip
+            "--max-tokens", "32", *extra]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -89,22 +89,13 @@ def test_a_rerun_resumes_without_generating_again(vllm_server, adapters: Path, e
     assert f"{ROWS} rows were done before" in again.stdout and "generated 0 tokens" in again.stdout
 
 
-def plan_of(adapter_dir: Path, tokenizer, rows: int) -> EvalPlan:
-    from training.examples import build_messages, completion_text
-
-    record = read_heldout(adapter_dir)
-    items = []
-    for row in rebuild_heldout(record)[:rows]:
-        prompt, completion = completion_text(tokenizer, build_messages(row, record.system_prompt))
-        ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in (prompt, completion)]
-        items.append(EvalItem(row.where, row.prompt, row.output, (ids[0], ids[1])))
-    return EvalPlan("huanhuan", items, record.system_prompt, SamplingParams(max_tokens=16, seed=0), concurrency=4)
+def plan_of(adapter_dir: Path, model_dir: Path, rows: int) -> EvalPlan:
+    return build_plan(EvalArgs(limit=rows, max_tokens=16, concurrency=4), read_heldout(adapter_dir), model_dir,
+                      "huanhuan", batched=False)  # fmt: skip
 
 
 def test_vllm_reference_loss_equals_transformers(vllm_server, trained_adapter_dir, tiny_model_dir) -> None:
-    from transformers import AutoTokenizer
-
-    plan = plan_of(trained_adapter_dir, AutoTokenizer.from_pretrained(tiny_model_dir), 4)
+    plan = plan_of(trained_adapter_dir, tiny_model_dir, 4)
     pairs = [item.tokens for item in plan.items]
     served = VllmReferenceLoss(vllm_server.base_url, vllm_server.api_key, vllm_server.served_model_name)
     local = TransformersReferenceLoss(tiny_model_dir, trained_adapter_dir, "huanhuan")
@@ -126,11 +117,9 @@ class DiesAfter:
 def test_engine_dying_mid_run_keeps_rows_and_a_rerun_resumes(
     vllm_server, trained_adapter_dir, tiny_model_dir, tmp_path
 ):
-    from transformers import AutoTokenizer
-
     from serving.vllm_server import free_port
 
-    plan = plan_of(trained_adapter_dir, AutoTokenizer.from_pretrained(tiny_model_dir), 6)
+    plan = plan_of(trained_adapter_dir, tiny_model_dir, 6)
     plan.concurrency = 2  # rows go in order, two requests (one row) at a time
     engine = vllm_server.engine()
     dead = OpenAIEngine(f"http://127.0.0.1:{free_port()}/v1", "k", vllm_server.served_model_name)
@@ -168,3 +157,35 @@ def test_bad_input_gets_one_clear_message(vllm_server, adapters: Path, tmp_path:
     record = json.loads((adapters / "huanhuan" / "heldout.json").read_text(encoding="utf-8"))
     (bare / "huanhuan" / "heldout.json").write_text(json.dumps({**record, "rows": []}), encoding="utf-8")
     assert "zero held-out rows" in error_of(*base[:2], "--adapters-dir", str(bare), *base[4:])
+
+
+def test_default_engine_starts_vllm_on_the_base_and_the_adapters_folder(
+    vllm_server, adapters: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """`--engine vllm` (the default) serves the trained-on base and the adapter's folder, and stops it after.
+
+    The session's real server stands in for the one it would start (one vLLM start per test session).
+    """
+    import serving.vllm_server as vllm_server_module
+
+    seen: dict = {}
+
+    class StartsTheSessionServer:
+        def __init__(self, serve_args) -> None:
+            seen["args"] = serve_args
+
+        def __enter__(self):
+            return vllm_server
+
+        def __exit__(self, *exc_info) -> None:
+            seen["stopped"] = True
+
+    monkeypatch.setattr(vllm_server_module, "VLLMServer", StartsTheSessionServer)
+    out = tmp_path / "eval"
+    argv = ["--adapter", "huanhuan", "--adapters-dir", str(adapters), "--limit", "2", "--max-tokens", "4",
+            "--out-dir", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert seen["args"].model == str(tiny_model_dir) and Path(seen["args"].adapters_dir) == adapters
+    assert seen["stopped"]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["engine"] == "vllm" and summary["rows_scored"] == 2
