@@ -14,9 +14,10 @@ from typing import Any
 import gradio as gr
 
 from app.settings import AppSettings
+from evaluation.report import headline as eval_headline
 from serving.protocol import EngineError
 
-TABLE_HEADERS = ["name", "loaded", "rank", "base model", "created", "eval loss", "problems"]
+TABLE_HEADERS = ["name", "loaded", "rank", "base model", "created", "eval loss", "evaluation", "problems"]
 
 
 def build_adapter_panel(
@@ -102,7 +103,9 @@ def _table_row(info: Any, loaded: bool) -> list[Any]:
     created = info.created.strftime("%Y-%m-%d %H:%M") if info.created else ""
     loss = "" if info.eval_loss is None else f"{info.eval_loss:.4f}"
     rank = "" if info.rank is None else info.rank
-    return [info.name, "yes" if loaded else "no", rank, info.base_model or "", created, loss, "; ".join(info.problems)]
+    evaluation = eval_headline(info.path)  # `python -m evaluation`'s headline, from <adapter>/eval/summary.json
+    return [info.name, "yes" if loaded else "no", rank, info.base_model or "", created, loss, evaluation,
+            "; ".join(info.problems)]  # fmt: skip
 
 
 def _loaded_adapters(engine: Any) -> tuple[set[str], str | None]:

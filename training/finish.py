@@ -1,7 +1,8 @@
 """End of a run: write the adapter (or full model), train_config.yaml, metrics.json and loss_curve.png atomically.
 
 `export_run(args, trainer, tokenizer, data)` is called by training.train after the Trainer finished (with
-the best checkpoint loaded when load_best_model_at_end is on). See training.export for the atomic swap.
+the best checkpoint loaded when load_best_model_at_end is on). heldout.json records the held-out split
+(training.heldout) so `python -m evaluation` can rebuild it. See training.export for the atomic swap.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from training.export import export_atomically
+from training.heldout import write_heldout
 from training.report import build_metrics, plot_loss_curve
 
 
@@ -47,6 +49,7 @@ def export_run(args, trainer, tokenizer, data) -> dict[str, Any]:
         if args.finetune_type == "full":
             tokenizer.save_pretrained(staging)
         write_config_yaml(args, staging / "train_config.yaml")
+        write_heldout(args, data.eval_rows, staging)
         (staging / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
         plot_loss_curve(
             metrics, staging / "loss_curve.png", title=f"{args.finetune_type}: {Path(args.export_dir).name}"

@@ -12,14 +12,14 @@ from __future__ import annotations
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common.devices import CPU_FRIENDLY_WEIGHTS_GB, cuda_usable, weights_size_gb
 from training.checkpoints import ResumeRefused, completion_callback, prepare_resume, run_fingerprint
 from training.config import TrainArgs, parse_args
-from training.data import DatasetError, load_dataset_checked
+from training.data import DatasetError, Row, load_dataset_checked
 from training.examples import EncodeReport, Example, encode_rows
 from training.export import ExportError
 
@@ -43,6 +43,7 @@ class PreparedData:
     encode: EncodeReport
     total_rows: int
     bad_rows: int
+    eval_rows: list[Row] = field(default_factory=list)  # the held-out rows, recorded in the export
 
 
 def log(message: str) -> None:
@@ -84,12 +85,14 @@ def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
     train, evaluation = split_examples(encoded.examples, args.eval_ratio, args.seed)
     log(f"{len(rows)} rows used -> {len(train)} train / {len(evaluation)} eval examples")
     as_dict = [{"input_ids": e.input_ids, "labels": e.labels} for e in train]
+    by_where = {row.where: row for row in rows}
     return PreparedData(
         as_dict,
         [{"input_ids": e.input_ids, "labels": e.labels} for e in evaluation],
         encoded,
         report.total,
         len(report.bad),
+        eval_rows=[by_where[e.where] for e in evaluation],
     )
 
 

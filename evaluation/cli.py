@@ -1,0 +1,198 @@
+"""`python -m evaluation`: evaluate an adapter against its base on its held-out rows and write `<adapter>/eval/`.
+
+Every problem a user can meet ends in one `error: ...` line and exit status 1 (no training record, dataset
+changed or gone, zero held-out rows, a model that is not served, the engine dying mid-run); rows finished
+before a failure are kept and the same command resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from evaluation.config import EvalArgs, parse_eval_args
+from evaluation.run import EvalItem, EvalPlan, evaluate
+from serving.protocol import EngineError, SamplingParams
+from training.heldout import HeldoutError, HeldoutRecord, read_heldout, rebuild_heldout
+
+
+class EvalError(RuntimeError):
+    """A problem with what was asked; the message says what to do."""
+
+
+def log(message: str) -> None:
+    print(f"[evaluation] {message}", flush=True)
+
+
+def adapter_folder(args: EvalArgs) -> Path:
+    folder = Path(args.adapter) if os.sep in args.adapter else Path(args.adapters_dir) / args.adapter
+    if not (folder / "adapter_config.json").is_file():
+        raise EvalError(f"no adapter at {folder} (adapter_config.json missing); see --adapters-dir and --adapter")
+    return folder
+
+
+def base_model_path(args: EvalArgs, folder: Path) -> Path:
+    """--model, else the model the adapter was trained on (train_config.yaml, then adapter_config.json)."""
+    import json
+
+    import yaml
+
+    candidates = [args.model]
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        trained = yaml.safe_load((folder / "train_config.yaml").read_text(encoding="utf-8"))
+        candidates.append(trained["model_name_or_path"])
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        candidates.append(json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"])
+    for candidate in filter(None, candidates):
+        if (Path(candidate) / "config.json").is_file():
+            return Path(candidate)
+    raise EvalError(f"the base model of {folder} is not found here (tried {', '.join(filter(None, candidates))}); "
+                    "pass its folder with --model")  # fmt: skip
+
+
+def build_plan(args: EvalArgs, record: HeldoutRecord, model: Path, served_adapter: str, batched: bool) -> EvalPlan:
+    from transformers import AutoTokenizer
+
+    from training.examples import build_messages, completion_text
+
+    rows = rebuild_heldout(record, args.dataset or None)
+    if not rows:
+        raise EvalError("the adapter has zero held-out rows (it was trained with eval_ratio 0); nothing to evaluate. "
+                        "Retrain with --eval_ratio 0.1 to hold rows out.")  # fmt: skip
+    rows = rows[: args.limit] if args.limit else rows
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    items = []
+    for row in rows:
+        prompt, completion = completion_text(tokenizer, build_messages(row, record.system_prompt))
+        ids = [list(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in (prompt, completion)]
+        items.append(EvalItem(row.where, row.prompt, row.output, (ids[0], ids[1])))
+    params = SamplingParams(args.temperature, args.top_p, args.top_k, args.max_tokens, args.seed)
+    return EvalPlan(served_adapter, items, record.system_prompt, params, args.concurrency, batched)
+
+
+@contextlib.contextmanager
+def open_engine(args: EvalArgs, folder: Path, model: Path, served: str) -> Iterator[tuple[Any, Any, str]]:
+    """(engine, reference-loss scorer, served base name) for --engine; a vLLM started here is stopped after."""
+    from evaluation.refloss import TransformersReferenceLoss
+    from serving.factory import create_engine
+
+    if args.engine == "local":
+        engine = create_engine("local", model_path=model, adapters={served: folder})
+        yield engine, TransformersReferenceLoss(model, folder, served), engine.base_model
+        return
+    if args.engine == "openai":
+        key = os.environ.get(args.api_key_env, "") if args.api_key_env else ""
+        engine = create_engine("openai", base_url=args.base_url, api_key=key, base_model=args.base_model or None)
+        base = check_served(engine, served, args.base_url)
+        yield engine, _loss(args, args.base_url, key, base, model, folder, served), base
+        return
+    from serving.serve_args import ServeArgs
+    from serving.vllm_server import VLLMServer
+
+    serve = ServeArgs(model=str(model), adapters_dir=str(folder.parent), api_key_env="",
+                      max_model_len=args.max_model_len, cpu_kv_cache_gib=args.cpu_kv_cache_gib)  # fmt: skip
+    log(f"starting vLLM on {model} with the adapters of {folder.parent} (log: {serve.log_path or 'logs/'})")
+    with VLLMServer(serve) as server:
+        engine = server.engine()
+        base = check_served(engine, served, server.base_url)
+        yield engine, _loss(args, server.base_url, server.api_key, base, model, folder, served), base
+
+
+def _loss(args: EvalArgs, base_url: str, key: str, base: str, model: Path, folder: Path, served: str) -> Any:
+    from evaluation.refloss import TransformersReferenceLoss, VllmReferenceLoss
+
+    if args.loss == "transformers":
+        return TransformersReferenceLoss(model, folder, served)
+    return VllmReferenceLoss(base_url, key, base)
+
+
+def check_served(engine: Any, served: str, where: str) -> str:
+    """The served base name; EvalError when the base or the adapter is not served there."""
+    infos = engine.models()
+    names = [info.name for info in infos]
+    base = engine.base_model
+    if base not in names:
+        raise EvalError(
+            f"the base model '{base}' is not served by {where}; it serves: {', '.join(names) or 'nothing'}"
+        )
+    if served not in names:
+        raise EvalError(
+            f"the adapter '{served}' is not served by {where} (it serves: {', '.join(names)}); load it (the app's "
+            "Adapters panel), or pass --served-adapter NAME when it is served under another name"
+        )
+    return base
+
+
+def run_evaluation(args: EvalArgs, progress: Any = None, stop: Any = None) -> Path:
+    """Everything after parsing; returns the report folder.
+
+    `progress(phase, done, total)` and `stop` (a threading.Event) are handed to evaluation.run.evaluate; a
+    stopped run still writes the report of the rows it finished (marked partial).
+    """
+    from evaluation.report import EVAL_DIR, summarize, write_report
+    from evaluation.store import RowStore, fingerprint
+
+    folder = adapter_folder(args)
+    served = args.served_adapter or folder.name
+    record = read_heldout(folder)
+    model = base_model_path(args, folder)
+    plan = build_plan(args, record, model, served, batched=args.engine == "local")
+    out = Path(args.out_dir) if args.out_dir else folder / EVAL_DIR
+    log(f"{len(plan.items)} held-out rows of {record.dataset_path}; engine {args.engine}; report -> {out}")
+    with open_engine(args, folder, model, served) as (engine, loss, base):
+        settings = {"adapter": served, "base": base, "dataset_sha256": record.dataset_sha256,
+                    "system_prompt": record.system_prompt, "sampling": dataclasses.asdict(plan.params)}  # fmt: skip
+        store = RowStore(out, fingerprint(settings))
+        rows, stats = evaluate(plan, engine, loss, store, progress=progress or _printer(), stop=stop)
+    if not rows:
+        raise EvalError(f"stopped before any row was finished; what was done is kept in {store.path}")
+    log(f"generated {stats.completion_tokens} tokens in {stats.generate_s:.1f} s ({stats.tokens_per_s:.1f} tokens/s); "
+        f"{stats.rows_done_before} rows were done before")  # fmt: skip
+    meta = {
+        "adapter": served,
+        "base_model": base,
+        "engine": args.engine,
+        "rows_planned": len(plan.items),
+        "complete": len(rows) == len(plan.items),
+        "sampling": str(plan.params),
+        "dataset_sha256": record.dataset_sha256,
+        "seed": args.seed,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    write_report(summarize(rows, meta, args.markers), out)
+    return out
+
+
+def _printer():
+    last = [0.0]
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if done == total or time.monotonic() - last[0] > 5:
+            last[0] = time.monotonic()
+            log(f"{'replies' if phase == 'generate' else 'reference loss'}: {done}/{total} rows")
+
+    return progress
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_eval_args(argv)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        out = run_evaluation(args)
+    except (EvalError, HeldoutError, EngineError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    import json
+
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    log(f"{summary['headline']}\n  report: {out / 'summary.md'}, {out / 'chart.png'}, {out / 'rows.json'}")
+    return 0

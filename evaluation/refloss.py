@@ -1,0 +1,126 @@
+"""Teacher-forced loss of the reference answer under the base and under the adapter.
+
+Each held-out row is tokenized exactly as the trainer did (training.examples.encode_row): the generation
+prompt, then the reference completion `\\n</think>\\n\\n{answer}<|im_end|>`. The loss of a row is the mean
+negative log-likelihood of the completion tokens (what the trainer's eval loss averages), its perplexity
+exp(loss).
+
+- `VllmReferenceLoss`: vLLM's completions endpoint with `prompt_logprobs` on the token ids, against the
+  served base or adapter name (one request per row and side, max_tokens 1). One at a time by default:
+  vLLM 0.32's LoRA logits path breaks when prompt_logprobs requests share a batch (vllm-project/vllm#16668).
+- `TransformersReferenceLoss`: transformers + peft in-process (LocalEngine, or no vLLM), batched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+from serving.protocol import BASE_MODEL_ALIAS, EngineError
+
+TokenPair = tuple[list[int], list[int]]  # (prompt ids, reference completion ids)
+
+
+class ReferenceLoss(Protocol):
+    def losses(self, model: str, items: Sequence[TokenPair]) -> list[float]:
+        """Mean NLL per item of its completion tokens under `model` (the base alias or an adapter name)."""
+        ...
+
+
+class VllmReferenceLoss:
+    """Reference loss from a vLLM server's `prompt_logprobs` (an OpenAI-compatible server without it fails)."""
+
+    def __init__(self, base_url: str, api_key: str, base_model: str, concurrency: int = 1, timeout_s: float = 600):
+        import openai
+
+        self._client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout_s)
+        self.base_model = base_model
+        self.concurrency = concurrency
+
+    def losses(self, model: str, items: Sequence[TokenPair]) -> list[float]:
+        name = self.base_model if model == BASE_MODEL_ALIAS else model
+        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+            return list(pool.map(lambda item: self._one(name, item), items))
+
+    def _one(self, name: str, item: TokenPair) -> float:
+        prompt, completion = item
+        ids = [*prompt, *completion]
+        try:
+            response = self._client.completions.create(
+                model=name, prompt=ids, max_tokens=1, temperature=0.0, extra_body={"prompt_logprobs": 0}
+            )
+        except Exception as error:
+            from serving.openai_errors import engine_error_from
+
+            raise engine_error_from(error, str(self._client.base_url), name) from error
+        choice = response.choices[0]
+        listed = getattr(choice, "prompt_logprobs", None) or (choice.model_extra or {}).get("prompt_logprobs")
+        if not listed or len(listed) != len(ids):
+            raise EngineError(
+                f"the server gave no prompt_logprobs for '{name}' (is it vLLM?); use --loss transformers instead"
+            )
+        return _mean_nll(listed[len(prompt) :], completion)
+
+
+def _mean_nll(entries: Sequence[Any], tokens: Sequence[int]) -> float:
+    """Mean -logprob of tokens from vLLM's per-position {token_id: {logprob, ...}} maps."""
+    total = 0.0
+    for entry, token in zip(entries, tokens, strict=True):
+        info = entry[str(token)] if str(token) in entry else entry[token]
+        total -= float(info["logprob"] if isinstance(info, dict) else info.logprob)
+    return total / len(tokens)
+
+
+class TransformersReferenceLoss:
+    """Reference loss with transformers + peft in this process (the base through `disable_adapter()`)."""
+
+    def __init__(self, model_path: Path, adapter_path: Path, adapter_name: str, batch_size: int = 8):
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        from serving.local_engine import resolve_placement
+
+        device, dtype = resolve_placement("auto", "auto")
+        base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        self.model = PeftModel.from_pretrained(base, str(adapter_path), adapter_name=adapter_name).to(device).eval()
+        self.adapter_name = adapter_name
+        self.batch_size = batch_size
+
+    def losses(self, model: str, items: Sequence[TokenPair]) -> list[float]:
+        from contextlib import nullcontext
+
+        if model not in (BASE_MODEL_ALIAS, self.adapter_name):
+            raise EngineError(f"unknown model '{model}' for the reference loss (have base and {self.adapter_name})")
+        out: list[float] = []
+        context = self.model.disable_adapter() if model == BASE_MODEL_ALIAS else nullcontext()
+        with context:
+            for start in range(0, len(items), self.batch_size):
+                out += self._batch(items[start : start + self.batch_size])
+        return out
+
+    def _batch(self, items: Sequence[TokenPair]) -> list[float]:
+        import torch
+
+        width = max(len(p) + len(c) for p, c in items)
+        ids = torch.zeros((len(items), width), dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, (prompt, completion) in enumerate(items):
+            ids[row, : len(prompt) + len(completion)] = torch.tensor([*prompt, *completion])
+            mask[row, : len(prompt) + len(completion)] = 1
+        device = self.model.device
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1).cpu()
+        out = []
+        for row, (prompt, completion) in enumerate(items):
+            positions = torch.arange(len(prompt) - 1, len(prompt) + len(completion) - 1)
+            picked = logprobs[row, positions, torch.tensor(completion)]
+            out.append(float(-picked.mean()))
+        return out
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(min(loss, 50.0))

@@ -1,0 +1,121 @@
+"""The lasting report in `<adapter>/eval/`: rows.json (every row and score), summary.json, summary.md, chart.png.
+
+`summarize(rows, meta, markers)` scores each stored row (evaluation.scores) and aggregates base vs adapter:
+paired difference with a bootstrap 95% interval per metric, thinking-health rates, the thinking-length
+distribution and finish reasons. `headline(adapter_dir)` is the one line the adapters table shows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evaluation.refloss import perplexity
+from evaluation.scores import THINKING_CLASSES, Reply, reply_scores
+from evaluation.stats import paired_bootstrap
+
+EVAL_DIR = "eval"
+SIDES = ("base", "adapter")
+# metric -> (label, higher is better, shown as a percentage)
+METRICS = {
+    "loss": ("reference loss", False, False),
+    "chrf": ("chrF (characters)", True, False),
+    "rouge_l": ("ROUGE-L (characters)", True, False),
+    "has_marker": ("persona-marker rate", True, True),
+    "thinking_closed": ("thinking closed", True, True),
+    "answered": ("answered", True, True),
+    "answer_chars": ("answer length (chars)", None, False),
+}
+
+
+def score_row(row: dict[str, Any], markers: Sequence[str]) -> dict[str, Any]:
+    """The stored row with `scores` added to each side."""
+    out = dict(row)
+    for side in SIDES:
+        reply = row[side]
+        fields = {key: reply[key] for key in ("thinking", "answer", "finish_reason", "thinking_closed")}
+        tokens = {key: reply.get(key, 0) for key in ("reasoning_tokens", "answer_tokens")}
+        scores = reply_scores(Reply(**fields, **tokens), row["reference"], markers)
+        scores["loss"] = reply["loss"]
+        scores["perplexity"] = perplexity(reply["loss"])
+        out[side] = {**reply, "scores": scores}
+    return out
+
+
+def _distribution(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    pick = {"p10": 0.1, "p50": 0.5, "p90": 0.9}
+    out = {name: float(ordered[min(len(ordered) - 1, int(q * len(ordered)))]) for name, q in pick.items()}
+    return {"min": float(ordered[0]), **out, "max": float(ordered[-1]), "mean": sum(ordered) / len(ordered)}
+
+
+def summarize(rows: list[dict[str, Any]], meta: dict[str, Any], markers: Sequence[str]) -> dict[str, Any]:
+    scored = [score_row(row, markers) for row in rows]
+    if not scored:
+        raise ValueError("no evaluated rows to summarize")
+
+    def column(side: str, key: str) -> list[float]:
+        return [float(row[side]["scores"][key]) for row in scored]
+
+    metrics = {}
+    for key, (label, higher, percent) in METRICS.items():
+        paired = paired_bootstrap(column("base", key), column("adapter", key), seed=meta.get("seed") or 0)
+        metrics[key] = {**paired.to_dict(), "label": label, "higher_is_better": higher, "percent": percent,
+                        "significant": paired.significant}  # fmt: skip
+    summary = {**meta, "rows_scored": len(scored), "markers": list(markers), "metrics": metrics}
+    summary["perplexity"] = {side: perplexity(metrics["loss"][side]) for side in SIDES}
+    summary["thinking"] = {side: _rates([row[side]["scores"]["thinking"] for row in scored]) for side in SIDES}
+    summary["thinking_chars"] = {side: _distribution(column(side, "thinking_chars")) for side in SIDES}
+    summary["finish_reasons"] = {side: dict(Counter(row[side]["finish_reason"] for row in scored)) for side in SIDES}
+    summary["reference_marker_rate"] = sum(any(m in row["reference"] for m in markers) for row in scored) / len(scored)
+    summary["headline"] = headline_of(summary)
+    return {"summary": summary, "rows": scored}
+
+
+def _rates(classes: list[str]) -> dict[str, float]:
+    counts = Counter(classes)
+    return {name: counts.get(name, 0) / len(classes) for name in THINKING_CLASSES}
+
+
+def _fmt(value: float, percent: bool) -> str:
+    return f"{value:.0%}" if percent else f"{value:.2f}" if abs(value) < 100 else f"{value:.0f}"
+
+
+def headline_of(summary: dict[str, Any]) -> str:
+    m = summary["metrics"]
+    parts = [f"{label} {_fmt(m[key]['base'], m[key]['percent'])} -> {_fmt(m[key]['adapter'], m[key]['percent'])}"
+             for key, label in (("chrf", "chrF"), ("has_marker", "markers"), ("thinking_closed", "closed"),
+                                ("loss", "loss"))]  # fmt: skip
+    partial = "" if summary.get("complete", True) else f" ({summary['rows_scored']}/{summary['rows_planned']} rows)"
+    return ", ".join(parts) + partial
+
+
+def headline(adapter_dir: Path) -> str:
+    """The adapters-table line from `<adapter>/eval/summary.json`; empty when never evaluated or unreadable."""
+    try:
+        summary = json.loads((Path(adapter_dir) / EVAL_DIR / "summary.json").read_text(encoding="utf-8"))
+        return str(summary.get("headline", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def write_report(report: dict[str, Any], eval_dir: Path) -> Path:
+    """rows.json, summary.json, summary.md and chart.png into eval_dir (each replaced whole)."""
+    eval_dir = Path(eval_dir)
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    _write(eval_dir / "rows.json", json.dumps(report["rows"], ensure_ascii=False, indent=1))
+    _write(eval_dir / "summary.json", json.dumps(report["summary"], ensure_ascii=False, indent=1))
+    from evaluation.markdown import summary_markdown, write_chart
+
+    _write(eval_dir / "summary.md", summary_markdown(report["summary"]))
+    write_chart(report["summary"], eval_dir / "chart.png")
+    return eval_dir
+
+
+def _write(path: Path, text: str) -> None:
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(text, encoding="utf-8")
+    staging.replace(path)

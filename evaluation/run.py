@@ -1,0 +1,247 @@
+"""Run every held-out prompt through the base and the adapter, and the reference through both for its loss.
+
+The API an Evaluate tab calls (the command line is a thin wrapper around it):
+
+    plan = EvalPlan(adapter="huanhuan", items=items, system_prompt=persona, params=SamplingParams(seed=0))
+    results = evaluate(plan, engine, loss, store, progress=lambda phase, done, total: ..., stop=threading.Event())
+
+Both sides get the same messages (system persona + prompt), sampling and seed. On an engine that serves
+requests concurrently (vLLM through OpenAIEngine) `concurrency` requests are kept in flight, a new one
+starting as soon as one ends; with `batched=True` (LocalEngine) `concurrency` requests at a time go to
+`open_streams` as one batched generate. Each row's replies are appended to the RowStore as soon as both
+sides are in; the reference losses follow once every reply is in (a separate phase, see `_losses`). A
+stopped or failed run keeps what it finished and a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from evaluation.refloss import ReferenceLoss, TokenPair
+from evaluation.store import RowStore
+from serving.protocol import (
+    BASE_MODEL_ALIAS,
+    AnswerDelta,
+    ChatRequest,
+    EngineError,
+    FinalDelta,
+    ReasoningDelta,
+    SamplingParams,
+)
+
+SIDES = ("base", "adapter")
+Progress = Callable[[str, int, int], None]
+
+
+class EvalAborted(EngineError):
+    """The engine failed mid-run; rows finished before it are kept (the message says how many and where)."""
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One held-out row: where it is in the dataset, the prompt, the reference answer and its token ids."""
+
+    where: str
+    prompt: str
+    reference: str
+    tokens: TokenPair
+
+
+@dataclass
+class EvalPlan:
+    adapter: str
+    items: list[EvalItem]
+    system_prompt: str
+    params: SamplingParams = field(default_factory=SamplingParams)
+    concurrency: int = 16
+    batched: bool = False
+
+    def messages(self, item: EvalItem) -> list[dict[str, str]]:
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return [*system, {"role": "user", "content": item.prompt}]
+
+    def model_of(self, side: str) -> str:
+        return BASE_MODEL_ALIAS if side == "base" else self.adapter
+
+
+@dataclass
+class RunStats:
+    rows_done_before: int = 0
+    rows_done_now: int = 0
+    completion_tokens: int = 0
+    generate_s: float = 0.0
+    stopped: bool = False
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.generate_s if self.generate_s > 0 else 0.0
+
+
+def drain(stream: Any, stop: threading.Event) -> dict[str, Any] | None:
+    """Read one stream to its end: thinking, answer, finish reason, token counts; None when stopped."""
+    thinking, answer, final = [], [], None
+    try:
+        for delta in stream:
+            if stop.is_set():
+                return None
+            if isinstance(delta, ReasoningDelta):
+                thinking.append(delta.text)
+            elif isinstance(delta, AnswerDelta):
+                answer.append(delta.text)
+            elif isinstance(delta, FinalDelta):
+                final = delta
+    finally:
+        stream.close()
+    if final is None:
+        return None
+    return {"thinking": "".join(thinking), "answer": "".join(answer), "finish_reason": final.finish_reason,
+            "thinking_closed": final.thinking_closed, "reasoning_tokens": final.reasoning_tokens,
+            "answer_tokens": final.answer_tokens}  # fmt: skip
+
+
+class _Run:
+    """The state of one evaluate() call, shared by its worker threads."""
+
+    def __init__(self, plan, engine, store, progress, stop):
+        self.plan, self.engine, self.store = plan, engine, store
+        self.progress = progress or (lambda phase, done, total: None)
+        self.stop = stop or threading.Event()
+        self.abort = threading.Event()
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.stats = RunStats()
+        self.done = 0
+
+    def halted(self) -> bool:
+        return self.stop.is_set() or self.abort.is_set()
+
+    def fail(self, error: BaseException) -> None:
+        with self.lock:
+            self.error = self.error or error
+        self.abort.set()
+
+    def side_done(self, item: EvalItem, side: str, reply: dict[str, Any]) -> None:
+        with self.lock:
+            self.stats.completion_tokens += reply["reasoning_tokens"] + reply["answer_tokens"]
+            sides = self.pending.setdefault(item.where, {})
+            sides[side] = reply
+            if len(sides) < len(SIDES):
+                return
+            del self.pending[item.where]
+        self.store_replies(item, sides)
+
+    def store_replies(self, item: EvalItem, sides: dict[str, dict[str, Any]]) -> None:
+        self.store.append({"part": "replies", "where": item.where, "prompt": item.prompt,
+                           "reference": item.reference, **sides})  # fmt: skip
+        with self.lock:
+            self.done += 1
+            done = self.done
+        self.progress("generate", done, len(self.plan.items))
+
+
+def _request(plan: EvalPlan, item: EvalItem, side: str) -> ChatRequest:
+    return ChatRequest(plan.messages(item), plan.model_of(side), plan.params)
+
+
+def _one_side(run: _Run, item: EvalItem, side: str) -> None:
+    if run.halted():
+        return
+    try:
+        stream = run.engine.stream_chat(run.plan.messages(item), run.plan.model_of(side), run.plan.params)
+        reply = drain(stream, run.stop)
+        if reply is not None:
+            run.side_done(item, side, reply)
+    except BaseException as error:
+        run.fail(error)
+
+
+def _windowed(run: _Run, todo: list[EvalItem]) -> None:
+    jobs = [(item, side) for item in todo for side in SIDES]
+    with ThreadPoolExecutor(max_workers=max(1, run.plan.concurrency), thread_name_prefix="eval") as pool:
+        list(pool.map(lambda job: _one_side(run, *job), jobs))
+
+
+def _batched(run: _Run, todo: list[EvalItem]) -> None:
+    chunk = max(1, run.plan.concurrency // len(SIDES))
+    for start in range(0, len(todo), chunk):
+        if run.halted():
+            return
+        items = todo[start : start + chunk]
+        try:
+            streams = run.engine.open_streams([_request(run.plan, item, side) for item in items for side in SIDES])
+            replies = [drain(stream, run.stop) for stream in streams]
+            if any(reply is None for reply in replies):
+                return
+            for index, item in enumerate(items):
+                sides = dict(zip(SIDES, replies[index * 2 : index * 2 + 2], strict=True))
+                with run.lock:
+                    run.stats.completion_tokens += sum(
+                        r["reasoning_tokens"] + r["answer_tokens"] for r in sides.values()
+                    )
+                run.store_replies(item, sides)
+        except BaseException as error:
+            run.fail(error)
+            return
+
+
+def _losses(run: _Run, loss: ReferenceLoss, todo: list[EvalItem], chunk: int = 8) -> None:
+    """The reference losses, after every reply is in (vLLM 0.32 can crash when a prompt_logprobs request with
+    LoRA shares a batch with generating requests: vllm-project/vllm#16668, #29955)."""
+    for start in range(0, len(todo), chunk):
+        if run.halted():
+            return
+        items = todo[start : start + chunk]
+        try:
+            values = {side: loss.losses(run.plan.model_of(side), [item.tokens for item in items]) for side in SIDES}
+        except BaseException as error:
+            run.fail(error)
+            return
+        for index, item in enumerate(items):
+            run.store.append({"part": "loss", "where": item.where, **{side: values[side][index] for side in SIDES}})
+        run.progress("loss", start + len(items), len(todo))
+
+
+def evaluate(
+    plan: EvalPlan,
+    engine: Any,
+    loss: ReferenceLoss,
+    store: RowStore,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[list[dict[str, Any]], RunStats]:
+    """Evaluate what of plan is not in store yet; returns (every finished row of the plan in plan order, stats).
+
+    First every missing reply (both sides), then every missing reference loss. `progress(phase, done, total)`
+    is called with phase "generate" or "loss". Raises EvalAborted when the engine fails (what finished before
+    is stored). Setting `stop` ends the run early without an error (stats.stopped; replies cut by the stop
+    are not stored).
+    """
+    parts = store.parts()
+    todo = [item for item in plan.items if item.where not in parts["replies"]]
+    run = _Run(plan, engine, store, progress, stop)
+    run.done = run.stats.rows_done_before = len(plan.items) - len(todo)
+    run.progress("generate", run.done, len(plan.items))
+    started = time.perf_counter()
+    (_batched if plan.batched else _windowed)(run, todo)
+    run.stats.generate_s = time.perf_counter() - started
+    run.stats.rows_done_now = run.done - run.stats.rows_done_before
+    if run.error is None and not run.stop.is_set():
+        with_replies = store.parts()["replies"]
+        _losses(
+            run, loss, [item for item in plan.items if item.where in with_replies and item.where not in parts["loss"]]
+        )
+    run.stats.stopped = run.stop.is_set()
+    rows = store.load()
+    if run.error is not None:
+        answered = sum(item.where in store.parts()["replies"] for item in plan.items)
+        raise EvalAborted(
+            f"the evaluation stopped with {answered} of {len(plan.items)} rows answered and {len(rows)} scored: "
+            f"{run.error}. What was done is kept in {store.path}; run the same command again to resume."
+        ) from run.error
+    return [rows[item.where] for item in plan.items if item.where in rows], run.stats

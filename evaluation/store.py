@@ -1,0 +1,62 @@
+"""Rows done so far, one JSON line each, so an interrupted evaluation resumes where it stopped.
+
+Two kinds of line: a row's replies (`part: "replies"`: both sides' thinking, answer, finish reason) and,
+later, its reference losses (`part: "loss"`). The file is keyed by the run's fingerprint (adapter, base,
+dataset hash, system prompt, sampling): a rerun with the same settings skips what it finds; other settings
+start their own file and leave this one. A line cut by a crash is ignored (that part is simply redone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+WORK_DIR = ".work"
+
+
+def fingerprint(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+class RowStore:
+    """Append-only JSONL of finished rows (thread-safe), in `<eval dir>/.work/rows-<fingerprint>.jsonl`."""
+
+    def __init__(self, eval_dir: Path, key: str):
+        self.path = Path(eval_dir) / WORK_DIR / f"rows-{key}.jsonl"
+        self._lock = threading.Lock()
+
+    def parts(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """part -> where -> record, from every complete line."""
+        found: dict[str, dict[str, dict[str, Any]]] = {"replies": {}, "loss": {}}
+        if not self.path.is_file():
+            return found
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a crash
+            if isinstance(record, dict) and record.get("part") in found and "where" in record:
+                found[record["part"]][record["where"]] = record
+        return found
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """where -> finished row (replies with each side's `loss`), for rows that have both parts."""
+        parts = self.parts()
+        rows = {}
+        for where, replies in parts["replies"].items():
+            loss = parts["loss"].get(where)
+            if loss is not None:
+                row = {key: value for key, value in replies.items() if key != "part"}
+                rows[where] = {**row, **{side: {**row[side], "loss": loss[side]} for side in ("base", "adapter")}}
+        return rows
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()

@@ -1,0 +1,60 @@
+"""`python -m evaluation --engine local`: LocalEngine (batched generate) and the transformers reference loss.
+
+.venv/bin/python -m pytest tests/evaluation/test_evaluate_local.py
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from evaluation.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_local_engine_evaluation(trained_adapter_dir: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    shutil.copytree(trained_adapter_dir, tmp_path / "huanhuan")
+    argv = ["--adapter", "huanhuan", "--adapters-dir", str(tmp_path), "--engine", "local", "--model",
+            str(tiny_model_dir), "--limit", "6", "--max-tokens", "12", "--concurrency", "8",
+            "--markers", "本宫,皇上"]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "huanhuan" / "eval" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["rows_scored"] == 6 and summary["engine"] == "local" and summary["markers"] == ["本宫", "皇上"]
+    assert summary["metrics"]["loss"]["adapter"] < summary["metrics"]["loss"]["base"]
+    rows = json.loads((tmp_path / "huanhuan" / "eval" / "rows.json").read_text(encoding="utf-8"))
+    assert all(row["base"]["finish_reason"] in ("stop", "length") for row in rows)
+    assert all(row["adapter"]["reasoning_tokens"] + row["adapter"]["answer_tokens"] <= 12 for row in rows)
+
+
+def test_stop_event_ends_a_batched_run_early_and_keeps_its_rows(trained_adapter_dir, tiny_model_dir, tmp_path) -> None:
+    import threading
+
+    from evaluation.cli import build_plan
+    from evaluation.config import EvalArgs
+    from evaluation.refloss import TransformersReferenceLoss
+    from evaluation.run import evaluate
+    from evaluation.store import RowStore
+    from serving.local_engine import LocalEngine
+    from training.heldout import read_heldout
+
+    args = EvalArgs(limit=6, max_tokens=8, concurrency=4)  # 2 rows per batched generate
+    plan = build_plan(args, read_heldout(trained_adapter_dir), tiny_model_dir, "huanhuan", batched=True)
+    engine = LocalEngine(tiny_model_dir, adapters={"huanhuan": trained_adapter_dir})
+    loss = TransformersReferenceLoss(tiny_model_dir, trained_adapter_dir, "huanhuan")
+    stop, seen = threading.Event(), []
+
+    def progress(phase: str, done: int, total: int) -> None:
+        seen.append((phase, done, total))
+        if done >= 2:
+            stop.set()
+
+    store = RowStore(tmp_path, "stop")
+    rows, stats = evaluate(plan, engine, loss, store, progress=progress, stop=stop)
+    assert stats.stopped and rows == [] and len(store.parts()["replies"]) == 2
+    assert seen[:3] == [("generate", 0, 6), ("generate", 1, 6), ("generate", 2, 6)]
+    rows, stats = evaluate(plan, engine, loss, store)
+    assert not stats.stopped and stats.rows_done_before == 2 and len(rows) == 6

@@ -1,0 +1,131 @@
+"""Unit tests of the evaluation's scores, bootstrap, resume store and report (no model needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evaluation.report import headline, summarize, write_report
+from evaluation.scores import DEFAULT_MARKERS, Reply, chrf, reply_scores, rouge_l, thinking_class
+from evaluation.stats import paired_bootstrap
+from evaluation.store import RowStore
+
+
+def reply(thinking="想一想", answer="本宫知道了", finish="stop", closed=True) -> Reply:
+    return Reply(thinking, answer, finish, closed)
+
+
+@pytest.mark.parametrize(
+    ("r", "expected"),
+    [
+        (reply(), "valid"),
+        (reply(thinking="  \n"), "empty"),
+        (reply(answer="", closed=False), "never_closed"),
+        (reply(answer="", finish="length", closed=False), "cut"),
+        (reply(finish="length"), "valid"),  # closed, then cut inside the answer: the thinking was fine
+    ],
+)
+def test_thinking_classes(r: Reply, expected: str) -> None:
+    assert thinking_class(r) == expected
+
+
+def test_rouge_l_is_on_characters() -> None:
+    assert rouge_l("本宫知道了", "本宫知道了") == pytest.approx(100.0)
+    # LCS of 本宫知道了 / 本宫已经知道了 is 5 chars: P = 5/5, R = 5/7
+    assert rouge_l("本宫知道了", "本宫已经知道了") == pytest.approx(100 * 2 * (5 / 7) / (1 + 5 / 7))
+    assert rouge_l("abc", "本宫") == 0.0
+    assert rouge_l("", "本宫") == 0.0
+
+
+def test_chrf_ranks_closer_answers_higher() -> None:
+    reference = "臣妾明白了，多谢皇上"
+    assert chrf(reference, reference) == pytest.approx(100.0)
+    assert chrf("臣妾明白了", reference) > chrf("我不知道", reference) >= 0.0
+    assert chrf("", reference) == 0.0
+
+
+def test_an_unclosed_reply_counts_as_no_answer() -> None:
+    reference = "本宫知道了"
+    open_reply = Reply("本宫知道了", "本宫知道了", "length", thinking_closed=False)
+    scores = reply_scores(open_reply, reference, DEFAULT_MARKERS)
+    assert scores["answered"] == 0 and scores["chrf"] == 0.0 and scores["has_marker"] == 0
+    closed = reply_scores(reply(answer=reference), reference, DEFAULT_MARKERS)
+    assert closed["answered"] == 1 and closed["chrf"] == pytest.approx(100.0) and closed["markers"] == 1
+    assert scores["thinking"] == "cut" and closed["thinking"] == "valid"
+
+
+def test_markers_come_from_the_configured_list() -> None:
+    assert reply_scores(reply(answer="皇上万福"), "x", ["皇上"])["markers"] == 1
+    assert reply_scores(reply(answer="皇上万福"), "x", ["本宫"])["markers"] == 0
+
+
+def test_paired_bootstrap_interval() -> None:
+    base = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0] * 4
+    better = [b + 1.0 for b in base]
+    paired = paired_bootstrap(base, better, samples=500)
+    assert paired.diff == pytest.approx(1.0) and paired.low == pytest.approx(1.0) and paired.significant
+    noisy = paired_bootstrap(base, list(reversed(base)), samples=500)
+    assert noisy.low < 0 < noisy.high and not noisy.significant
+    assert paired.base_interval[0] < 0.5 < paired.base_interval[1]
+    with pytest.raises(ValueError):
+        paired_bootstrap([1.0], [1.0, 2.0])
+
+
+def test_store_resumes_and_ignores_a_cut_line(tmp_path: Path) -> None:
+    store = RowStore(tmp_path, "abc")
+    for where in ("index 1", "index 2", "index 3"):
+        store.append({"part": "replies", "where": where, "base": {"answer": "a"}, "adapter": {"answer": "b"}})
+    store.append({"part": "loss", "where": "index 1", "base": 2.0, "adapter": 1.0})
+    with store.path.open("a", encoding="utf-8") as handle:
+        handle.write('{"part": "loss", "where": "index 2", "base"')  # a crash mid-line
+    reopened = RowStore(tmp_path, "abc")
+    assert sorted(reopened.parts()["replies"]) == ["index 1", "index 2", "index 3"]
+    finished = reopened.load()
+    assert list(finished) == ["index 1"] and finished["index 1"]["adapter"] == {"answer": "b", "loss": 1.0}
+    assert RowStore(tmp_path, "other").load() == {}
+
+
+def stored_row(where: str, adapter_answer: str, adapter_loss: float) -> dict:
+    side = {"thinking": "", "finish_reason": "stop", "reasoning_tokens": 0, "answer_tokens": 3}
+    return {
+        "where": where,
+        "prompt": "你是谁",
+        "reference": "臣妾甄嬛",
+        "base": {**side, "thinking": "嗯" * 9, "answer": "", "thinking_closed": False, "finish_reason": "length",
+                 "loss": 9.0},
+        "adapter": {**side, "answer": adapter_answer, "thinking_closed": True, "loss": adapter_loss},
+    }  # fmt: skip
+
+
+def test_report_files_and_headline(tmp_path: Path) -> None:
+    rows = [stored_row(f"index {i}", "臣妾甄嬛" if i % 2 else "臣妾在", 2.0 + i / 10) for i in range(10)]
+    meta = {"adapter": "huanhuan", "base_model": "tiny", "rows_planned": 12, "complete": False, "sampling": "s",
+            "dataset_sha256": "ab" * 32, "seed": 0, "created": "now", "engine": "openai"}  # fmt: skip
+    report = summarize(rows, meta, DEFAULT_MARKERS)
+    summary = report["summary"]
+    assert summary["metrics"]["loss"]["diff"] < 0 and summary["metrics"]["loss"]["significant"]
+    assert summary["metrics"]["has_marker"]["base"] == 0 and summary["metrics"]["has_marker"]["adapter"] == 1
+    assert summary["thinking"]["base"]["cut"] == 1.0 and summary["thinking"]["adapter"]["empty"] == 1.0
+    assert summary["finish_reasons"]["base"] == {"length": 10}
+    folder = write_report(report, tmp_path / "huanhuan" / "eval")
+    assert {p.name for p in folder.iterdir()} >= {"rows.json", "summary.json", "summary.md", "chart.png"}
+    written = json.loads((folder / "rows.json").read_text(encoding="utf-8"))
+    assert written[1]["adapter"]["scores"]["chrf"] == pytest.approx(100.0)
+    assert "partial run" in (folder / "summary.md").read_text(encoding="utf-8")
+    line = headline(tmp_path / "huanhuan")
+    assert line.startswith("chrF 0.00 -> ") and "markers 0% -> 100%" in line and "(10/12 rows)" in line
+    assert headline(tmp_path / "never-evaluated") == ""
+
+
+def test_adapters_table_shows_the_headline(tmp_path: Path) -> None:
+    from app.adapter_panel import TABLE_HEADERS, _table_row
+    from serving.adapters import AdapterInfo
+
+    folder = tmp_path / "huanhuan"
+    (folder / "eval").mkdir(parents=True)
+    (folder / "eval" / "summary.json").write_text(json.dumps({"headline": "chrF 1.00 -> 9.00"}), encoding="utf-8")
+    row = _table_row(AdapterInfo("huanhuan", folder), loaded=True)
+    assert len(row) == len(TABLE_HEADERS) and row[TABLE_HEADERS.index("evaluation")] == "chrF 1.00 -> 9.00"
+    assert _table_row(AdapterInfo("other", tmp_path / "other"), loaded=False)[TABLE_HEADERS.index("evaluation")] == ""
