@@ -69,7 +69,11 @@ class RowState:
 
     def flush(self, tokenizer, final: bool = False) -> None:
         """Queue the newly decoded text; hold back a cut multi-byte character until it completes."""
-        text = tokenizer.decode(self._segment, skip_special_tokens=True)
+        backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: no per-call list conversion
+        if backend is not None:
+            text = backend.decode(self._segment, skip_special_tokens=True)
+        else:
+            text = tokenizer.decode(self._segment, skip_special_tokens=True)
         if not final and text.endswith("\ufffd"):
             return
         new_text = text[self._emitted :]
