@@ -154,12 +154,18 @@ def plain_client_turn(server, models: list[str], new_tokens: int) -> int:
     read to the end on their own threads; the same request as OpenAIEngine sends. Returns completion tokens."""
     from openai import OpenAI
 
+    from serving.protocol import SamplingParams
+
     client = OpenAI(base_url=server.base_url, api_key=server.api_key)
     counts: list[int] = []
 
+    params = SamplingParams(temperature=0.0, max_tokens=new_tokens, seed=0)  # OpenAIEngine's request, field by field
+
     def one(model: str) -> None:
-        stream = client.chat.completions.create(model=model, messages=MESSAGES, stream=True, temperature=0.0,
-                                                top_p=1.0, max_tokens=new_tokens, seed=0,
+        stream = client.chat.completions.create(model=model, messages=MESSAGES, stream=True,
+                                                temperature=params.temperature, top_p=params.top_p,
+                                                max_tokens=params.max_tokens, seed=params.seed,
+                                                extra_body={"top_k": params.top_k},
                                                 stream_options={"include_usage": True})  # fmt: skip
         counts.extend(chunk.usage.completion_tokens for chunk in stream if chunk.usage is not None)
 

@@ -46,7 +46,11 @@ class LocalEngine:
         self._running: list[RowState] = []  # rows of the turns queued or generating, cancelled by close()
         self._running_lock = threading.Lock()
         self._worker = ModelThread("local-engine")  # loads, adapter changes and generates all run there
-        self._worker.call(self._load, model_path, dtype)
+        try:
+            self._worker.call(self._load, model_path, dtype)
+        except BaseException:
+            self._worker.stop()
+            raise
         atexit.register(_close_at_exit, weakref.ref(self))
         for name, path in (adapters or {}).items():
             self.load_adapter(name, path)
@@ -100,7 +104,10 @@ class LocalEngine:
         batches = [(params, indexes) for params, indexes in groups.items()]
         with self._running_lock:
             self._running.extend(rows)
-        self._worker.submit(self._run_batches, batches, prompts, adapter_names, rows)
+        done = self._worker.submit(self._run_batches, batches, prompts, adapter_names, rows)
+        if done.done() and done.exception() is not None:  # the engine was closed: nothing will run
+            for row in rows:
+                row.fail(EngineError(f"the local engine is closed: {done.exception()}"))
         return [LocalStream(row) for row in rows]
 
     def run_on_model_thread(self, fn, *args):

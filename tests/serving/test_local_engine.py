@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from serving.local_streaming import END_OF_STREAM, BatchRowStreamer, RowState
-from serving.protocol import ChatRequest, FinalDelta, SamplingParams
+from serving.protocol import ChatRequest, EngineError, FinalDelta, SamplingParams
 
 MESSAGES = [{"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"}, {"role": "user", "content": "你是谁？"}]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -99,6 +99,8 @@ def test_close_cancels_the_running_turn_and_ends_the_model_thread(tiny_model_dir
     deltas = list(stream)
     assert deltas and isinstance(deltas[-1], FinalDelta) and deltas[-1].finish_reason == "cancelled"
     assert not engine._worker._thread.is_alive()
+    with pytest.raises(EngineError, match="closed"):
+        list(engine.stream_chat(MESSAGES, "base", SamplingParams(temperature=0.0, max_tokens=4)))
 
 
 @pytest.mark.slow
