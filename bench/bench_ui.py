@@ -38,6 +38,7 @@ TRACE_JS = """() => {
       const trace = window.__hh[side];
       if (!trace.length || trace[trace.length - 1][1] !== n) trace.push([Date.now() / 1000, n]);
     };
+    measure();  // the baseline: the text already there (earlier turns with --keep-history)
     new MutationObserver(measure).observe(pane, {subtree: true, childList: true, characterData: true});
   }
 }"""
@@ -105,8 +106,8 @@ def rate(tokens: int, first: float, last: float) -> float:
 
 
 def page_span(trace: list[list[float]]) -> tuple[float, float]:
-    """When the pane first showed text and when its text last changed."""
-    shown = [t for t, length in trace if length > 0]
+    """When the pane first showed new text (beyond the baseline the trace starts with) and when it last changed."""
+    shown = [t for t, length in trace if length > trace[0][1]]
     return shown[0], trace[-1][0]
 
 
