@@ -1,9 +1,10 @@
 """Stream both sides of one turn at the same time: one thread per side feeding one queue.
 
 Neither side waits for the other: each thread reads its own stream and puts deltas on the queue as they
-come; the caller gets whatever has arrived, in batches. A `TurnControl` stops a turn from anywhere (the
-Stop button's handler): it sets a flag and closes every stream, which cancels the generation behind it
-(the HTTP stream closes and vLLM aborts the request; LocalEngine stops its generate).
+come; the caller gets whatever has arrived, in batches of at most one per 40 ms (a side's first text, an
+error or an end is passed on at once, so neither side's first text waits). A `TurnControl` stops a turn
+from anywhere (the Stop button's handler): it sets a flag and closes every stream, which cancels the
+generation behind it (the HTTP stream closes and vLLM aborts the request; LocalEngine stops its generate).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from serving.protocol import ChatRequest, Delta, DeltaStream, Engine, EngineError
 
 JOIN_AFTER_STOP_S = 5.0
+COALESCE_S = 0.04  # at most ~25 page updates a second: each one re-renders the conversation; both panes move
 
 
 @dataclass(frozen=True)
@@ -124,24 +126,29 @@ def _pump(side: str, stream: DeltaStream, events: queue.Queue[SideEvent], contro
 
 
 def _drain(events: queue.Queue[SideEvent], sides: int, control: TurnControl) -> Iterator[list[SideEvent]]:
-    finished = 0
-    stop_deadline: float | None = None
+    """Batches of events, at most one per COALESCE_S; a side's first delta, an error or an end goes out at once."""
+    finished, started, pending = 0, set(), []
+    last_yield = stop_deadline = None
     while finished < sides:
+        wait = 0.1 if not pending else max(0.0, last_yield + COALESCE_S - _now())
         try:
-            batch = [events.get(timeout=0.1)]
+            pending.append(events.get(timeout=wait))
+            while True:
+                pending.append(events.get_nowait())
         except queue.Empty:
+            pass
+        if not pending:
             if control.stopped:
                 stop_deadline = stop_deadline or _now() + JOIN_AFTER_STOP_S
                 if _now() > stop_deadline:
                     return  # a stream that ignores close(): give up waiting, its thread is a daemon
             continue
-        while True:
-            try:
-                batch.append(events.get_nowait())
-            except queue.Empty:
-                break
-        finished += sum(event.done for event in batch)
-        yield batch
+        urgent = any(e.done or e.error is not None or (e.delta is not None and e.side not in started) for e in pending)
+        if urgent or last_yield is None or _now() - last_yield >= COALESCE_S:
+            started.update(event.side for event in pending if event.delta is not None)
+            finished += sum(event.done for event in pending)
+            batch, pending, last_yield = pending, [], _now()
+            yield batch
 
 
 def _now() -> float:

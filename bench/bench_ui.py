@@ -38,9 +38,13 @@ TRACE_JS = """() => {
       const trace = window.__hh[side];
       if (!trace.length || trace[trace.length - 1][1] !== n) trace.push([Date.now() / 1000, n]);
     };
+    measure();  // the baseline: the text already there (earlier turns with --keep-history)
     new MutationObserver(measure).observe(pane, {subtree: true, childList: true, characterData: true});
   }
 }"""
+
+
+MIN_TIMED_TOKENS = 64  # a stream shorter than this is too short to time: reported apart, out of the median
 
 
 class RecordingStream:
@@ -102,8 +106,8 @@ def rate(tokens: int, first: float, last: float) -> float:
 
 
 def page_span(trace: list[list[float]]) -> tuple[float, float]:
-    """When the pane first showed text and when its text last changed."""
-    shown = [t for t, length in trace if length > 0]
+    """When the pane first showed new text (beyond the baseline the trace starts with) and when it last changed."""
+    shown = [t for t, length in trace if length > trace[0][1]]
     return shown[0], trace[-1][0]
 
 
@@ -125,16 +129,46 @@ def engine_from(args: argparse.Namespace):
         yield server.engine(), Path(args.adapters_dir)
 
 
+class WireCounter:
+    """Bytes and chunks the browser receives on Gradio's event stream (/queue/data), through the DevTools
+    protocol; one chunk is one server-sent message, i.e. one page update."""
+
+    def __init__(self, page: Any) -> None:
+        self._stream_ids: set[str] = set()
+        self.bytes = self.chunks = 0
+        session = page.context.new_cdp_session(page)
+        session.on("Network.requestWillBeSent", self._request)
+        session.on("Network.dataReceived", self._data)
+        session.send("Network.enable")
+
+    def _request(self, event: dict[str, Any]) -> None:
+        if "/queue/data" in event["request"]["url"]:
+            self._stream_ids.add(event["requestId"])
+
+    def _data(self, event: dict[str, Any]) -> None:
+        if event["requestId"] in self._stream_ids:
+            self.bytes += event["dataLength"]
+            self.chunks += 1
+
+    def take(self) -> tuple[int, int]:
+        """(bytes, chunks) since the last take."""
+        taken = (self.bytes, self.chunks)
+        self.bytes = self.chunks = 0
+        return taken
+
+
 def run_turns(app_url: str, engine: RecordingEngine, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Drive the page for each turn; returns one row per side and turn with both rates."""
     from browser import AppPage, chromium
 
     rows = []
     with chromium() as browser:
-        app = AppPage(browser.new_page(viewport={"width": 1400, "height": 1100})).open(app_url)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        wire = WireCounter(page)
+        app = AppPage(page).open(app_url)
         try:
             app.set_max_tokens(args.max_tokens)
-            rows = _measure(app, engine, args)
+            rows = _measure(app, engine, args, wire)
         except Exception:
             Path("artifacts").mkdir(exist_ok=True)
             app.page.screenshot(path="artifacts/bench-ui-error.png", full_page=True)
@@ -142,17 +176,21 @@ def run_turns(app_url: str, engine: RecordingEngine, args: argparse.Namespace) -
     return rows
 
 
-def _measure(app: Any, engine: RecordingEngine, args: argparse.Namespace) -> list[dict[str, Any]]:
+def _measure(app: Any, engine: RecordingEngine, args: argparse.Namespace, wire: WireCounter) -> list[dict[str, Any]]:
     rows = []
     if True:
         for turn in range(args.turns):
-            app.click("clear")
-            app.page.wait_for_function("() => !document.querySelector('#chat-left [data-testid=\"user\"]')")
+            if not args.keep_history or turn == 0:
+                app.click("clear")
+                app.page.wait_for_function("() => !document.querySelector('#chat-left [data-testid=\"user\"]')")
             app.page.evaluate(TRACE_JS)
             engine.records.clear()
+            time.sleep(0.3)
+            wire.take()
             app.send(f"第{turn + 1}回：你是谁？")
-            app.wait_finished(timeout_s=300)
+            app.wait_finished(timeout_s=600)
             time.sleep(0.5)
+            wire_bytes, updates = wire.take()
             traces = app.page.evaluate("() => window.__hh")
             for side, record in zip(("left", "right"), engine.records, strict=False):
                 page_first, page_last = page_span(traces[side])
@@ -162,22 +200,35 @@ def _measure(app: Any, engine: RecordingEngine, args: argparse.Namespace) -> lis
                     "page_tps": rate(record.get("tokens", 0), page_first, page_last),
                     "first_latency_ms": (page_first - record["first"]) * 1000,
                     "last_latency_ms": (page_last - record["last"]) * 1000,
+                    "wire_bytes": wire_bytes, "updates": updates,
                 })  # fmt: skip
     return rows
 
 
 def report(rows: list[dict[str, Any]]) -> str:
-    lines = ["| turn | side | model | tokens | engine tok/s | page tok/s | page/engine | +first ms | +last ms |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = ["| turn | side | model | tokens | engine tok/s | page tok/s | page/engine | +first ms | +last ms "
+             "| bytes/update (turn) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for row in rows:
         ratio = row["page_tps"] / row["engine_tps"] if row["engine_tps"] else 0.0
+        per_update = row["wire_bytes"] / row["updates"] if row["updates"] else 0.0
         lines.append(f"| {row['turn']} | {row['side']} | {row['model']} | {row['tokens']} | {row['engine_tps']:.1f} | "
                      f"{row['page_tps']:.1f} | {ratio:.3f} | {row['first_latency_ms']:.0f} | "
-                     f"{row['last_latency_ms']:.0f} |")  # fmt: skip
-    ratios = [r["page_tps"] / r["engine_tps"] for r in rows if r["engine_tps"]]
-    if ratios:
+                     f"{row['last_latency_ms']:.0f} | {per_update:.0f} ({row['updates']} updates) |")  # fmt: skip
+    long = [r for r in rows if r["tokens"] >= MIN_TIMED_TOKENS and r["engine_tps"]]
+    short = [r for r in rows if r not in long]
+    if long:
+        ratios = [r["page_tps"] / r["engine_tps"] for r in long]
+        lines.append(f"\nstreams of >= {MIN_TIMED_TOKENS} tokens: median page/engine tokens/s "
+                     f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}), {len(ratios)} streams")  # fmt: skip
+    for side in ("left", "right"):
+        late = [r["first_latency_ms"] for r in rows if r["side"] == side]
+        if late:
+            lines.append(f"{side}: first text on the page after the engine's first delta: max {max(late):.0f} ms, "
+                         f"median {statistics.median(late):.0f} ms over {len(late)} turns")  # fmt: skip
+    if short:
         lines.append(
-            f"\nmedian page/engine tokens/s ratio: {statistics.median(ratios):.3f} over {len(ratios)} streams"
+            f"too short to time (< {MIN_TIMED_TOKENS} tokens, kept out of the median): "
+            + ", ".join(f"turn {r['turn']} {r['side']} ({r['tokens']} tokens)" for r in short)
         )
     return "\n".join(lines)
 
@@ -190,6 +241,7 @@ def main() -> None:
     parser.add_argument("--api-key-env", default="VLLM_API_KEY", help="env var with the running server's key")
     parser.add_argument("--turns", type=int, default=3, help="side-by-side turns to measure")
     parser.add_argument("--max-tokens", type=int, default=256, help="max new tokens per side")
+    parser.add_argument("--keep-history", action="store_true", help="one conversation (bytes per update as it grows)")
     args = parser.parse_args()
 
     from app.__main__ import free_port

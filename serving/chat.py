@@ -105,6 +105,7 @@ def chat_turn(engine, histories: dict[str, list[ChatMessage]], text: str, params
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     params = SamplingParams(args.temperature, args.top_p, args.top_k, args.max_tokens, args.seed)
+    engine = None
     try:
         params.validate()
         engine = make_engine(args)
@@ -129,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    finally:
+        if hasattr(engine, "close"):
+            engine.close()  # LocalEngine: end its model thread before the interpreter shuts down
     return 0
 
 

@@ -3,7 +3,10 @@
 A side-by-side turn (base row + adapter row) is ONE batched `generate` with per-row `adapter_names`
 (`"__base__"` for the base), left padding, one streamer that routes each row's tokens to its own stream,
 and a stopping criterion that ends the rows whose stream was closed. Thinking and answer are split on the
-`</think>` token id. Adapters are validated with the same rules as for vLLM before they are loaded.
+`</think>` token id; a row that ends early is reported finished at that step. Adapters are validated with
+the same rules as for vLLM before they are loaded. Loading, adapter changes and every generate run in order
+on one model thread (`serving.model_thread`), as a plain `generate` in a script runs on one thread;
+`close()` (also called at interpreter exit) cancels what runs and ends that thread.
 
     engine = LocalEngine(Path(".cache/tiny-qwen3"), adapters={"huanhuan": Path("Models/adapters/huanhuan")})
     base, lora = engine.open_streams([ChatRequest(messages, "base"), ChatRequest(messages, "huanhuan")])
@@ -11,13 +14,16 @@ and a stopping criterion that ends the rows whose stream was closed. Thinking an
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
 from serving.adapters import check_adapter_name, validate_adapter
 from serving.local_streaming import BatchRowStreamer, LocalStream, RowState, cancel_rows_criterion
+from serving.model_thread import ModelThread
 from serving.protocol import (
     BASE_MODEL_ALIAS,
     AdapterError,
@@ -33,7 +39,7 @@ PEFT_BASE_NAME = "__base__"
 
 
 class LocalEngine:
-    """transformers + peft in one process; generation runs on a worker thread, one batch at a time."""
+    """transformers + peft in one process; one model thread loads, changes adapters and generates, in order."""
 
     def __init__(
         self,
@@ -44,6 +50,20 @@ class LocalEngine:
         device: str = "auto",
     ):
         """device/dtype "auto": a usable GPU in bf16 (fp16 where bf16 is only emulated), else the CPU."""
+        self._adapters: dict[str, Path] = {}
+        self._running: list[RowState] = []  # rows of the turns queued or generating, cancelled by close()
+        self._running_lock = threading.Lock()
+        self._worker = ModelThread("local-engine")  # loads, adapter changes and generates all run there
+        try:
+            self._worker.call(self._load, model_path, dtype, device)
+        except BaseException:
+            self._worker.stop()
+            raise
+        atexit.register(_close_at_exit, weakref.ref(self))
+        for name, path in (adapters or {}).items():
+            self.load_adapter(name, path)
+
+    def _load(self, model_path: Path | str, dtype: str, device: str) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device, dtype = resolve_placement(device, dtype)
@@ -53,13 +73,9 @@ class LocalEngine:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype).to(device).eval()
-        self._adapters: dict[str, Path] = {}
-        self._lock = threading.Lock()  # one generate (or adapter change) at a time
         eos = self.model.generation_config.eos_token_id
         self._eos_ids = frozenset(eos if isinstance(eos, list) else [eos])
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0) or None
-        for name, path in (adapters or {}).items():
-            self.load_adapter(name, path)
 
     @property
     def base_model(self) -> str:
@@ -95,11 +111,27 @@ class LocalEngine:
         for index, request in enumerate(requests):
             groups.setdefault(request.params, []).append(index)
         batches = [(params, indexes) for params, indexes in groups.items()]
-        worker = threading.Thread(
-            target=self._run_batches, args=(batches, prompts, adapter_names, rows), daemon=True, name="local-generate"
-        )
-        worker.start()
+        with self._running_lock:
+            self._running.extend(rows)
+        done = self._worker.submit(self._run_batches, batches, prompts, adapter_names, rows)
+        if done.done() and done.exception() is not None:  # the engine was closed: nothing will run
+            for row in rows:
+                row.fail(EngineError(f"the local engine is closed: {done.exception()}"))
         return [LocalStream(row) for row in rows]
+
+    def run_on_model_thread(self, fn, *args):
+        """Run `fn(*args)` on the model thread, after what is queued there, and return its result (the
+        benchmarks time a plain `generate` of `self.model` there, under the same threading as the engine)."""
+        return self._worker.call(fn, *args)
+
+    def close(self, timeout_s: float = 60.0) -> None:
+        """Cancel every queued or running turn and end the model thread (also run at interpreter exit: a
+        generate still inside torch while Python shuts down aborts the process)."""
+        with self._running_lock:
+            rows = list(self._running)
+        for row in rows:
+            row.cancelled.set()
+        self._worker.stop(timeout_s)
 
     def _prompt_ids(self, request: ChatRequest) -> list[int]:
         text = self.tokenizer.apply_chat_template(list(request.messages), tokenize=False, add_generation_prompt=True)
@@ -118,26 +150,31 @@ class LocalEngine:
         return ids
 
     def _run_batches(self, batches, prompts, adapter_names, rows: list[RowState]) -> None:
-        with self._lock:
-            for params, indexes in batches:
-                rows_here = [rows[i] for i in indexes]
-                gone = sorted({adapter_names[i] for i in indexes} - {PEFT_BASE_NAME, *self._adapters})
-                if gone:  # unloaded between open_streams and now
-                    for row in rows_here:
-                        row.fail(
-                            BadRequestError(f"unknown model '{gone[0]}': it was unloaded before the reply started")
-                        )
-                    continue
-                try:
-                    self._generate(
-                        params, [prompts[i] for i in indexes], [adapter_names[i] for i in indexes], rows_here
-                    )
-                except Exception as error:  # the worker thread must report every failure to its streams
-                    failure = (
-                        error if isinstance(error, EngineError) else EngineError(f"local generation failed: {error}")
-                    )
-                    for i in indexes:
-                        rows[i].fail(failure)
+        """On the model thread: each group of requests with the same sampling is one batched generate."""
+        try:
+            self._run_batches_in_order(batches, prompts, adapter_names, rows)
+        finally:
+            with self._running_lock:
+                self._running = [row for row in self._running if all(row is not done for done in rows)]
+
+    def _run_batches_in_order(self, batches, prompts, adapter_names, rows: list[RowState]) -> None:
+        for params, indexes in batches:
+            rows_here = [rows[i] for i in indexes]
+            if all(row.cancelled.is_set() for row in rows_here):  # closed before its turn came
+                for row in rows_here:
+                    row.finish(self.tokenizer, "cancelled")
+                continue
+            gone = sorted({adapter_names[i] for i in indexes} - {PEFT_BASE_NAME, *self._adapters})
+            if gone:  # unloaded between open_streams and now
+                for row in rows_here:
+                    row.fail(BadRequestError(f"unknown model '{gone[0]}': it was unloaded before the reply started"))
+                continue
+            try:
+                self._generate(params, [prompts[i] for i in indexes], [adapter_names[i] for i in indexes], rows_here)
+            except Exception as error:  # the worker thread must report every failure to its streams
+                failure = error if isinstance(error, EngineError) else EngineError(f"local generation failed: {error}")
+                for i in indexes:
+                    rows[i].fail(failure)
 
     def _generate(self, params: SamplingParams, prompts, adapter_names, rows: list[RowState]) -> None:
         import torch
@@ -166,25 +203,29 @@ class LocalEngine:
         problems = check_adapter_name(name) + validate_adapter(path, base_model_path=self.model_path, max_rank=None)
         if problems:
             raise AdapterError(f"adapter '{name}' cannot be loaded: " + "; ".join(problems))
+        self._worker.call(self._load_adapter, name, path)
+
+    def _load_adapter(self, name: str, path: Path) -> None:
         from peft import PeftModel
 
-        with self._lock:
-            try:
-                if name in self._adapters:
-                    self._remove_adapter(name)
-                if not isinstance(self.model, PeftModel):
-                    self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name).eval()
-                else:
-                    self.model.load_adapter(str(path), adapter_name=name)
-            except Exception as error:
-                raise AdapterError(f"could not load adapter '{name}' from {path}: {error}") from error
-            self._adapters[name] = path
+        try:
+            if name in self._adapters:
+                self._remove_adapter(name)
+            if not isinstance(self.model, PeftModel):
+                self.model = PeftModel.from_pretrained(self.model, str(path), adapter_name=name).eval()
+            else:
+                self.model.load_adapter(str(path), adapter_name=name)
+        except Exception as error:
+            raise AdapterError(f"could not load adapter '{name}' from {path}: {error}") from error
+        self._adapters[name] = path
 
     def unload_adapter(self, name: str) -> None:
-        with self._lock:
-            if name not in self._adapters:
-                raise AdapterError(f"could not unload adapter '{name}': it is not loaded")
-            self._remove_adapter(name)
+        self._worker.call(self._unload_adapter, name)
+
+    def _unload_adapter(self, name: str) -> None:
+        if name not in self._adapters:
+            raise AdapterError(f"could not unload adapter '{name}': it is not loaded")
+        self._remove_adapter(name)
 
     def _remove_adapter(self, name: str) -> None:
         """Delete one adapter; removing the last one unwraps peft and leaves the plain base model."""
@@ -207,6 +248,12 @@ def resolve_placement(device: str, dtype: str) -> tuple[str, str]:
     if dtype == "auto" and device == auto_device:
         dtype = auto_dtype
     return device, dtype
+
+
+def _close_at_exit(engine_ref: weakref.ref) -> None:
+    engine = engine_ref()
+    if engine is not None:
+        engine.close()
 
 
 def _sampling_kwargs(params: SamplingParams) -> dict:

@@ -3,7 +3,8 @@
 `generate(streamer=BatchRowStreamer(rows))` calls `put()` with the prompt once, then with one new token per
 row per step. Each row decodes its own tokens incrementally, switches from thinking to answer on the
 `</think>` token id (151668), ends at an EOS id, and pushes deltas into its own queue, so each side is
-read independently. `CancelRows` is the stopping criterion that ends cancelled rows (Stop, closed stream).
+read independently. A row that ends early (EOS, or its stream closed) queues its final record at that step,
+while the other rows of the batch go on. `CancelRows` is the stopping criterion that ends cancelled rows.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class RowState:
     in_thinking: bool = True
     thinking_closed: bool = False
     finished: str | None = None
+    reported: bool = False
     reasoning_tokens: int = 0
     answer_tokens: int = 0
     first_token_s: float | None = None
@@ -46,10 +48,11 @@ class RowState:
             self.first_token_s = time.perf_counter() - self.started_at
         if self.cancelled.is_set():
             self.finished = "cancelled"
+            self.finish(tokenizer, "cancelled")
             return
         if token_id in self.eos_ids:
-            self.flush(tokenizer, final=True)
             self.finished = "stop"
+            self.finish(tokenizer, "stop")  # now, not when the batch's longest row ends
             return
         if token_id in (THINK_START_ID, THINK_END_ID):
             self.flush(tokenizer, final=True)
@@ -66,7 +69,11 @@ class RowState:
 
     def flush(self, tokenizer, final: bool = False) -> None:
         """Queue the newly decoded text; hold back a cut multi-byte character until it completes."""
-        text = tokenizer.decode(self._segment, skip_special_tokens=True)
+        backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer: no per-call list conversion
+        if backend is not None:
+            text = backend.decode(self._segment, skip_special_tokens=True)
+        else:
+            text = tokenizer.decode(self._segment, skip_special_tokens=True)
         if not final and text.endswith("\ufffd"):
             return
         new_text = text[self._emitted :]
@@ -78,7 +85,11 @@ class RowState:
             self._emitted = len(text)
 
     def finish(self, tokenizer, reason: str) -> None:
-        """The generate call returned: flush, queue the FinalDelta and the end marker."""
+        """This row is done (EOS, cancelled, or generate returned): flush, queue the FinalDelta and the end
+        marker, once."""
+        if self.reported:
+            return
+        self.reported = True
         self.flush(tokenizer, final=True)
         self.deltas.put(
             FinalDelta(
@@ -94,6 +105,9 @@ class RowState:
         self.deltas.put(END_OF_STREAM)
 
     def fail(self, error: EngineError) -> None:
+        if self.reported:
+            return
+        self.reported = True
         self.deltas.put(error)
         self.deltas.put(END_OF_STREAM)
 

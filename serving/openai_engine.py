@@ -3,8 +3,9 @@ Ollama, llama.cpp, cloud APIs).
 
 Thinking comes from `delta.reasoning` (vLLM with a reasoning parser), else `delta.reasoning_content`
 (older vLLM, transformers serve, DeepSeek-style APIs), else the reply is split on inline `<think>...</think>`.
-Closing a stream closes its HTTP stream, so the server aborts the request. vLLM extensions (`top_k`) reach
-only servers that take them (serving/openai_params.py). Model ids are sent as the server writes them
+Closing a stream shuts its socket down at once (even while another thread waits in a read), so the server
+sees the disconnect and aborts the request without waiting for the next token. vLLM extensions (`top_k`)
+reach only servers that take them (serving/openai_params.py). Model ids are sent as the server writes them
 (`org/name`, `name:tag`, a path on the server), never opened here; ids given to the engine are served even
 when `/v1/models` fails or omits them. Adapters are hot-loaded through vLLM's `/v1/load_lora_adapter` and
 `/v1/unload_lora_adapter` (server started with VLLM_ALLOW_RUNTIME_LORA_UPDATING).
@@ -16,7 +17,9 @@ when `/v1/models` fails or omits them. Adapters are hot-loaded through vLLM's `/
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +65,8 @@ class OpenAIStream:
             self._started_at = time.perf_counter()
             try:
                 self._response, notice = self._engine._create_completion(self._messages, self._model, self._params)
+                if self._closed:  # closed while the request was on its way
+                    self.close()
                 notices = [NoticeDelta(notice)] if notice else []
                 self._deltas = itertools.chain(notices, self._read(self._response))
             except Exception as error:
@@ -90,6 +95,7 @@ class OpenAIStream:
         """Stop reading and close the HTTP stream; the server sees the disconnect and aborts the request."""
         self._closed = True
         if self._response is not None:
+            _shut_down_socket(self._response)
             self._response.close()
 
     def _read(self, response: Any) -> Iterator[Delta]:
@@ -127,6 +133,14 @@ class OpenAIStream:
                 yield AnswerDelta(tail_answer)
         yield _final_delta(finish_reason, usage, reasoning_pieces, answer_pieces, first_token_s, self._started_at,
                            thinking_closed)  # fmt: skip
+
+
+def _shut_down_socket(stream: Any) -> None:
+    """Send the FIN now: closing a socket that another thread is reading only takes effect when that read
+    returns (at the server's next chunk, which during a long prefill or a slow adapter can take seconds)."""
+    with contextlib.suppress(Exception):  # no socket (already closed, or a transport without one): close() does
+        network_stream = stream.response.extensions["network_stream"]
+        network_stream.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
 
 
 def _reasoning_of(delta: Any) -> str:

@@ -148,3 +148,17 @@ def test_clear_during_a_turn_discards_it_without_painting_it_back(tmp_path) -> N
             assert turns.stop("s", discard=True)  # what Clear and Undo do
     assert len(views) <= 4 and all(view.running for view in views)  # no final view after the discard
     assert all(stream.closed.is_set() for stream in engine.streams)
+
+
+def test_fast_deltas_reach_the_page_coalesced_and_each_sides_first_text_goes_out_alone(tmp_path) -> None:
+    """60 pieces a side, ~1 ms apart: without coalescing the page would get about one update per piece."""
+    script = Script(thinking=["t"] * 30, answer=["a"] * 30, delay_s=0.001)
+    engine = FakeEngine({"fake-base": script, "huanhuan": script}, adapters={"huanhuan": tmp_path})
+    pieces = []  # per page update: how many pieces each side shows then
+    for view in ChatTurns(engine, AppSettings()).send(inputs(), [], "s"):
+        pieces.append({side: reply.pieces for side, reply in view.exchanges[-1].replies.items()})
+    assert pieces[-1] == {"left": 60, "right": 60}
+    assert len(pieces) <= 30, f"{len(pieces)} page updates for 120 pieces"
+    for side in ("left", "right"):
+        first = next(shown[side] for shown in pieces if shown[side])
+        assert first <= 5, f"the {side} side's first text was held until {first} pieces had come"
