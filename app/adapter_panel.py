@@ -16,7 +16,7 @@ import gradio as gr
 from app.settings import AppSettings
 from serving.protocol import BASE_MODEL_ALIAS, EngineError
 
-TABLE_HEADERS = ["name", "loaded", "rank", "base model", "created", "eval loss", "problems"]
+TABLE_HEADERS = ["name", "loaded", "rank", "base model", "thinking", "created", "eval loss", "problems"]
 
 
 def build_adapter_panel(
@@ -53,7 +53,7 @@ def build_adapter_panel(
 
 
 def registry_infos(settings: AppSettings) -> list[Any]:
-    """The adapters in the folder (AdapterInfo: name, path, base_model, rank, created, eval_loss, problems)."""
+    """The adapters in the folder (AdapterInfo: name, path, base_model, rank, created, eval_loss, problems...)."""
     if settings.adapters_dir is None or not settings.adapters_dir.is_dir():
         return []
     from serving.adapters import AdapterRegistry
@@ -102,7 +102,9 @@ def _table_row(info: Any, loaded: bool) -> list[Any]:
     created = info.created.strftime("%Y-%m-%d %H:%M") if info.created else ""
     loss = "" if info.eval_loss is None else f"{info.eval_loss:.4f}"
     rank = "" if info.rank is None else info.rank
-    return [info.name, "yes" if loaded else "no", rank, info.base_model or "", created, loss, "; ".join(info.problems)]
+    thinking = info.thinking or ""  # "empty", "distill/blind", ... as training recorded it; "" when unknown
+    base = info.base_model or ""
+    return [info.name, "yes" if loaded else "no", rank, base, thinking, created, loss, "; ".join(info.problems)]
 
 
 def _loaded_adapters(engine: Any) -> tuple[set[str], str | None]:

@@ -18,8 +18,8 @@ from typing import Any
 
 from training.checkpoints import ResumeRefused, completion_callback, prepare_resume, run_fingerprint
 from training.config import TrainArgs, parse_args
-from training.data import DatasetError, load_dataset_checked
-from training.examples import EncodeReport, Example, encode_rows
+from training.data import DatasetError, LoadReport, Row, load_dataset_checked
+from training.examples import EncodeReport, Example
 from training.export import ExportError
 
 
@@ -38,6 +38,7 @@ class PreparedData:
     encode: EncodeReport
     total_rows: int
     bad_rows: int
+    distill: dict[str, Any] | None = None  # training.distill's summary when the thinking was distilled
 
 
 def log(message: str) -> None:
@@ -53,20 +54,27 @@ def split_examples(examples: list[Example], eval_ratio: float, seed: int) -> tup
     return [examples[i] for i in order[n_eval:]], [examples[i] for i in order[:n_eval]]
 
 
-def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
-    from tqdm.auto import tqdm
-
+def select_rows(args: TrainArgs) -> tuple[list[Row], LoadReport]:
+    """The dataset's valid rows, filtered by max_answer_chars and cut to max_samples (with the load report)."""
     report = load_dataset_checked(args.dataset_path, args.max_bad_ratio, log=log)
     rows = report.rows
     if args.max_answer_chars > 0:
         rows = [row for row in rows if len(row.output) <= args.max_answer_chars]
         log(f"kept {len(rows)} of {len(report.rows)} rows with answers of at most {args.max_answer_chars} characters")
-    rows = rows[: args.max_samples] if args.max_samples > 0 else rows
+    return (rows[: args.max_samples] if args.max_samples > 0 else rows), report
+
+
+def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
+    from tqdm.auto import tqdm
+
+    from training.distill import encode_for_mode
+
+    rows, report = select_rows(args)
 
     def progress(items):
-        return tqdm(items, desc="tokenizing", unit="row", total=len(rows), mininterval=1.0)
+        return tqdm(items, desc="tokenizing", unit="row", total=len(items), mininterval=1.0)
 
-    encoded = encode_rows(tokenizer, rows, args.system_prompt, args.max_length, progress=progress)
+    encoded, distill = encode_for_mode(args, tokenizer, rows, progress, log)
     if encoded.dropped_too_long:
         log(
             f"dropped {len(encoded.dropped_too_long)} example(s) longer than max_length={args.max_length} "
@@ -84,6 +92,7 @@ def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
         encoded,
         report.total,
         len(report.bad),
+        distill,
     )
 
 
