@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -39,7 +40,7 @@ from serving.protocol import (
 )
 from training.config import TrainArgs
 from training.data import DatasetError, Row
-from training.distill_cache import KEPT, NEVER_CLOSED, OVER_BUDGET, CachedThinking, ThinkingCache
+from training.distill_cache import KEPT, NEVER_CLOSED, OVER_BUDGET, CachedThinking, ThinkingCache, stable_hash
 from training.examples import EncodeReport, encode_rows, encode_with_thinking, percentiles, prompt_messages
 
 RATIONALIZE_HINT = (
@@ -203,8 +204,13 @@ class _Collector:
 
     def __init__(self, cache: ThinkingCache, report: DistillReport, progress):
         self.cache, self.report, self.progress = cache, report, progress
+        self._lock = threading.Lock()
 
     def __call__(self, messages, outcome) -> None:
+        with self._lock:
+            self._record(messages, outcome)
+
+    def _record(self, messages, outcome) -> None:
         if isinstance(outcome, EngineError):
             self.report.failed += 1
             self.report.first_error = self.report.first_error or str(outcome)
@@ -222,14 +228,18 @@ def distill_rows(args: TrainArgs, rows: list[Row], tokenizer, log: Callable[[str
 
     cache, report = open_cache(args), DistillReport(args.distill_prompt, rows=len(rows))
     asked = {row: thinker_messages(row, args) for row in rows}
-    missing = [messages for messages in asked.values() if cache.get(messages) is None]
-    report.from_cache = len(rows) - len(missing)
+    missing_rows = [messages for messages in asked.values() if cache.get(messages) is None]
+    report.from_cache = len(rows) - len(missing_rows)
+    missing = list({stable_hash(messages): messages for messages in missing_rows}.values())  # same line, one request
     log(f"distill ({args.distill_prompt}): {report.from_cache} of {len(rows)} rows cached in {cache.path}")
     if missing:
         started = time.perf_counter()
 
+        tokenizer_lock = threading.Lock()  # a fast tokenizer must not encode on two threads at once
+
         def count_tokens(text: str) -> int:
-            return len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+            with tokenizer_lock:
+                return len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
 
         def read(stream) -> CachedThinking:
             return read_thinking(stream, count_tokens, args.distill_max_thinking_tokens)
