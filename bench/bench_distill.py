@@ -99,11 +99,14 @@ def main() -> None:
                 wall, tokens = plain_round(server, args, jobs, params)
                 plain_walls.append(wall)
                 ours_walls.append(ours_round(train_args, rows, tokenizer))
-    report(args, len(rows), tokens, min(plain_walls), min(ours_walls))
+    report(args, len(rows), tokens, plain_walls, ours_walls)
 
 
-def report(args, rows: int, tokens: int, plain_s: float, ours_s: float) -> None:
+def report(args, rows: int, tokens: int, plain_walls: list[float], ours_walls: list[float]) -> None:
     print(f"{rows} rows, {args.concurrency} in flight, max_tokens {args.thinking_tokens + 8}, {tokens} tokens/round")
+    print("rounds (s): plain " + ", ".join(f"{w:.1f}" for w in plain_walls) + "; distill "
+          + ", ".join(f"{w:.1f}" for w in ours_walls))  # fmt: skip
+    plain_s, ours_s = min(plain_walls), min(ours_walls)
     print("| way | wall (best round) | rows/s | tokens/s |\n| --- | --- | --- | --- |")
     for name, wall in (("plain concurrent client (ceiling)", plain_s), ("distill_rows via OpenAIEngine", ours_s)):
         print(f"| {name} | {wall:.2f} s | {rows / wall:.2f} | {tokens / wall:.0f} |")
