@@ -98,3 +98,37 @@ def test_report_counts_outcomes_and_the_thinking_length_distribution() -> None:
     assert (summary["rows_used"], summary["dropped_never_closed"], summary["dropped_over_budget"]) == (2, 1, 1)
     assert summary["closed_thinking_rate"] == 0.75
     assert summary["thinking_tokens"]["min"] == 10 and summary["thinking_tokens"]["max"] == 30
+
+
+def test_auto_engine_is_vllm_where_installed_else_local(monkeypatch) -> None:
+    import importlib.util
+
+    from training.config import TrainArgs
+    from training.distill_engine import resolve_kind
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "vllm" else real_find_spec(name))
+    assert resolve_kind(TrainArgs(distill_engine="auto")) == "local"
+    monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
+    assert resolve_kind(TrainArgs(distill_engine="auto")) == ("vllm" if real_find_spec("vllm") else "local")
+    assert resolve_kind(TrainArgs(distill_engine="openai")) == "openai"
+
+
+def test_the_thinker_adapter_weights_are_part_of_the_cache_key(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from training.config import TrainArgs
+    from training.distill import open_cache
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"one")
+
+    def cache_path(**overrides) -> Path:
+        args = TrainArgs(model_name_or_path=str(tiny_model_dir), distill_cache_dir=str(tmp_path / "c"), **overrides)
+        return open_cache(args).path
+
+    with_adapter = cache_path(distill_adapter=str(adapter))
+    assert with_adapter != cache_path()
+    (adapter / "adapter_model.safetensors").write_bytes(b"two")  # retrained: other thinking
+    assert cache_path(distill_adapter=str(adapter)) != with_adapter
+    assert cache_path(distill_temperature=1.0) != cache_path()
+    assert cache_path(distill_prompt="rationalized") != cache_path()
