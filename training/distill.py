@@ -94,6 +94,7 @@ class DistillReport:
     from_cache: int = 0
     generated: int = 0
     failed: int = 0
+    engine_start_s: float = 0.0  # starting the thinker (vLLM start-up, model load), not counted in generation_s
     generation_s: float = 0.0
     outcomes: dict[str, int] = field(default_factory=lambda: {KEPT: 0, NEVER_CLOSED: 0, OVER_BUDGET: 0})
     kept_thinking_tokens: list[int] = field(default_factory=list)
@@ -116,6 +117,7 @@ class DistillReport:
             "failed": self.failed,
             "from_cache": self.from_cache,
             "generated": self.generated,
+            "engine_start_s": round(self.engine_start_s, 2),
             "generation_s": round(self.generation_s, 2),
             "generated_per_s": round(self.generated / self.generation_s, 3) if self.generation_s else None,
             "closed_thinking_rate": round(closed / answered, 4) if answered else None,
@@ -246,8 +248,10 @@ def distill_rows(args: TrainArgs, rows: list[Row], tokenizer, log: Callable[[str
 
         bar = tqdm(total=len(missing), desc="thinking", unit="row", mininterval=1.0)
         with bar as progress, open_thinker(args, log) as thinker:
+            ready = time.perf_counter()
+            report.engine_start_s = ready - started
             generate_missing(thinker, missing, args, read, _Collector(cache, report, progress))
-        report.generation_s = time.perf_counter() - started
+            report.generation_s = time.perf_counter() - ready
     thinking: dict[Row, str] = {}
     for row, messages in asked.items():
         entry = cache.get(messages)
