@@ -17,7 +17,7 @@ from app.settings import AppSettings
 from evaluation.report import headline as eval_headline
 from serving.protocol import EngineError
 
-TABLE_HEADERS = ["name", "loaded", "rank", "base model", "created", "eval loss", "evaluation", "problems"]
+TABLE_HEADERS = ["name", "loaded", "rank", "base model", "thinking", "created", "eval loss", "evaluation", "problems"]
 
 
 def build_adapter_panel(
@@ -54,7 +54,7 @@ def build_adapter_panel(
 
 
 def registry_infos(settings: AppSettings) -> list[Any]:
-    """The adapters in the folder (AdapterInfo: name, path, base_model, rank, created, eval_loss, problems)."""
+    """The adapters in the folder (AdapterInfo: name, path, base_model, rank, created, eval_loss, problems...)."""
     if settings.adapters_dir is None or not settings.adapters_dir.is_dir():
         return []
     from serving.adapters import AdapterRegistry
@@ -104,7 +104,8 @@ def _table_row(info: Any, loaded: bool) -> list[Any]:
     loss = "" if info.eval_loss is None else f"{info.eval_loss:.4f}"
     rank = "" if info.rank is None else info.rank
     evaluation = eval_headline(info.path)  # `python -m evaluation`'s headline, from <adapter>/eval/summary.json
-    return [info.name, "yes" if loaded else "no", rank, info.base_model or "", created, loss, evaluation,
+    thinking = info.thinking or ""  # "empty", "distill/blind", ... as training recorded it; "" when unknown
+    return [info.name, "yes" if loaded else "no", rank, info.base_model or "", thinking, created, loss, evaluation,
             "; ".join(info.problems)]  # fmt: skip
 
 

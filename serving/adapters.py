@@ -42,6 +42,7 @@ class AdapterInfo:
     created: datetime | None = None
     eval_loss: float | None = None
     problems: list[str] = field(default_factory=list)
+    thinking: str | None = None  # how training treated the thinking ("empty", "distill/blind", ...), if recorded
 
     @property
     def valid(self) -> bool:
@@ -159,14 +160,23 @@ def validate_adapter(
     return problems + _weights_problems(path, base_config)
 
 
-def _eval_loss(path: Path) -> float | None:
-    """The final eval loss from the training report (metrics.json), when there is one."""
+def _metrics(path: Path) -> dict:
+    """The training report (metrics.json) of an adapter; {} when there is none or it is unreadable."""
     try:
         metrics = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(metrics, dict):
-        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _thinking_mode(metrics: dict) -> str | None:
+    """How the adapter's training treated the thinking, as training recorded it (`thinking_mode`)."""
+    mode = metrics.get("thinking_mode")
+    return mode if isinstance(mode, str) and mode else None
+
+
+def _eval_loss(metrics: dict) -> float | None:
+    """The final eval loss from the training report, when there is one."""
     for key in ("eval_loss", "final_eval_loss", "best_eval_loss"):
         value = metrics.get(key)
         if isinstance(value, int | float):
@@ -214,7 +224,8 @@ class AdapterRegistry:
         rank = config.get("r") if isinstance(config.get("r"), int) else None
         problems = validate_adapter(path, self.base_model_path, self.max_rank)
         base = config.get("base_model_name_or_path")
-        return AdapterInfo(name, path, base, rank, created, _eval_loss(path), problems)
+        metrics = _metrics(path)
+        return AdapterInfo(name, path, base, rank, created, _eval_loss(metrics), problems, _thinking_mode(metrics))
 
     def list(self) -> list[AdapterInfo]:
         """Every adapter folder, sorted by name; dot/temp folders (exports in progress) are skipped."""

@@ -6,7 +6,8 @@ trainer_state.json) our callback adds `checkpoint-N/COMPLETE` (written atomicall
 folders with that marker are resume candidates; the others are reported and removed.
 
 The run folder also holds `run_fingerprint.json`: the base model's identity (config hash + weight file
-sizes) and the method (full or LoRA with r/alpha/dropout/targets). Resuming with a different one is refused.
+sizes) and the method (full or LoRA with r/alpha/dropout/targets, and distilled thinking when used). Resuming with a
+different one is refused.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def run_fingerprint(args: TrainArgs) -> dict[str, Any]:
             dropout=args.lora_dropout,
             target_modules=sorted(args.lora_target_modules),
         )
+    if args.thinking != "empty":  # other training data; absent for the default, so older run folders still resume
+        method["thinking"] = args.thinking_label()
     return {"base_model": model_identity(args.model_name_or_path), "method": method}
 
 

@@ -16,6 +16,9 @@ from typing import Any
 from common import dataclass_cli
 
 DEFAULT_PERSONA = "现在你要扮演皇帝身边的女人--甄嬛"
+THINKING_MODES = ("empty", "distill")
+DISTILL_PROMPTS = ("blind", "rationalized")
+DISTILL_ENGINES = ("auto", "vllm", "local", "openai")
 SEED_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -42,6 +45,25 @@ class TrainArgs:
     max_bad_ratio: float = _field(0.05, "abort when more than this share of rows is bad (0.05 = 5%)")
     max_answer_chars: int = _field(0, "drop rows whose output is longer than N characters (0 = keep all)")
     max_samples: int = _field(0, "use only the first N valid rows (0 = all); for quick runs and tests")
+    # --- thinking (see training.distill) ---
+    thinking: str = _field(
+        "empty", "'empty': train on an empty <think></think> (the seed recipe); 'distill': the base writes it"
+    )
+    distill_prompt: str = _field(
+        "blind", "distill: 'blind' (the thinker sees persona + line) or 'rationalized' (it also sees the answer, STaR)"
+    )
+    train_on_thinking: bool = _field(False, "distill: also put the loss on the thinking (default: the answer only)")
+    distill_engine: str = _field("auto", "distill: 'vllm' (started here), 'local' (transformers), 'openai', 'auto'")
+    distill_base_url: str = _field("", "distill_engine openai: the server's /v1 URL")
+    distill_api_key_env: str = _field("VLLM_API_KEY", "distill_engine openai: env var holding the server's API key")
+    distill_model: str = _field("base", "distill: served model that thinks ('base', or an adapter name for openai)")
+    distill_adapter: str = _field("", "distill_engine vllm/local: an adapter folder to think with instead of the base")
+    distill_cache_dir: str = _field(".cache/distill", "distill: where generated thinking is cached (resumable)")
+    distill_max_thinking_tokens: int = _field(768, "distill: thinking longer than this (or never closed) is dropped")
+    distill_concurrency: int = _field(64, "distill: requests in flight (vLLM/openai) or rows per batch (local)")
+    distill_temperature: float = _field(0.6, "distill: sampling temperature (Qwen3 thinking recommends 0.6)")
+    distill_top_p: float = _field(0.95, "distill: top-p")
+    distill_top_k: int = _field(20, "distill: top-k (-1 = off)")
     # --- method ---
     finetune_type: str = _field("lora", "'lora' (adapter) or 'full' (every weight is trained)")
     lora_r: int = _field(8, "LoRA rank (vLLM must be started with --max-lora-rank >= this)")
@@ -88,6 +110,7 @@ class TrainArgs:
             problems.append(f"finetune_type must be 'lora' or 'full', got {self.finetune_type!r}")
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             problems.append(f"precision must be auto/bf16/fp16/fp32, got {self.precision!r}")
+        problems += self._thinking_problems()
         if not 0 <= self.eval_ratio < 1:
             problems.append(f"eval_ratio must be in [0, 1), got {self.eval_ratio}")
         if not 0 <= self.warmup_ratio < 1:  # TrainingArguments reads warmup_steps >= 1 as a step count
@@ -103,6 +126,26 @@ class TrainArgs:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if problems:
             raise ValueError("invalid training config:\n  " + "\n  ".join(problems))
+
+    def _thinking_problems(self) -> list[str]:
+        problems = []
+        if self.thinking not in THINKING_MODES:
+            problems.append(f"thinking must be one of {', '.join(THINKING_MODES)}, got {self.thinking!r}")
+        if self.distill_prompt not in DISTILL_PROMPTS:
+            problems.append(f"distill_prompt must be one of {', '.join(DISTILL_PROMPTS)}, got {self.distill_prompt!r}")
+        if self.distill_engine not in DISTILL_ENGINES:
+            problems.append(f"distill_engine must be one of {', '.join(DISTILL_ENGINES)}, got {self.distill_engine!r}")
+        if self.thinking == "distill" and self.distill_engine == "openai" and not self.distill_base_url:
+            problems.append("distill_engine openai needs distill_base_url (the server's /v1 URL)")
+        if self.distill_max_thinking_tokens < 1 or self.distill_concurrency < 1:
+            problems.append("distill_max_thinking_tokens and distill_concurrency must be >= 1")
+        return problems
+
+    def thinking_label(self) -> str:
+        """How the thinking was trained, as the adapter table shows it: 'empty' or 'distill/blind' etc."""
+        if self.thinking != "distill":
+            return self.thinking
+        return f"distill/{self.distill_prompt}" + ("+thinking-loss" if self.train_on_thinking else "")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -26,6 +26,8 @@ def write_config_yaml(args, path: Path) -> None:
 def run_metrics(args, trainer, data) -> dict[str, Any]:
     extra = {
         "finetune_type": args.finetune_type,
+        "thinking_mode": args.thinking_label(),
+        "distill": data.distill,
         "base_model": str(args.model_name_or_path),
         "dataset_rows": data.total_rows,
         "bad_rows": data.bad_rows,

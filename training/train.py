@@ -19,8 +19,8 @@ from typing import Any
 from common.devices import CPU_FRIENDLY_WEIGHTS_GB, cuda_usable, weights_size_gb
 from training.checkpoints import ResumeRefused, completion_callback, prepare_resume, run_fingerprint
 from training.config import TrainArgs, parse_args
-from training.data import DatasetError, Row, load_dataset_checked
-from training.examples import EncodeReport, Example, encode_rows
+from training.data import DatasetError, LoadReport, Row, load_dataset_checked
+from training.examples import EncodeReport, Example
 from training.export import ExportError
 
 
@@ -43,6 +43,7 @@ class PreparedData:
     encode: EncodeReport
     total_rows: int
     bad_rows: int
+    distill: dict[str, Any] | None = None  # training.distill's summary when the thinking was distilled
     eval_rows: list[Row] = field(default_factory=list)  # the held-out rows, recorded in the export
 
 
@@ -59,21 +60,28 @@ def split_examples(examples: list[Example], eval_ratio: float, seed: int) -> tup
     return [examples[i] for i in order[n_eval:]], [examples[i] for i in order[:n_eval]]
 
 
-def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
-    from tqdm.auto import tqdm
-
+def select_rows(args: TrainArgs) -> tuple[list[Row], LoadReport]:
+    """The dataset's valid rows, filtered by max_answer_chars and cut to max_samples (with the load report)."""
     full_list = Path(args.output_dir) / "bad-rows.txt"
     report = load_dataset_checked(args.dataset_path, args.max_bad_ratio, log=log, full_list_path=full_list)
     rows = report.rows
     if args.max_answer_chars > 0:
         rows = [row for row in rows if len(row.output) <= args.max_answer_chars]
         log(f"kept {len(rows)} of {len(report.rows)} rows with answers of at most {args.max_answer_chars} characters")
-    rows = rows[: args.max_samples] if args.max_samples > 0 else rows
+    return (rows[: args.max_samples] if args.max_samples > 0 else rows), report
+
+
+def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
+    from tqdm.auto import tqdm
+
+    from training.distill import encode_for_mode
+
+    rows, report = select_rows(args)
 
     def progress(items):
-        return tqdm(items, desc="tokenizing", unit="row", total=len(rows), mininterval=1.0)
+        return tqdm(items, desc="tokenizing", unit="row", total=len(items), mininterval=1.0)
 
-    encoded = encode_rows(tokenizer, rows, args.system_prompt, args.max_length, progress=progress)
+    encoded, distill = encode_for_mode(args, tokenizer, rows, progress, log)
     if encoded.dropped_too_long:
         log(
             f"dropped {len(encoded.dropped_too_long)} example(s) longer than max_length={args.max_length} "
@@ -92,6 +100,7 @@ def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
         encoded,
         report.total,
         len(report.bad),
+        distill=distill,
         eval_rows=[by_where[e.where] for e in evaluation],
     )
 

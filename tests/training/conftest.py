@@ -26,3 +26,35 @@ def tokenizer(tiny_model_dir: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+FIXED_THINKING = "嗯，皇上在问我话，我要端庄得体地回答。"
+
+
+@pytest.fixture(scope="session")
+def thinker_adapter_dir(tiny_model_dir: Path, huanhuan_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny LoRA that thinks before it answers, for distillation tests (the tiny base never closes its thinking).
+
+    Trained by the real `python -m training` (configs/lora_tiny.yaml) on the real rows whose answers are written
+    as `FIXED_THINKING</think>answer`: the chat template renders that as `<think>\\n{FIXED_THINKING}\\n</think>\\n\\n`
+    + answer, and the default mode trains on all of it, so the adapter learns to write a short thinking and close it.
+    """
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("thinker-adapter")
+    rows = json.loads(huanhuan_path.read_text(encoding="utf-8"))
+    for row in rows:
+        row["output"] = f"{FIXED_THINKING}</think>{row['output']}"
+    data = work / "huanhuan-with-thinking.json"
+    data.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    export_dir = work / "adapters" / "thinker"
+    repo = Path(__file__).resolve().parents[2]
+    command = [
+        sys.executable, "-m", "training", "--config", str(repo / "configs" / "lora_tiny.yaml"),
+        "--model_name_or_path", str(tiny_model_dir), "--dataset_path", str(data),
+        "--max_answer_chars", str(len(FIXED_THINKING) + len("</think>") + 12),
+        "--output_dir", str(work / "run"), "--export_dir", str(export_dir),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, cwd=repo)
+    return export_dir

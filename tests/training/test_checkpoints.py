@@ -70,3 +70,11 @@ def test_full_vs_lora_is_refused(tmp_path: Path) -> None:
     full = quick_args(Path(args.model_name_or_path), tmp_path / "d.json", tmp_path, finetune_type="full")
     with pytest.raises(ResumeRefused, match="finetune_type"):
         prepare_resume(full, log=lambda _: None)
+
+
+def test_switching_to_distilled_thinking_is_refused(tmp_path: Path) -> None:
+    args = start_run(tmp_path)
+    fake_checkpoint(Path(args.output_dir), 4, run_fingerprint(args))
+    distilled = quick_args(Path(args.model_name_or_path), tmp_path / "d.json", tmp_path, thinking="distill")
+    with pytest.raises(ResumeRefused, match=r"thinking: checkpoint has None, config asks for 'distill/blind'"):
+        prepare_resume(distilled, log=lambda _: None)
