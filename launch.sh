@@ -30,6 +30,9 @@ Usage: ./launch.sh [options]
   --engine KIND          vllm (default), local (transformers + peft in-process) or openai (an existing server)
   --base-url URL         with --engine openai: the OpenAI-compatible server's /v1 URL
   --api-key-env VAR      with --engine openai: the environment variable holding its API key
+  --base-model ID        with --engine openai: the base model's id as the server writes it (org/name, name:tag)
+  --models IDS           with --engine openai: more ids to offer, comma-separated (e.g. a merged adapter)
+  --strict-openai        with --engine openai: send OpenAI's own parameters only (never top_k)
   --port N               the app's port (default 7860)
   --tensor-parallel N    split the model across N GPUs (vLLM's --tensor-parallel-size; default 1)
   --share                also make a public Gradio link (needs --auth)
@@ -41,7 +44,7 @@ EOF
 }
 
 OFFLINE=0; HOME_DIR=$ROOT; MODEL=""; ADAPTER=huanhuan; ADAPTERS_DIR=""; DATASET=""
-TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; TENSOR_PARALLEL=1; BASE_URL=""; API_KEY_ENV=""; PORT=7860; SHARE=0; AUTH=${APP_AUTH:-}; INSTALL=1
+TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; TENSOR_PARALLEL=1; BASE_URL=""; API_KEY_ENV=""; BASE_MODEL=""; MODEL_IDS=""; STRICT_OPENAI=0; PORT=7860; SHARE=0; AUTH=${APP_AUTH:-}; INSTALL=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --offline) OFFLINE=1 ;;
@@ -55,6 +58,9 @@ while [ $# -gt 0 ]; do
     --engine) ENGINE=$2; shift ;;
     --base-url) BASE_URL=$2; shift ;;
     --api-key-env) API_KEY_ENV=$2; shift ;;
+    --base-model) BASE_MODEL=$2; shift ;;
+    --models) MODEL_IDS=$2; shift ;;
+    --strict-openai) STRICT_OPENAI=1 ;;
     --port) PORT=$2; shift ;;
     --tensor-parallel) TENSOR_PARALLEL=$2; shift ;;
     --share) SHARE=1 ;;
@@ -204,7 +210,12 @@ case "$ENGINE" in
     APP_ARGS+=(--engine openai --base-url "$BASE_URL" --api-key-env LAUNCH_API_KEY)
     ;;
   local) APP_ARGS+=(--engine local --model "$MODEL") ;;
-  openai) APP_ARGS+=(--engine openai --base-url "$BASE_URL" --api-key-env "$API_KEY_ENV") ;;
+  openai)
+    APP_ARGS+=(--engine openai --base-url "$BASE_URL" --api-key-env "$API_KEY_ENV")
+    [ -n "$BASE_MODEL" ] && APP_ARGS+=(--base-model "$BASE_MODEL")
+    [ -n "$MODEL_IDS" ] && APP_ARGS+=(--models "$MODEL_IDS")
+    [ "$STRICT_OPENAI" = 1 ] && APP_ARGS+=(--strict-openai true)
+    ;;
 esac
 
 step_start "start the app (log: "$LOGS/app.log")"
