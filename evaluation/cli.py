@@ -89,7 +89,8 @@ def open_engine(args: EvalArgs, folder: Path, model: Path, served: str) -> Itera
     if args.engine == "openai":
         key = os.environ.get(args.api_key_env, "") if args.api_key_env else ""
         engine = create_engine("openai", base_url=args.base_url, api_key=key, base_model=args.base_model or None)
-        base = check_served(engine, served, args.base_url)
+        listing = create_engine("openai", base_url=args.base_url, api_key=key)  # the server's own list only
+        base = check_served(engine, served, args.base_url, listing)
         yield engine, _loss(args, args.base_url, key, base, model, folder, served), base
         return
     from serving.serve_args import ServeArgs
@@ -112,9 +113,13 @@ def _loss(args: EvalArgs, base_url: str, key: str, base: str, model: Path, folde
     return VllmReferenceLoss(base_url, key, base)
 
 
-def check_served(engine: Any, served: str, where: str) -> str:
-    """The served base name; EvalError when the base or the adapter is not served there."""
-    infos = engine.models()
+def check_served(engine: Any, served: str, where: str, listing: Any = None) -> str:
+    """The served base name; EvalError when the base or the adapter is not served there.
+
+    `listing` is an engine given no model ids: an OpenAIEngine offers the ids it was given even when the
+    server does not list them, so only the server's own list says what it serves.
+    """
+    infos = (listing or engine).models()
     names = [info.name for info in infos]
     base = engine.base_model
     if base not in names:
