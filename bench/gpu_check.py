@@ -14,7 +14,7 @@ wheel (the real vocabulary) and huanhuan.json, which travel with the working tre
 Without a usable GPU, `--cpu-smoke` runs the same code paths at the tiny shape in a minute, so the script
 itself is tested on CPU machines (tests/install/test_gpu_check.py).
 
-    bash scripts/gpu_check.sh --dataset PATH/huanhuan.json          # on the GPU machine (about 5 minutes)
+    bash scripts/gpu_check.sh --dataset PATH/huanhuan.json          # on the GPU machine (stopped after 8 minutes)
     bash scripts/gpu_check.sh --cpu-smoke --dataset PATH/huanhuan.json
 """
 

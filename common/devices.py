@@ -185,6 +185,12 @@ def inference_placement(facts: MachineFacts) -> tuple[str, str]:
     return "cuda", "bfloat16" if native_bf16(facts.gpus[0]) else "float16"
 
 
+def free_disk_gb(path: Path) -> float:
+    """Free space in GB on the disk that holds `path` (or its nearest existing parent, for a folder to come)."""
+    existing = next((folder for folder in (Path(path), *Path(path).parents) if folder.exists()), Path("/"))
+    return shutil.disk_usage(existing).free / 1e9
+
+
 def weights_size_gb(model_dir: Path) -> float:
     """Size of a model folder's safetensors weights in GB (0 when there are none)."""
     return sum(path.stat().st_size for path in Path(model_dir).glob("*.safetensors")) / 1e9

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from common.devices import (
     MachineFacts,
     TorchFacts,
     cuda_verdict,
+    free_disk_gb,
     min_build_capability,
     native_bf16,
     probe,
@@ -81,11 +81,6 @@ def installed_vllm() -> tuple[str, str]:
 def vllm_description() -> str:
     build, version = installed_vllm()
     return f"{build} {version}" if build else "not installed"
-
-
-def free_disk_gb(path: Path) -> float:
-    existing = next((folder for folder in (path, *path.parents) if folder.exists()), Path("/"))
-    return shutil.disk_usage(existing).free / 1e9
 
 
 def build_report(facts: MachineFacts, home: Path) -> Report:

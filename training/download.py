@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from common.devices import free_disk_gb
+
 DONE_MARKER = ".download-complete"
 HUB_DOWNLOAD_MIN_FREE_GB = 10.0  # Qwen3-4B-Thinking-2507 is 8.1 GB; refuse before starting rather than fail at 90%
 SnapshotFn = Callable[[str, Path], None]
@@ -55,11 +57,10 @@ def modelscope_snapshot(model_id: str, out: Path) -> None:
 
 def check_free_disk(out: Path, needed_gb: float) -> None:
     """Refuse to start a download that cannot fit (before anything is created)."""
-    existing = next((folder for folder in (out, *out.parents) if folder.exists()), Path("/"))
-    free_gb = shutil.disk_usage(existing).free / 1e9
+    free_gb = free_disk_gb(out)
     if free_gb < needed_gb:
         raise DownloadError(
-            f"only {free_gb:.1f} GB free at {existing}; the download needs about {needed_gb:.0f} GB. Free some space "
+            f"only {free_gb:.1f} GB free at {out}; the download needs about {needed_gb:.0f} GB. Free some space "
             f"or download into another disk with --out"
         )
 
