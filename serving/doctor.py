@@ -92,6 +92,7 @@ def table(report: Report) -> str:
     facts, torch = report.facts, report.facts.torch
     gpu = facts.gpus[0] if facts.gpus else None
     oldest = min_build_capability(torch.arch_list)
+    verdict = cuda_verdict(facts)
     rows = [
         ("GPU", f"{gpu.name} (compute capability {gpu.capability[0]}.{gpu.capability[1]}, {gpu.memory_gib} GiB)"
          if gpu else f"none ({facts.nvidia_smi_error or 'nvidia-smi listed none'})"),
@@ -99,7 +100,7 @@ def table(report: Report) -> str:
         ("torch", f"{torch.version or 'not installed'}"
          + (f" (CUDA {torch.cuda_build}, kernels for {oldest[0]}.{oldest[1]} and newer)" if oldest else
             " (CPU build)" if torch.version and not torch.cuda_build else "")),
-        ("CUDA usable", "yes" if cuda_verdict(facts).usable else f"no: {cuda_verdict(facts).reason}"),
+        ("CUDA usable", "yes" if verdict.usable else f"no: {verdict.reason}"),
         ("native bf16", ("yes" if native_bf16(gpu) else "no (fp16 is used instead)") if gpu else "-"),
         ("vLLM", report.vllm),
         ("free disk", f"{report.free_disk_gb:.0f} GB (the real model needs ~{REAL_MODEL_DISK_GB:.0f} GB)"),
