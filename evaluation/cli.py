@@ -89,8 +89,7 @@ def open_engine(args: EvalArgs, folder: Path, model: Path, served: str) -> Itera
     if args.engine == "openai":
         key = os.environ.get(args.api_key_env, "") if args.api_key_env else ""
         engine = create_engine("openai", base_url=args.base_url, api_key=key, base_model=args.base_model or None)
-        listing = create_engine("openai", base_url=args.base_url, api_key=key)  # the server's own list only
-        base = check_served(engine, served, args.base_url, listing)
+        base = check_served(engine, served, args.base_url)
         yield engine, _loss(args, args.base_url, key, base, model, folder, served), base
         return
     from serving.serve_args import ServeArgs
@@ -113,14 +112,12 @@ def _loss(args: EvalArgs, base_url: str, key: str, base: str, model: Path, folde
     return VllmReferenceLoss(base_url, key, base)
 
 
-def check_served(engine: Any, served: str, where: str, listing: Any = None) -> str:
+def check_served(engine: Any, served: str, where: str) -> str:
     """The served base name; EvalError when the base or the adapter is not served there.
 
-    `listing` is an engine given no model ids: an OpenAIEngine offers the ids it was given even when the
-    server does not list them, so only the server's own list says what it serves.
+    Only what the server itself lists counts: an OpenAIEngine also offers the ids it was given (`listed=False`).
     """
-    infos = (listing or engine).models()
-    names = [info.name for info in infos]
+    names = [info.name for info in engine.models() if info.listed]
     base = engine.base_model
     if base not in names:
         raise EvalError(

@@ -222,7 +222,7 @@ class OpenAIEngine:
             listed = list(self._client.models.list())
         except Exception as error:
             if self.given_ids and hasattr(error, "status_code"):  # it answered, without a model list
-                return [ModelInfo(model_id, is_adapter=False) for model_id in self.given_ids]
+                return [ModelInfo(model_id, is_adapter=False, listed=False) for model_id in self.given_ids]
             raise engine_error_from(error, self.base_url, None) from error
         self.server.saw_models(getattr(model, "owned_by", None) for model in listed)
         infos = {}
@@ -232,7 +232,7 @@ class OpenAIEngine:
             infos[model.id] = ModelInfo(
                 model.id, is_adapter=bool(parent), path=Path(root) if parent and root else None
             )
-        given = [infos.pop(i, ModelInfo(i, is_adapter=False)) for i in self.given_ids]
+        given = [infos.pop(i, ModelInfo(i, is_adapter=False, listed=False)) for i in self.given_ids]
         return given + list(infos.values())
 
     def stream_chat(self, messages: Sequence[ChatMessage], model: str, params: SamplingParams) -> OpenAIStream:

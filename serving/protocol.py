@@ -158,6 +158,7 @@ class ModelInfo:
     name: str
     is_adapter: bool
     path: Path | None = None
+    listed: bool = True  # False: an id given to the engine that the server itself does not list
 
 
 @runtime_checkable

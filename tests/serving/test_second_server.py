@@ -23,8 +23,10 @@ PARAMS = SamplingParams(temperature=0.0, max_tokens=8)  # top_k=20, the app's de
 def test_its_model_list_fails_and_the_engine_still_offers_the_ids_it_was_given(transformers_server) -> None:
     assert httpx.get(transformers_server.base_url + "/models", timeout=30).status_code == 500
     engine = transformers_server.engine()
-    assert [info.name for info in engine.models()] == [transformers_server.base_model, transformers_server.tuned_model]
+    infos = engine.models()
+    assert [info.name for info in infos] == [transformers_server.base_model, transformers_server.tuned_model]
     assert engine.base_model == "local/tiny-qwen3"
+    assert not any(info.listed for info in infos), "offered, but the server itself lists none of them"
 
 
 def test_its_thinking_arrives_as_reasoning_content(transformers_server) -> None:
