@@ -1,12 +1,14 @@
 """Fixtures of the app tests: the fake engine (unit tests) (pages are served with tests/served_page.py).
 
-Browser fixtures (headless Debian chromium through Playwright, never a downloaded browser) live in
-tests/app/browser.py so unit tests do not import Playwright.
+The page driver (headless Debian chromium through Playwright, never a downloaded browser) lives in
+tests/app/browser.py and is imported only when a browser test asks for the `browser` / `app` fixtures, so
+unit tests do not import Playwright. A browser test module defines `app_url`, the page to open.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,24 @@ def fake_engine(tmp_path: Path) -> FakeEngine:
         {"fake-base": Script(), "huanhuan": Script(thinking=["臣妾想想"], answer=["皇上", "万福"])},
         adapters={"huanhuan": adapter},
     )
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """One headless chromium per browser test module."""
+    from browser import chromium
+
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def app(browser, app_url: str) -> Iterator[object]:
+    """The module's page (`app_url`) in a fresh browser context, as an AppPage."""
+    from browser import AppPage
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    try:
+        yield AppPage(context.new_page()).open(app_url)
+    finally:
+        context.close()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import re
 import shutil
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import AppPage, chromium
+from browser import AppPage
 from served_page import serve_demo
+from vllm_metrics import metric
 
 from app.settings import AppSettings
 from app.ui import build_demo
@@ -46,34 +46,6 @@ def app_url(engine, adapters_dir: Path, tiny_model_dir: Path) -> Iterator[str]:
         engine.load_adapter("huanhuan", adapters_dir / "huanhuan")
     settings = AppSettings(adapters_dir=adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=16)
     yield from serve_demo(build_demo(engine, settings))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def app(browser, app_url: str) -> Iterator[AppPage]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    try:
-        yield AppPage(context.new_page()).open(app_url)
-    finally:
-        context.close()
-
-
-def metric(vllm_server, name: str, **labels: str) -> float:
-    """Sum of a Prometheus counter from vLLM's /metrics over the series matching the labels."""
-    request = urllib.request.Request(vllm_server.base_url.removesuffix("/v1") + "/metrics",
-                                     headers={"Authorization": f"Bearer {vllm_server.api_key}"})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:
-        text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_both_panes_stream_at_once(app: AppPage, engine) -> None:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from browser import AppPage, chromium
+from browser import AppPage
 from served_page import serve_demo
 
 from app.settings import AppSettings
@@ -33,21 +33,6 @@ def app_url(transformers_server) -> Iterator[str]:
         model_ids=[transformers_server.tuned_model, MISSING_ID],
     )  # as python -m app builds it
     yield from serve_demo(build_demo(engine, AppSettings(max_new_tokens=96)))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def app(browser, app_url: str) -> Iterator[AppPage]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    try:
-        yield AppPage(context.new_page()).open(app_url)
-    finally:
-        context.close()
 
 
 def test_a_side_by_side_turn_with_default_settings(app: AppPage, transformers_server) -> None:

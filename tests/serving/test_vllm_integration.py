@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from serving_test_helpers import copy_adapter
+from vllm_metrics import metric
 
 from serving.openai_engine import OpenAIEngine
 from serving.protocol import (
@@ -38,17 +39,6 @@ GREEDY = SamplingParams(temperature=0.0, max_tokens=24, seed=0)
 
 def text_of(stream) -> str:
     return "".join(d.text for d in stream if not isinstance(d, FinalDelta))
-
-
-def metric(server, name: str, **labels: str) -> float:
-    """Sum of one Prometheus counter of the server, filtered by labels."""
-    body = httpx.get(server.base_url.removesuffix("/v1") + "/metrics", timeout=10).text
-    total = 0.0
-    for line in body.splitlines():
-        match = re.match(rf"^{re.escape(name)}\{{(.*)\}} (\S+)$", line)
-        if match and all(f'{key}="{value}"' in match.group(1) for key, value in labels.items()):
-            total += float(match.group(2))
-    return total
 
 
 def test_base_and_adapter_stream_concurrently(vllm_server) -> None:
