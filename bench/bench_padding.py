@@ -9,8 +9,8 @@ real huanhuan.json rows rendered with the real Qwen3-Thinking chat template (tin
   dynamic: pad to the longest row of a length-grouped batch, standard loss
   ours:    what `python -m training` does: dynamic padding + length grouping + answer-only logits
 
-    python bench/bench_padding.py                       # defaults: 2 layers, batch 2, 2 timed steps
-    python bench/bench_padding.py --layers 28 --steps 5 # the full 0.6B depth (slow on a CPU)
+    python -m bench.bench_padding                       # defaults: 2 layers, batch 2, 2 timed steps
+    python -m bench.bench_padding --layers 28 --steps 5 # the full 0.6B depth (slow on a CPU)
 
 The sides run interleaved (step i of each, then step i + 1) so a busy machine slows them alike.
 Prints samples/s and tokens/s per side and the ratios to the seed side.
@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 
 def build_model(layers: int, seed: int):
@@ -118,7 +117,7 @@ def run_interleaved(model, sides: list[Side], steps: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=None, help="huanhuan.json (default: as tests/conftest.py)")
+    parser.add_argument("--dataset", type=Path, default=None, help="huanhuan.json (default: as the tests find it)")
     parser.add_argument("--tokenizer", type=Path, default=REPO_ROOT / ".cache" / "tiny-qwen3", help="Qwen3 tokenizer")
     parser.add_argument("--layers", type=int, default=2, help="decoder layers (Qwen3-0.6B has 28)")
     parser.add_argument("--batch-size", type=int, default=2, help="rows per step (same for every side)")
@@ -128,11 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
+    from tests.support.paths import dataset_path
     from training.collate import PadCollator
     from training.tiny_qwen3 import build_tiny_qwen3
-
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
-    from conftest import dataset_path
 
     build_tiny_qwen3(args.tokenizer)
     examples, pad_id = load_examples(args.dataset or dataset_path(), args.tokenizer, limit=2000)

@@ -14,8 +14,8 @@ into .cache/ once) in one run. The ways run interleaved, round by round (one war
 tokens/s, the ratio to way 1 and each way's share of its ceiling (ceiling wall / way wall).
 Server start-up is timed apart and not counted in the turn.
 
-    .venv/bin/python bench/bench_side_by_side.py                 # 0.6B shape, 64 new tokens
-    .venv/bin/python bench/bench_side_by_side.py --shape tiny --new-tokens 32 --skip-vllm
+    .venv/bin/python -m bench.bench_side_by_side                 # 0.6B shape, 64 new tokens
+    .venv/bin/python -m bench.bench_side_by_side --shape tiny --new-tokens 32 --skip-vllm
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 SHAPES = {  # Qwen3-0.6B's real shape (config.json of Qwen/Qwen3-0.6B) and the tiny test model's
     "0.6b": dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,

@@ -5,7 +5,7 @@ Each round opens one side-by-side turn (base + adapter, long max tokens) through
 layer (`app.streaming.stream_sides`), waits until both sides have streamed text, calls stop, then polls
 /metrics every 10 ms. Starts the real vLLM server on a model + adapters folder (tiny model by default).
 
-    .venv/bin/python bench/bench_stop.py --rounds 5        # the tiny bench model and a random r=8 LoRA
+    .venv/bin/python -m bench.bench_stop --rounds 5        # the tiny bench model and a random r=8 LoRA
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import statistics
 import threading
 import time
 
-from bench_side_by_side import REPO_ROOT, prepare
+from bench.bench_side_by_side import REPO_ROOT, prepare
 
 MESSAGES = [{"role": "user", "content": "讲一个很长的故事"}]
 

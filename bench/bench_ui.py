@@ -8,8 +8,8 @@ Debian chromium. For every side of every turn it records, on one clock (wall tim
 Rates are (tokens - 1) / (last - first); the ratio page/engine is what the UI keeps (1.0 = no cost).
 The page also adds latency: first text on the page minus first delta from the engine.
 
-    .venv/bin/python bench/bench_ui.py --model .cache/tiny-qwen3 --adapters-dir Models/adapters --turns 3
-    .venv/bin/python bench/bench_ui.py --base-url http://127.0.0.1:8000/v1 --api-key-env VLLM_API_KEY
+    .venv/bin/python -m bench.bench_ui --model .cache/tiny-qwen3 --adapters-dir Models/adapters --turns 3
+    .venv/bin/python -m bench.bench_ui --base-url http://127.0.0.1:8000/v1 --api-key-env VLLM_API_KEY
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "tests" / "app"))
 
 TRACE_JS = """() => {
   window.__hh = {left: [], right: []};
@@ -159,7 +156,7 @@ class WireCounter:
 
 def run_turns(app_url: str, engine: RecordingEngine, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Drive the page for each turn; returns one row per side and turn with both rates."""
-    from browser import AppPage, chromium
+    from tests.support.browser import AppPage, chromium
 
     rows = []
     with chromium() as browser:

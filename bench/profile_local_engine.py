@@ -11,8 +11,8 @@ loaded the model there), and two more variants run: plain on the calling (main) 
 thread per turn (what LocalEngine did before: one new generate thread per turn).
 Prints the median wall time per turn and each variant as a share of plain (plain / variant).
 
-    .venv/bin/python bench/profile_local_engine.py --shape 0.6b --rounds 3
-    .venv/bin/python bench/profile_local_engine.py --shape 0.6b --rounds 3 --second-team
+    .venv/bin/python -m bench.profile_local_engine --shape 0.6b --rounds 3
+    .venv/bin/python -m bench.profile_local_engine --shape 0.6b --rounds 3 --second-team
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from bench_side_by_side import MESSAGES, REPO_ROOT, SHAPES, consume_concurrently, plain_generate, prepare
+from bench.bench_side_by_side import MESSAGES, REPO_ROOT, SHAPES, consume_concurrently, plain_generate, prepare
 
 
 def variants(engine, new_tokens: int, second_team: bool) -> dict[str, Callable[[], int]]:

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Make sure the tests can read huanhuan.json. They look in $HUANHUAN_DATASET, Datasets/huanhuan.json, then
-# ../shared/datasets/huanhuan.json (tests/conftest.py, `dataset_path`); in a fresh clone with none of these,
+# ../shared/datasets/huanhuan.json (tests/support/paths.py, `dataset_path`); in a fresh clone with none of these,
 # the file is fetched into Datasets/ the way launch.sh does it (`python -m training.fetch_dataset`, from
 # $HUANHUAN_SOURCE when set, else the public GitHub source). If that fails, one line says where to put it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-if found=$($PY -c 'from tests.conftest import dataset_path; print(dataset_path())' 2>/dev/null); then
+if found=$($PY -c 'from tests.support.paths import dataset_path; print(dataset_path())' 2>/dev/null); then
   echo "==> dataset for the tests: $found"
   exit 0
 fi

@@ -7,28 +7,13 @@ the dataset is read from `../shared/datasets/huanhuan.json` (or $HUANHUAN_DATASE
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CACHE_DIR = REPO_ROOT / ".cache"
-
-
-def dataset_path() -> Path:
-    """Where the real huanhuan.json is: $HUANHUAN_DATASET, Datasets/, or ../shared/datasets/."""
-    candidates = [
-        os.environ.get("HUANHUAN_DATASET", ""),
-        REPO_ROOT / "Datasets" / "huanhuan.json",
-        REPO_ROOT.parent / "shared" / "datasets" / "huanhuan.json",
-    ]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise FileNotFoundError("huanhuan.json not found: set HUANHUAN_DATASET or see Datasets/README.md")
+from tests.support.paths import CACHE_DIR, REPO_ROOT, dataset_path
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +86,7 @@ def vllm_server(tiny_model_dir: Path, served_adapters_dir: Path, tmp_path_factor
 @pytest.fixture(scope="session")
 def merged_model_dir(tiny_model_dir: Path, trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """The tiny model with the trained adapter merged in (peft merge_and_unload), for servers without LoRA."""
-    from transformers_server import merge_adapter
+    from tests.support.transformers_server import merge_adapter
 
     return merge_adapter(tiny_model_dir, trained_adapter_dir, tmp_path_factory.mktemp("merged") / "huanhuan-merged")
 
@@ -109,7 +94,7 @@ def merged_model_dir(tiny_model_dir: Path, trained_adapter_dir: Path, tmp_path_f
 @pytest.fixture(scope="session")
 def transformers_server(tiny_model_dir: Path, merged_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """`transformers serve` on 127.0.0.1 (no hub): base `local/tiny-qwen3`, the merged adapter by its path."""
-    from transformers_server import TransformersServer
+    from tests.support.transformers_server import TransformersServer
 
     root = tmp_path_factory.mktemp("transformers-serve")
     with TransformersServer(root, tiny_model_dir, merged_model_dir, root / "serve.log") as server:

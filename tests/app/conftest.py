@@ -1,21 +1,18 @@
-"""Fixtures of the app tests: the fake engine (unit tests) (pages are served with tests/served_page.py).
+"""Fixtures of the app tests: the fake engine (unit tests) (pages are served with tests/support/served_page.py).
 
 The page driver (headless Debian chromium through Playwright, never a downloaded browser) lives in
-tests/app/browser.py and is imported only when a browser test asks for the `browser` / `app` fixtures, so
+tests/support/browser.py and is imported only when a browser test asks for the `browser` / `app` fixtures, so
 unit tests do not import Playwright. A browser test module defines `app_url`, the page to open.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from fake_engine import FakeEngine, Script
+from tests.app.fake_engine import FakeEngine, Script
 
 
 @pytest.fixture
@@ -33,7 +30,7 @@ def fake_engine(tmp_path: Path) -> FakeEngine:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     """One headless chromium per browser test module."""
-    from browser import chromium
+    from tests.support.browser import chromium
 
     with chromium() as launched:
         yield launched
@@ -42,7 +39,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def app(browser, app_url: str) -> Iterator[object]:
     """The module's page (`app_url`) in a fresh browser context, as an AppPage."""
-    from browser import AppPage
+    from tests.support.browser import AppPage
 
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     try:

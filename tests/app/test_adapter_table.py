@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fake_engine import FakeEngine
-
 from app.adapter_panel import TABLE_HEADERS, panel_values
 from app.settings import AppSettings
+from tests.app.fake_engine import FakeEngine
 
 
 def adapter_folder(root: Path, name: str, metrics: dict | None) -> Path:

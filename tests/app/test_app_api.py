@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_engine import FakeEngine
-from served_page import serve_demo
 
 from app.settings import AppSettings
 from app.ui import build_demo
+from tests.app.fake_engine import FakeEngine
+from tests.support.paths import REPO_ROOT
+from tests.support.served_page import serve_demo
 
 pytestmark = pytest.mark.slow
 GOOD = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "max_tokens": 16, "seed": 0}
@@ -130,5 +131,5 @@ def test_files_outside_the_app_are_not_served(url: str) -> None:
 def test_share_without_auth_refuses_to_start(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "app", "--engine", "openai", "--base-url", "http://127.0.0.1:9/v1", "--share"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin"},
-                            cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+                            cwd=REPO_ROOT)  # fmt: skip
     assert result.returncode != 0 and "--share needs auth" in result.stderr

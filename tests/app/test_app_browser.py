@@ -13,15 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import AppPage
-from served_page import serve_demo
-from vllm_metrics import metric
 
 from app.settings import AppSettings
 from app.ui import build_demo
+from tests.support.browser import AppPage
+from tests.support.paths import REPO_ROOT
+from tests.support.served_page import serve_demo
+from tests.support.vllm_metrics import metric
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO_ROOT / "artifacts" / "app-mid-stream.png"
 
 

@@ -12,11 +12,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from browser import AppPage
-from served_page import serve_demo
 
 from app.settings import AppSettings
 from app.ui import build_demo
+from tests.support.browser import AppPage
+from tests.support.served_page import serve_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.transformers_serve, pytest.mark.browser]
 MISSING_ID = "local/not-there"  # given on the command line by mistake: the server cannot load it

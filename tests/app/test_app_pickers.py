@@ -6,11 +6,10 @@ real servers write them: `org/name`, `name:tag`, a path on the server, next to v
 
 from __future__ import annotations
 
-from fake_engine import FakeEngine
-
 from app.adapter_panel import picker_choices
 from app.settings import AppSettings
 from serving.protocol import ModelInfo
+from tests.app.fake_engine import FakeEngine
 
 
 class IdsEngine(FakeEngine):

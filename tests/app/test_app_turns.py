@@ -6,11 +6,11 @@ import re
 import time
 
 import pytest
-from fake_engine import FakeEngine, Script
 
 from app.settings import AppSettings
 from app.turns import ChatTurns, TurnInputs, undo
 from serving.protocol import BadRequestError, SamplingParams
+from tests.app.fake_engine import FakeEngine, Script
 
 
 def inputs(message: str = "你好", left: str = "fake-base", right: str = "huanhuan", **kw) -> TurnInputs:

@@ -25,11 +25,11 @@ from evaluation.refloss import TransformersReferenceLoss, VllmReferenceLoss
 from evaluation.run import EvalAborted, EvalPlan, evaluate
 from evaluation.store import RowStore
 from serving.openai_engine import OpenAIEngine
+from tests.support.paths import REPO_ROOT
 from training.heldout import read_heldout, rebuild_heldout
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ROWS = 24
 KEY_ENV = "EVAL_TEST_VLLM_KEY"
 

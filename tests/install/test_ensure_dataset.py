@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT
 
 
 @pytest.fixture
@@ -21,8 +21,9 @@ def fresh_clone(tmp_path: Path) -> Path:
     clone = tmp_path / "clone"
     for part in ("scripts", "training", "common"):
         shutil.copytree(REPO_ROOT / part, clone / part, ignore=shutil.ignore_patterns("__pycache__"))
-    (clone / "tests").mkdir()
-    shutil.copy(REPO_ROOT / "tests" / "conftest.py", clone / "tests" / "conftest.py")
+    (clone / "tests" / "support").mkdir(parents=True)
+    for module in ("__init__.py", "support/__init__.py", "support/paths.py"):
+        shutil.copy(REPO_ROOT / "tests" / module, clone / "tests" / module)
     (clone / ".venv").symlink_to(REPO_ROOT / ".venv")
     return clone
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT
+
 GPU_PLATFORM = ["--python-platform", "x86_64-manylinux_2_28"]
 
 

@@ -24,9 +24,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "app"))
-from browser import AppPage, chromium  # noqa: E402
+from tests.support.browser import AppPage, chromium
+from tests.support.paths import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
 READY_LINE = re.compile(r"==> ready in (\d+) s")

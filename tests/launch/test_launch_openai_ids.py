@@ -11,7 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT
+
 pytestmark = pytest.mark.slow
 
 

@@ -7,15 +7,9 @@ tests/conftest.py; tests that must kill or restart vLLM start their own server i
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-from reliability_helpers import APP_TESTS
-
-sys.path.insert(0, str(APP_TESTS))  # tests/app/browser.py: the Playwright page driver
 
 
 @pytest.fixture(scope="module")

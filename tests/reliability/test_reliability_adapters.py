@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from reliability_helpers import MESSAGES, serve_demo
 
 from serving.protocol import AdapterError, BadRequestError, EngineError, FinalDelta, ReasoningDelta, SamplingParams
+from tests.support.reliability_helpers import MESSAGES, serve_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 SHORT = SamplingParams(temperature=0.0, max_tokens=4, seed=0)

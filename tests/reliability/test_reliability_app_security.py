@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_helpers import REPO_ROOT, AppProcess, start_app
+
+from tests.support.reliability_helpers import REPO_ROOT, AppProcess, start_app
 
 pytestmark = pytest.mark.slow
 SECRET_KEY = "vllm-key-that-must-never-leak-0123456789"

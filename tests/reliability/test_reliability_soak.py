@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from reliability_helpers import REPO_ROOT, listening_pid, start_app
 
-sys.path.insert(0, str(REPO_ROOT / "bench"))
-from load_soak import run_soak
+from tests.support.load_drivers import run_soak
+from tests.support.reliability_helpers import REPO_ROOT, listening_pid, start_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "180"))

@@ -16,20 +16,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import AppPage, chromium
-from reliability_helpers import metric, serve_demo, wait_until
 
 from app.settings import AppSettings
 from app.ui import build_demo
+from tests.support.browser import AppPage, chromium
+from tests.support.reliability_helpers import serve_demo, wait_until
+from tests.support.vllm_metrics import metric
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
 MAX_TOKENS = 1500
 TOKENS_AFTER_CLOSE_LIMIT = 64  # per stream: "a few tokens" on this CPU, far below the 1500 asked for
 
 
-def completed(base_url: str) -> float:
+def completed(server) -> float:
     """Requests vLLM finished by reaching max tokens or a stop token (aborted ones are not among them)."""
-    return sum(metric(base_url, "vllm:request_success_total", finished_reason=why) for why in ("length", "stop"))
+    return sum(metric(server, "vllm:request_success_total", finished_reason=why) for why in ("length", "stop"))
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +40,8 @@ def app_url(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Iterat
 
 
 def test_closing_the_tab_mid_stream_aborts_both_requests_on_the_server(vllm_server, app_url: str) -> None:
-    base_url = vllm_server.base_url
-    wait_until(lambda: metric(base_url, "vllm:num_requests_running") == 0, 60, "an idle server before the test")
-    completed_before = completed(base_url)
+    wait_until(lambda: metric(vllm_server, "vllm:num_requests_running") == 0, 60, "an idle server before the test")
+    completed_before = completed(vllm_server)
     with chromium() as browser:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         app = AppPage(context.new_page()).open(app_url)
@@ -49,12 +49,12 @@ def test_closing_the_tab_mid_stream_aborts_both_requests_on_the_server(vllm_serv
         app.set_max_tokens(MAX_TOKENS)
         app.send("讲一个很长的故事")
         app.wait_both_streaming()
-        running_at_close = metric(base_url, "vllm:num_requests_running")
-        tokens_at_close = metric(base_url, "vllm:generation_tokens_total")
+        running_at_close = metric(vllm_server, "vllm:num_requests_running")
+        tokens_at_close = metric(vllm_server, "vllm:generation_tokens_total")
         context.close()  # the tab (and its whole browsing context) goes away mid-stream
     assert running_at_close == 2, "both sides were generating on the server when the tab closed"
-    wait_until(lambda: metric(base_url, "vllm:num_requests_running") == 0, 60, "vLLM to stop both requests")
-    tokens_after = metric(base_url, "vllm:generation_tokens_total") - tokens_at_close
+    wait_until(lambda: metric(vllm_server, "vllm:num_requests_running") == 0, 60, "vLLM to stop both requests")
+    tokens_after = metric(vllm_server, "vllm:generation_tokens_total") - tokens_at_close
     print(f"\ntab closed: {tokens_after:.0f} tokens generated after the close (max new tokens {MAX_TOKENS} x 2)")
-    assert completed(base_url) == completed_before, "no request ran on to its end (length or stop)"
+    assert completed(vllm_server) == completed_before, "no request ran on to its end (length or stop)"
     assert tokens_after <= 2 * TOKENS_AFTER_CLOSE_LIMIT, f"{tokens_after:.0f} tokens were generated after the close"

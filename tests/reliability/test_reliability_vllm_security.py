@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reliability_helpers import http_status, root_url, serve_demo
+
+from tests.support.reliability_helpers import http_status, root_url, serve_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 OPEN_PROBES = {"/health", "/ping", "/version", "/metrics", "/load"}  # read-only, no model or adapter access

@@ -14,10 +14,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from serving_test_helpers import copy_adapter
 
 from serving.adapters import AdapterRegistry, check_adapter_name, validate_adapter
 from serving.protocol import AdapterError
+from tests.support.serving_test_helpers import copy_adapter
 
 
 def test_good_adapter_has_no_problem(good_adapter: Path, tiny_model_dir: Path) -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from common.devices import Gpu, MachineFacts, TorchFacts
 from serving.doctor import LaunchRequest, build_report, plan_launch, table
+from tests.support.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CUDA13 = TorchFacts("2.13.0", "13.0", ("sm_75", "sm_80", "sm_90"), True)
 H100 = MachineFacts(gpus=(Gpu("NVIDIA H100 80GB HBM3", "580.82.07", (9, 0), 79.6),), torch=CUDA13)
 NO_GPU = MachineFacts(torch=TorchFacts("2.13.0+cpu"), nvidia_smi_error="nvidia-smi not found")

@@ -10,7 +10,6 @@ merged into a copy; it refuses top_k, has no working /v1/models here and does no
 from __future__ import annotations
 
 import pytest
-from serving_test_helpers import ServedEngine
 
 from serving.protocol import (
     AnswerDelta,
@@ -22,6 +21,7 @@ from serving.protocol import (
     ReasoningDelta,
     SamplingParams,
 )
+from tests.support.serving_test_helpers import ServedEngine
 
 MESSAGES = [{"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"}, {"role": "user", "content": "你是谁？"}]
 GREEDY = SamplingParams(temperature=0.0, max_tokens=32, seed=0)

@@ -16,9 +16,9 @@ import pytest
 
 from serving.local_streaming import END_OF_STREAM, BatchRowStreamer, RowState
 from serving.protocol import ChatRequest, EngineError, FinalDelta, SamplingParams
+from tests.support.paths import REPO_ROOT
 
 MESSAGES = [{"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"}, {"role": "user", "content": "你是谁？"}]
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from serving_test_helpers import copy_adapter
-from vllm_metrics import metric
 
 from serving.openai_engine import OpenAIEngine
 from serving.protocol import (
@@ -30,6 +28,8 @@ from serving.protocol import (
     FinalDelta,
     SamplingParams,
 )
+from tests.support.serving_test_helpers import copy_adapter
+from tests.support.vllm_metrics import metric
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 

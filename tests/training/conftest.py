@@ -49,7 +49,8 @@ def thinker_adapter_dir(tiny_model_dir: Path, huanhuan_path: Path, tmp_path_fact
     data = work / "huanhuan-with-thinking.json"
     data.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     export_dir = work / "adapters" / "thinker"
-    repo = Path(__file__).resolve().parents[2]
+    from tests.support.paths import REPO_ROOT as repo
+
     command = [
         sys.executable, "-m", "training", "--config", str(repo / "configs" / "lora_tiny.yaml"),
         "--model_name_or_path", str(tiny_model_dir), "--dataset_path", str(data),

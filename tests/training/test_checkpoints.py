@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from training_test_helpers import quick_args
 
+from tests.support.training_test_helpers import quick_args
 from training.checkpoints import ResumeRefused, mark_complete, prepare_resume, run_fingerprint, scan_checkpoints
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO_ROOT
 from training.config import DEFAULT_PERSONA, TrainArgs, build_parser, parse_args
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_field_has_a_help_string() -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from training_test_helpers import quick_args
 
 from serving.local_engine import LocalEngine
+from tests.support.training_test_helpers import quick_args
 from training.distill import distill_rows, thinker_messages
 from training.distill_cache import stable_hash
 from training.train import select_rows

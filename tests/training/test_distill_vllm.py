@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
-from training_test_helpers import quick_args
-from vllm_metrics import chat_requests, wait_idle
 
 from serving.adapters import AdapterRegistry
+from tests.support.paths import REPO_ROOT
+from tests.support.training_test_helpers import quick_args
+from tests.support.vllm_metrics import chat_requests, wait_idle
 from training.data import DatasetError
 from training.distill import distill_rows, encode_for_mode, open_cache, thinker_messages
 from training.distill_cache import ThinkingCache, stable_hash
@@ -32,7 +33,6 @@ from training.train import run, select_rows
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 KEY_ENV = "DISTILL_TEST_API_KEY"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

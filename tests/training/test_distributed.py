@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from serving.adapters import validate_adapter
+from tests.support.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO_ROOT
 from training.download import DONE_MARKER, DownloadError, download_model, local_snapshot
 from training.fetch_dataset import fetch_dataset
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_download_from_local_folder_via_cli(tiny_model_dir: Path, tmp_path: Path) -> None:

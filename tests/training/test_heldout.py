@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from training_test_helpers import quick_args
 
+from tests.support.training_test_helpers import quick_args
 from training.examples import encode_row
 from training.heldout import HELDOUT_FILE, HeldoutError, read_heldout, rebuild_heldout, write_heldout
 from training.train import prepare_data

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import REPO_ROOT
+
 pytestmark = pytest.mark.slow
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HANG_IN_SAVE = Path(__file__).with_name("hang_in_save.py")
 
 

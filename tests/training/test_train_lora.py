@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from training_test_helpers import quick_args
 
 from serving.adapters import validate_adapter
+from tests.support.training_test_helpers import quick_args
 from training.config import args_from_dict
 from training.train import RunResult, run
 

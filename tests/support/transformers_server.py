@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import httpx
-from served_page import free_port
+
+from tests.support.served_page import free_port
 
 BASE_ID = "local/tiny-qwen3"
 STARTUP_TIMEOUT_S = 300

@@ -1,10 +1,11 @@
 """Read vLLM's Prometheus /metrics (an open read-only probe) in tests: `metric(server, name, **labels)`.
 
-`tests/` is on sys.path under pytest, so a test imports it as `from vllm_metrics import metric`.
+A test imports it as `from tests.support.vllm_metrics import metric`.
 """
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.request
 
@@ -12,15 +13,16 @@ CHAT_REQUESTS = "http_requests_total"  # the HTTP layer's counter: every chat re
 
 
 def metric(server, name: str, **labels: str) -> float:
-    """Sum of one Prometheus series of the server over the lines matching the labels."""
+    """Sum of one Prometheus series (counter or gauge, with or without labels) over the lines matching the labels."""
     request = urllib.request.Request(server.base_url.removesuffix("/v1") + "/metrics",
                                      headers={"Authorization": f"Bearer {server.api_key}"})  # fmt: skip
     with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read().decode()
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{key}="{value}"' in line for key, value in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
+        match = re.match(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", line)
+        if match and all(f'{key}="{value}"' in (match.group(1) or "") for key, value in labels.items()):
+            total += float(match.group(2))
     return total
 
 

@@ -1,7 +1,6 @@
 """Serve a Gradio Blocks on a free loopback port for a test, without blocking; shared by the app tests.
 
-`tests/` is on sys.path (pytest puts the folder of the root conftest.py there), so any test imports it as
-`from served_page import serve_demo`.
+A test imports it as `from tests.support.served_page import serve_demo`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,13 @@
-"""Helpers shared by the reliability tests (imported by name: pytest puts tests/reliability on sys.path).
+"""Helpers shared by the reliability tests (`from tests.support.reliability_helpers import ...`).
 
-vLLM's Prometheus counters, waiting on a condition, finding the process that listens on a port, starting
-`python -m app` as a real subprocess on a free port. Pages are served in-process with tests/served_page.py
+Waiting on a condition, finding the process that listens on a port, starting
+`python -m app` as a real subprocess on a free port. Pages are served in-process with tests/support/served_page.py
 (`free_port` and `serve_demo` are re-exported here).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -18,29 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from served_page import free_port as free_port  # re-exported for the tests
-from served_page import serve_demo as serve_demo
+from tests.support.paths import REPO_ROOT as REPO_ROOT
+from tests.support.served_page import free_port as free_port  # re-exported for the tests
+from tests.support.served_page import serve_demo as serve_demo
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-APP_TESTS = REPO_ROOT / "tests" / "app"
 MESSAGES = [{"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"}, {"role": "user", "content": "你是谁？"}]
 
 
 def root_url(base_url: str) -> str:
     """http://127.0.0.1:PORT from http://127.0.0.1:PORT/v1."""
     return base_url.rstrip("/").removesuffix("/v1")
-
-
-def metric(base_url: str, name: str, **labels: str) -> float:
-    """Sum of one vLLM Prometheus series (counter or gauge) over the samples matching the labels."""
-    with urllib.request.urlopen(root_url(base_url) + "/metrics", timeout=10) as response:
-        body = response.read().decode()
-    total = 0.0
-    for line in body.splitlines():
-        match = re.match(rf"^{re.escape(name)}(?:\{{(.*)\}})? (\S+)$", line)
-        if match and all(f'{key}="{value}"' in (match.group(1) or "") for key, value in labels.items()):
-            total += float(match.group(2))
-    return total
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float, what: str, every_s: float = 0.2) -> object:

@@ -1,4 +1,4 @@
-"""Helpers shared by the serving tests (imported by name: tests/serving is on sys.path under pytest)."""
+"""Helpers shared by the serving tests (`from tests.support.serving_test_helpers import ...`)."""
 
 from __future__ import annotations
 
