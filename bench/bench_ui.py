@@ -241,9 +241,9 @@ def main() -> None:
     parser.add_argument("--keep-history", action="store_true", help="one conversation (bytes per update as it grows)")
     args = parser.parse_args()
 
-    from app.__main__ import free_port
     from app.settings import AppSettings
     from app.ui import CSS, build_demo
+    from common.net import free_port
 
     with engine_from(args) as (engine, adapters_dir):
         recording = RecordingEngine(engine)

@@ -37,8 +37,9 @@ def start_stack(args: argparse.Namespace) -> tuple[Any, Any, str, dict[str, int]
     """Start vLLM (tiny model, adapters folder) and `python -m app` on it when no --app-url is given."""
     import subprocess
 
+    from common.net import free_port
     from serving.serve_args import ServeArgs
-    from serving.vllm_server import VLLMServer, free_port
+    from serving.vllm_server import VLLMServer
 
     server = VLLMServer(
         ServeArgs(

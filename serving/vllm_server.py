@@ -20,13 +20,13 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from common.devices import cuda_usable
+from common.net import free_port
 from serving.adapters import AdapterRegistry
 from serving.protocol import EngineError, EngineUnavailableError
 from serving.serve_args import ServeArgs
@@ -34,13 +34,6 @@ from serving.serve_args import ServeArgs
 LOG_TAIL_LINES = 40
 KEY_MIDDLEWARE = "serving.vllm_auth.RequireKeyEverywhere"
 REPO_ROOT = Path(__file__).resolve().parents[1]  # on vLLM's PYTHONPATH, so it can import the middleware
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (bind to port 0 and let the kernel choose)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def vllm_build() -> str:

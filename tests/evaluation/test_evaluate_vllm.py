@@ -117,7 +117,7 @@ class DiesAfter:
 def test_engine_dying_mid_run_keeps_rows_and_a_rerun_resumes(
     vllm_server, trained_adapter_dir, tiny_model_dir, tmp_path
 ):
-    from serving.vllm_server import free_port
+    from common.net import free_port
 
     plan = plan_of(trained_adapter_dir, tiny_model_dir, 6)
     plan.concurrency = 2  # rows go in order, two requests (one row) at a time

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from common.net import free_port
 from tests.support.browser import AppPage, chromium
-from tests.support.reliability_helpers import free_port, listening_pid, serve_demo, wait_until
+from tests.support.reliability_helpers import listening_pid, serve_demo, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
 KEY_ENV = "HH_RELIABILITY_FAULT_VLLM_KEY"

@@ -2,7 +2,7 @@
 
 Waiting on a condition, finding the process that listens on a port, starting
 `python -m app` as a real subprocess on a free port. Pages are served in-process with tests/support/served_page.py
-(`free_port` and `serve_demo` are re-exported here).
+(`serve_demo` is re-exported here; free ports come from common.net).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.net import free_port
 from tests.support.paths import REPO_ROOT as REPO_ROOT
-from tests.support.served_page import free_port as free_port  # re-exported for the tests
 from tests.support.served_page import serve_demo as serve_demo
 
 MESSAGES = [{"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"}, {"role": "user", "content": "你是谁？"}]

@@ -5,14 +5,9 @@ A test imports it as `from tests.support.served_page import serve_demo`.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from common.net import free_port
 
 
 def serve_demo(demo, **launch) -> Iterator[str]:

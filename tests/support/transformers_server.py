@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.served_page import free_port
+from common.net import free_port
 
 BASE_ID = "local/tiny-qwen3"
 STARTUP_TIMEOUT_S = 300
