@@ -2,9 +2,9 @@
 
 Covers what tests/serving does not: bad adapters of other kinds (a path that does not exist, a file, bad
 JSON, pickled `.bin` weights, a symlink leading out of the allow-listed folder through the app's own API),
-each refused with its reason while the server keeps answering; an adapter unloaded while two streams use
-it; load/unload/chat on one name from 8 threads, 100 operations; and retraining while serving (training's
-atomic export onto the served folder never rewrites the files the server loaded from).
+each refused with its reason while the server keeps answering; and retraining while serving (training's
+atomic export onto the served folder never rewrites the files the server loaded from). The races (unload
+while streaming, load/unload/chat from 8 threads) are in tests/serving/test_adapter_races.py, on both engines.
 
     .venv/bin/python -m pytest tests/reliability/test_reliability_adapters.py
 """
@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import shutil
-from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from serving.protocol import AdapterError, BadRequestError, EngineError, FinalDelta, ReasoningDelta, SamplingParams
+from serving.protocol import AdapterError, FinalDelta, SamplingParams
 from tests.support.reliability_helpers import MESSAGES, serve_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
@@ -123,74 +120,6 @@ def test_symlink_out_of_the_adapters_folder_is_refused_through_the_app(
         (app_adapters_dir / "escape").unlink()
     assert "points outside the adapters folder" in status, status
     assert "escape" not in adapter_names(real_engine)
-    assert_still_serving(real_engine)
-
-
-def read_all(stream) -> tuple[list, EngineError | None]:
-    deltas = []
-    try:
-        for delta in stream:
-            deltas.append(delta)
-    except EngineError as error:
-        return deltas, error
-    return deltas, None
-
-
-def test_unloading_an_adapter_while_two_streams_use_it(real_engine, trained_adapter_dir: Path, tmp_path: Path) -> None:
-    real_engine.load_adapter("busy", shutil.copytree(trained_adapter_dir, tmp_path / "busy"))
-    params = SamplingParams(temperature=0.0, max_tokens=200, seed=0)
-    streams = [real_engine.stream_chat(MESSAGES, "busy", params).start() for _ in range(2)]
-    firsts = [next(stream) for stream in streams]
-    real_engine.unload_adapter("busy")
-    outcomes = [read_all(stream) for stream in streams]
-    for first, (rest, error) in zip(firsts, outcomes, strict=True):
-        assert isinstance(first, ReasoningDelta)
-        if error is None:  # vLLM lets a running request finish with the weights it started with
-            assert isinstance(rest[-1], FinalDelta)
-        else:
-            assert "busy" in str(error) or "server" in str(error), f"unclear error: {error}"
-    print(f"\nstreams after unload: {[('finished' if e is None else f'error: {e}') for _, e in outcomes]}")
-    assert "busy" not in adapter_names(real_engine)
-    with pytest.raises(BadRequestError, match="unknown model 'busy'"):
-        list(real_engine.stream_chat(MESSAGES, "busy", SHORT))
-    assert_still_serving(real_engine)
-
-
-def churn_once(engine, path: Path, action: str) -> str:
-    """One operation on the name `churn`; returns its outcome ('ok' or the expected error's class name)."""
-    try:
-        if action == "load":
-            engine.load_adapter("churn", path)
-        elif action == "unload":
-            engine.unload_adapter("churn")
-        else:
-            text_of(engine.stream_chat(MESSAGES, "churn", SHORT))
-    except (AdapterError, BadRequestError) as error:
-        assert "churn" in str(error), f"an error that does not say which adapter: {error}"
-        return type(error).__name__
-    return "ok"
-
-
-def test_load_unload_and_chat_on_one_name_100_times_concurrently(
-    real_engine, trained_adapter_dir: Path, tmp_path: Path
-) -> None:
-    path = shutil.copytree(trained_adapter_dir, tmp_path / "churn")
-    actions = random.Random(6).sample(["load", "unload", "chat"] * 34, 100)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        outcomes = list(pool.map(lambda action: (action, churn_once(real_engine, path, action)), actions))
-    tally = Counter(outcomes)
-    print(f"\n100 concurrent operations on one name: {dict(sorted(tally.items()))}")
-    assert tally[("load", "ok")] > 0 and tally[("chat", "ok")] + tally[("chat", "BadRequestError")] > 0
-    assert not [o for o in outcomes if o[0] == "chat" and o[1] == "AdapterError"]
-    loaded = "churn" in adapter_names(real_engine)
-    if loaded:  # the final state is consistent: listed <=> it answers
-        assert text_of(real_engine.stream_chat(MESSAGES, "churn", SHORT))
-        real_engine.unload_adapter("churn")
-    with pytest.raises(BadRequestError, match="unknown model 'churn'"):
-        list(real_engine.stream_chat(MESSAGES, "churn", SHORT))
-    real_engine.load_adapter("churn", path)
-    assert text_of(real_engine.stream_chat(MESSAGES, "churn", SHORT))
-    real_engine.unload_adapter("churn")
     assert_still_serving(real_engine)
 
 

@@ -3,7 +3,7 @@
 The page writes exports into one folder for all sessions and Gradio serves the returned path; a name that
 two sessions can both produce would hand one user the other's conversation.
 
-    .venv/bin/python -m pytest tests/reliability/test_reliability_export_isolation.py
+    .venv/bin/python -m pytest tests/app/test_export_isolation.py
 """
 
 from __future__ import annotations

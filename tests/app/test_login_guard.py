@@ -1,8 +1,8 @@
 """Unit tests of app.login_guard.LoginGuard with a fake clock (no real waiting).
 
-The real app with it is tried in test_reliability_app_security.py.
+The real app with it is tried in tests/reliability/test_reliability_app_security.py.
 
-    .venv/bin/python -m pytest tests/reliability/test_reliability_login_guard.py
+    .venv/bin/python -m pytest tests/app/test_login_guard.py
 """
 
 from __future__ import annotations

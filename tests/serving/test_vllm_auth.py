@@ -1,8 +1,9 @@
 """Unit tests of serving.vllm_auth.RequireKeyEverywhere on a small Starlette app shaped like vLLM's routes.
 
-The real vLLM server runs with it (see test_reliability_vllm_security.py); here each rule is checked fast.
+The real vLLM server runs with it (see tests/reliability/test_reliability_vllm_security.py); here each rule
+is checked fast.
 
-    .venv/bin/python -m pytest tests/reliability/test_reliability_key_middleware.py
+    .venv/bin/python -m pytest tests/serving/test_vllm_auth.py
 """
 
 from __future__ import annotations
