@@ -20,6 +20,10 @@ NOTE_MARK = '<span class="hh-note"></span>'
 WAITING_MARK = '<span class="hh-waiting"></span>'
 
 
+# Titles are rendered as HTML by the page, so the tag is written escaped: the page shows "(no </think>)".
+NEVER_CLOSED_TITLE = f"Thinking never closed (no {html.escape('</think>')}): there is no answer"
+
+
 def escape(text: str) -> str:
     """Text safe to hand to the Chatbot's Markdown renderer: no HTML survives, Markdown still works."""
     return html.escape(text, quote=False)
@@ -56,7 +60,7 @@ def thought_metadata(reply: Reply) -> dict[str, Any]:
     if reply.thinking_closed:
         metadata.update(title="Thought", status="done")
     elif reply.thinking_closed is False:
-        metadata["title"] = "Thinking never closed (no </think>): there is no answer"
+        metadata["title"] = NEVER_CLOSED_TITLE
     elif reply.status == "stopped":
         metadata["title"] = "Thinking (stopped)"
     elif reply.status == "error":

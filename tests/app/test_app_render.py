@@ -35,6 +35,7 @@ def test_unclosed_thinking_is_shown_open_and_marked() -> None:
     merge_delta(reply, FinalDelta("length", answer_tokens=0, reasoning_tokens=9, thinking_closed=False), now=1.0)
     thought, note = reply_messages(reply)
     assert "never closed" in thought["metadata"]["title"] and "status" not in thought["metadata"]
+    assert "(no &lt;/think&gt;)" in thought["metadata"]["title"], "the page renders titles as HTML: tag escaped"
     assert "going round" in thought["content"]
     assert "did not finish thinking" in note["content"] and "max new tokens" in note["content"]
 
