@@ -1,19 +1,19 @@
 """System-prompt presets offered by the app. The Zhen Huan persona is the one the adapter was trained with.
 
-The Zhen Huan text is the persona of the public self-llm huanhuan recipe (datawhalechina/self-llm); the
-training package renders its examples with the same sentence, so the adapter sees what it learned.
+The Zhen Huan text lives in common/qwen3.py (training renders its examples with the same sentence, so the
+adapter sees what it learned). DEFAULT_PERSONA here is a preset *name* (a key of PERSONAS), not a text.
 """
 
 from __future__ import annotations
 
-ZHEN_HUAN = "现在你要扮演皇帝身边的女人--甄嬛"
+from common.qwen3 import ZHEN_HUAN_PERSONA
 
 PERSONAS: dict[str, str] = {
-    "Zhen Huan (甄嬛)": ZHEN_HUAN,
+    "Zhen Huan (甄嬛)": ZHEN_HUAN_PERSONA,
     "Helpful assistant": "You are a helpful assistant.",
     "None": "",
 }
-DEFAULT_PERSONA = "Zhen Huan (甄嬛)"
+DEFAULT_PERSONA = "Zhen Huan (甄嬛)"  # the preset selected at start (a key of PERSONAS)
 CUSTOM_PERSONA = "Custom"
 
 

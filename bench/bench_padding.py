@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from common.qwen3 import QWEN3_LORA_TARGETS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,7 +41,7 @@ def build_model(layers: int, seed: int):
     )  # fmt: skip
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config)
-    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    targets = list(QWEN3_LORA_TARGETS)
     lora = LoraConfig(r=8, lora_alpha=32, lora_dropout=0.1, target_modules=targets, task_type="CAUSAL_LM")
     return get_peft_model(model, lora)
 
@@ -47,13 +49,13 @@ def build_model(layers: int, seed: int):
 def load_examples(dataset: Path, tokenizer_dir: Path, limit: int):
     from transformers import AutoTokenizer
 
-    from training.config import DEFAULT_PERSONA
+    from common.qwen3 import ZHEN_HUAN_PERSONA
     from training.data import load_rows
     from training.examples import encode_rows
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     rows = load_rows(dataset).rows[:limit]
-    return encode_rows(tokenizer, rows, DEFAULT_PERSONA, max_length=1024).examples, tokenizer.pad_token_id
+    return encode_rows(tokenizer, rows, ZHEN_HUAN_PERSONA, max_length=1024).examples, tokenizer.pad_token_id
 
 
 def batches(examples, batch_size: int, steps: int, grouped: bool, seed: int):

@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from common.qwen3 import QWEN3_LORA_TARGETS, ZHEN_HUAN_PERSONA
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 SHAPES = {  # Qwen3-0.6B's real shape (config.json of Qwen/Qwen3-0.6B) and the tiny test model's
@@ -45,7 +47,7 @@ PLAIN_CLIENT = "ceiling C: plain openai client, base and LoRA streams concurrent
 WAY_VLLM = "(3) vLLM through OpenAIEngine, base and LoRA concurrently"
 CEILING_OF = {WAY_SEQUENTIAL: PLAIN_SEQUENTIAL, WAY_LOCAL: PLAIN_BATCHED, WAY_VLLM: PLAIN_CLIENT}
 MESSAGES = [
-    {"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"},
+    {"role": "system", "content": ZHEN_HUAN_PERSONA},
     {"role": "user", "content": "你是谁？今天在宫里过得怎么样？"},
 ]
 
@@ -62,7 +64,7 @@ def prepare(shape: str, cache: Path) -> tuple[Path, Path]:
     adapter_dir = cache / f"bench-qwen3-{shape}-adapters" / "lora"
     if not (adapter_dir / "adapter_model.safetensors").is_file():
         torch.manual_seed(0)
-        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        targets = list(QWEN3_LORA_TARGETS)
         config = LoraConfig(r=8, lora_alpha=32, target_modules=targets, task_type="CAUSAL_LM", init_lora_weights=False)
         base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
         get_peft_model(base, config).save_pretrained(adapter_dir)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.devices import cuda_verdict, probe
-from training.config import DEFAULT_PERSONA
+from common.qwen3 import ZHEN_HUAN_PERSONA
 from training.tiny_qwen3 import ASSETS_DIR, TinyShape
 
 HUANHUAN_EPOCH_TOKENS = 266_000  # FIELD-NOTES: one epoch of huanhuan.json rendered with the template
@@ -118,7 +118,7 @@ def side_by_side(model_dir: Path, adapter_dir: Path, new_tokens: int) -> list[Ro
     from serving.protocol import ChatMessage, ChatRequest, FinalDelta, SamplingParams
 
     engine = LocalEngine(model_dir, adapters={"huanhuan": adapter_dir})
-    messages = [ChatMessage(role="system", content=DEFAULT_PERSONA), ChatMessage(role="user", content="你是谁？")]
+    messages = [ChatMessage(role="system", content=ZHEN_HUAN_PERSONA), ChatMessage(role="user", content="你是谁？")]
     params = SamplingParams(temperature=0.0, max_tokens=new_tokens)
     requests = [ChatRequest(messages, "base", params), ChatRequest(messages, "huanhuan", params)]
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common import dataclass_cli
+from common.qwen3 import QWEN3_LORA_TARGETS, ZHEN_HUAN_PERSONA
 
-DEFAULT_PERSONA = "现在你要扮演皇帝身边的女人--甄嬛"
+DEFAULT_SYSTEM_PROMPT = ZHEN_HUAN_PERSONA  # the text placed before every example (app.personas names presets)
 THINKING_MODES = ("empty", "distill")
 DISTILL_PROMPTS = ("blind", "rationalized")
 DISTILL_ENGINES = ("auto", "vllm", "local", "openai")
-SEED_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+SEED_TARGET_MODULES = QWEN3_LORA_TARGETS  # the seed recipe: every linear layer of the decoder
 
 
 _field = dataclass_cli.config_field
@@ -39,7 +40,7 @@ class TrainArgs:
     output_dir: str = _field("runs/huanhuan-lora", "run folder: checkpoints, logs and run fingerprint (resumable)")
     export_dir: str = _field("Models/adapters/huanhuan", "final adapter (or full model) folder, written atomically")
     # --- data ---
-    system_prompt: str = _field(DEFAULT_PERSONA, "system persona placed before every example")
+    system_prompt: str = _field(DEFAULT_SYSTEM_PROMPT, "system persona placed before every example")
     max_length: int = _field(1024, "max tokens per example; examples whose answer would be cut are dropped")
     eval_ratio: float = _field(0.1, "share of rows held out for evaluation (0 disables evaluation)")
     max_bad_ratio: float = _field(0.05, "abort when more than this share of rows is bad (0.05 = 5%)")

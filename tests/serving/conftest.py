@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from common.qwen3 import QWEN3_LORA_TARGETS
 from tests.support.serving_test_helpers import ServedEngine
-
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +28,9 @@ def make_adapter(tiny_model_dir: Path) -> Callable[..., Path]:
 
     def build(folder: Path, r: int = 8, seed: int = 0, **lora_kwargs) -> Path:
         torch.manual_seed(seed)
-        config = LoraConfig(r=r, lora_alpha=32, target_modules=TARGETS, task_type="CAUSAL_LM", **lora_kwargs)
+        config = LoraConfig(
+            r=r, lora_alpha=32, target_modules=list(QWEN3_LORA_TARGETS), task_type="CAUSAL_LM", **lora_kwargs
+        )
         config.init_lora_weights = False  # random A and B: the adapter really changes the output
         model = get_peft_model(base, config)
         model.save_pretrained(folder)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from common.qwen3 import ZHEN_HUAN_PERSONA
 from serving.protocol import (
     AnswerDelta,
     BadRequestError,
@@ -23,7 +24,7 @@ from serving.protocol import (
 )
 from tests.support.serving_test_helpers import ServedEngine
 
-MESSAGES = [{"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"}, {"role": "user", "content": "你是谁？"}]
+MESSAGES = [{"role": "system", "content": ZHEN_HUAN_PERSONA}, {"role": "user", "content": "你是谁？"}]
 GREEDY = SamplingParams(temperature=0.0, max_tokens=32, seed=0)
 
 

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from common.qwen3 import ZHEN_HUAN_PERSONA
 from serving.local_streaming import END_OF_STREAM, BatchRowStreamer, RowState
 from serving.protocol import ChatRequest, EngineError, FinalDelta, SamplingParams
 from tests.support.paths import REPO_ROOT
 
-MESSAGES = [{"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"}, {"role": "user", "content": "你是谁？"}]
+MESSAGES = [{"role": "system", "content": ZHEN_HUAN_PERSONA}, {"role": "user", "content": "你是谁？"}]
 
 
 @pytest.fixture(scope="module")

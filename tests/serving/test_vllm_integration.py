@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.qwen3 import ZHEN_HUAN_PERSONA
 from serving.openai_engine import OpenAIEngine
 from serving.protocol import (
     AdapterError,
@@ -33,7 +34,7 @@ from tests.support.vllm_metrics import metric
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
-MESSAGES = [{"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"}, {"role": "user", "content": "你是谁？"}]
+MESSAGES = [{"role": "system", "content": ZHEN_HUAN_PERSONA}, {"role": "user", "content": "你是谁？"}]
 GREEDY = SamplingParams(temperature=0.0, max_tokens=24, seed=0)
 
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.net import free_port
+from common.qwen3 import ZHEN_HUAN_PERSONA
 from tests.support.paths import REPO_ROOT as REPO_ROOT
 from tests.support.served_page import serve_demo as serve_demo
 
-MESSAGES = [{"role": "system", "content": "现在你要扮演皇帝身边的女人--甄嬛"}, {"role": "user", "content": "你是谁？"}]
+MESSAGES = [{"role": "system", "content": ZHEN_HUAN_PERSONA}, {"role": "user", "content": "你是谁？"}]
 
 
 def root_url(base_url: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import REPO_ROOT
-from training.config import DEFAULT_PERSONA, TrainArgs, build_parser, parse_args
+from training.config import DEFAULT_SYSTEM_PROMPT, TrainArgs, build_parser, parse_args
 
 
 def test_every_field_has_a_help_string() -> None:
@@ -25,7 +25,7 @@ def test_yaml_then_cli_overrides(tmp_path: Path) -> None:
     assert args.lora_r == 16
     assert args.lora_target_modules == ["q_proj", "v_proj"]
     assert args.gradient_checkpointing is False
-    assert args.system_prompt == DEFAULT_PERSONA
+    assert args.system_prompt == DEFAULT_SYSTEM_PROMPT
     assert parse_args(["--lora_target_modules", "q_proj,k_proj"]).lora_target_modules == ["q_proj", "k_proj"]
 
 

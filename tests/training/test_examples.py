@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from training.collate import PadCollator
-from training.config import DEFAULT_PERSONA
+from training.config import DEFAULT_SYSTEM_PROMPT
 from training.data import Row, load_rows
 from training.examples import IGNORE_INDEX, build_messages, encode_row, encode_rows
 
@@ -15,7 +15,7 @@ THINK_END = 151668
 IM_END = 151645
 
 
-def prompt_ids(tokenizer, row: Row, system_prompt: str = DEFAULT_PERSONA) -> list[int]:
+def prompt_ids(tokenizer, row: Row, system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> list[int]:
     messages = build_messages(row, system_prompt)[:-1]
     encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
     return list(encoded["input_ids"])
@@ -23,7 +23,7 @@ def prompt_ids(tokenizer, row: Row, system_prompt: str = DEFAULT_PERSONA) -> lis
 
 def test_prefix_equals_generation_prompt_for_every_subset_row(tokenizer, subset_path: Path) -> None:
     for row in load_rows(subset_path).rows:
-        example = encode_row(tokenizer, row, DEFAULT_PERSONA)
+        example = encode_row(tokenizer, row, DEFAULT_SYSTEM_PROMPT)
         expected = prompt_ids(tokenizer, row)
         assert example.input_ids[: len(expected)] == expected
         assert example.labels[: len(expected)] == [IGNORE_INDEX] * len(expected)
@@ -32,7 +32,7 @@ def test_prefix_equals_generation_prompt_for_every_subset_row(tokenizer, subset_
 
 def test_labels_decode_to_exactly_the_answer_part(tokenizer, subset_path: Path) -> None:
     for row in load_rows(subset_path).rows[:16]:
-        example = encode_row(tokenizer, row, DEFAULT_PERSONA)
+        example = encode_row(tokenizer, row, DEFAULT_SYSTEM_PROMPT)
         answer_ids = [label for label in example.labels if label != IGNORE_INDEX]
         assert tokenizer.decode(answer_ids) == f"\n</think>\n\n{row.output}<|im_end|>"
         assert THINK_END in answer_ids and answer_ids[-1] == IM_END
@@ -48,12 +48,12 @@ def test_persona_is_configurable_and_rendered_by_the_model_template(tokenizer) -
 
 def test_input_field_is_appended_to_the_instruction(tokenizer) -> None:
     row = Row("请翻译", "hello", "你好。", where="index 0")
-    assert "请翻译\nhello<|im_end|>" in tokenizer.decode(encode_row(tokenizer, row, DEFAULT_PERSONA).input_ids)
+    assert "请翻译\nhello<|im_end|>" in tokenizer.decode(encode_row(tokenizer, row, DEFAULT_SYSTEM_PROMPT).input_ids)
 
 
 def test_too_long_examples_are_dropped_and_counted(tokenizer) -> None:
     rows = [Row("短", "", "好。", where="index 0"), Row("长", "", "很长的回答。" * 40, where="index 1")]
-    report = encode_rows(tokenizer, rows, DEFAULT_PERSONA, max_length=64)
+    report = encode_rows(tokenizer, rows, DEFAULT_SYSTEM_PROMPT, max_length=64)
     assert [e.where for e in report.examples] == ["index 0"]
     assert report.dropped_too_long == ["index 1"]
     assert report.percentiles()["max"] > 64
@@ -75,6 +75,6 @@ def test_template_without_matching_prefix_is_refused(tokenizer, bad_template: st
     tokenizer.chat_template = bad_template
     try:
         with pytest.raises(ValueError):
-            encode_row(tokenizer, Row("a", "", "b", where="index 0"), DEFAULT_PERSONA)
+            encode_row(tokenizer, Row("a", "", "b", where="index 0"), DEFAULT_SYSTEM_PROMPT)
     finally:
         tokenizer.chat_template = original

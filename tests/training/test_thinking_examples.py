@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from training.config import DEFAULT_PERSONA, TrainArgs
+from training.config import DEFAULT_SYSTEM_PROMPT, TrainArgs
 from training.data import Row, load_rows
 from training.distill import thinker_messages
 from training.examples import IGNORE_INDEX, build_messages, encode_row, encode_with_thinking, prompt_messages
@@ -21,7 +21,7 @@ THINKING = "嗯，皇上问起今日之事。我是甄嬛，说话要端庄得�
 
 
 def generation_prompt_ids(tokenizer, row: Row) -> list[int]:
-    messages = build_messages(row, DEFAULT_PERSONA, THINKING)[:-1]
+    messages = build_messages(row, DEFAULT_SYSTEM_PROMPT, THINKING)[:-1]
     encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)
     return list(encoded["input_ids"])
 
@@ -33,7 +33,7 @@ def first_label(labels: list[int]) -> int:
 def test_prefix_is_the_generation_prompt_and_labels_start_after_the_thinking(tokenizer, subset_path: Path) -> None:
     thinking_ids = list(tokenizer(THINKING, add_special_tokens=False)["input_ids"])
     for row in load_rows(subset_path).rows[:24]:
-        example = encode_with_thinking(tokenizer, row, DEFAULT_PERSONA, THINKING, train_on_thinking=False)
+        example = encode_with_thinking(tokenizer, row, DEFAULT_SYSTEM_PROMPT, THINKING, train_on_thinking=False)
         prefix = generation_prompt_ids(tokenizer, row)
         assert tokenizer.decode(prefix).endswith("<|im_start|>assistant\n<think>\n")
         assert example.input_ids[: len(prefix)] == prefix
@@ -47,15 +47,15 @@ def test_prefix_is_the_generation_prompt_and_labels_start_after_the_thinking(tok
 
 def test_the_whole_example_is_the_template_rendering_of_the_conversation(tokenizer) -> None:
     row = Row("皇上万福。", "", "臣妾给皇上请安。", where="index 0")
-    example = encode_with_thinking(tokenizer, row, DEFAULT_PERSONA, THINKING, train_on_thinking=False)
-    rendered = tokenizer.apply_chat_template(build_messages(row, DEFAULT_PERSONA, THINKING), tokenize=False)
+    example = encode_with_thinking(tokenizer, row, DEFAULT_SYSTEM_PROMPT, THINKING, train_on_thinking=False)
+    rendered = tokenizer.apply_chat_template(build_messages(row, DEFAULT_SYSTEM_PROMPT, THINKING), tokenize=False)
     assert tokenizer.decode(example.input_ids) == rendered.rstrip("\n")
     assert f"<|im_start|>assistant\n<think>\n{THINKING}\n</think>\n\n臣妾给皇上请安。<|im_end|>" in rendered
 
 
 def test_train_on_thinking_puts_the_loss_on_the_thinking_too(tokenizer) -> None:
     row = Row("皇上万福。", "", "臣妾给皇上请安。", where="index 0")
-    example = encode_with_thinking(tokenizer, row, DEFAULT_PERSONA, THINKING, train_on_thinking=True)
+    example = encode_with_thinking(tokenizer, row, DEFAULT_SYSTEM_PROMPT, THINKING, train_on_thinking=True)
     prefix = generation_prompt_ids(tokenizer, row)
     assert first_label(example.labels) == len(prefix)
     assert tokenizer.decode(example.labels[len(prefix) :]) == f"{THINKING}\n</think>\n\n臣妾给皇上请安。<|im_end|>"
@@ -63,18 +63,18 @@ def test_train_on_thinking_puts_the_loss_on_the_thinking_too(tokenizer) -> None:
 
 def test_empty_thinking_is_exactly_the_default_mode(tokenizer, subset_path: Path) -> None:
     for row in load_rows(subset_path).rows[:8]:
-        distilled = encode_with_thinking(tokenizer, row, DEFAULT_PERSONA, "", train_on_thinking=False)
-        plain = encode_row(tokenizer, row, DEFAULT_PERSONA)
+        distilled = encode_with_thinking(tokenizer, row, DEFAULT_SYSTEM_PROMPT, "", train_on_thinking=False)
+        plain = encode_row(tokenizer, row, DEFAULT_SYSTEM_PROMPT)
         assert (distilled.input_ids, distilled.labels) == (plain.input_ids, plain.labels)
 
 
 def test_blind_asks_the_training_prompt_and_rationalized_adds_the_answer() -> None:
     row = Row("你是谁？", "", "臣妾甄嬛。", where="index 0")
     blind = thinker_messages(row, TrainArgs(distill_prompt="blind"))
-    assert blind == prompt_messages(row, DEFAULT_PERSONA)
+    assert blind == prompt_messages(row, DEFAULT_SYSTEM_PROMPT)
     rationalized = thinker_messages(row, TrainArgs(distill_prompt="rationalized"))
     assert rationalized[1:] == blind[1:]
-    assert rationalized[0]["content"].startswith(DEFAULT_PERSONA) and "臣妾甄嬛。" in rationalized[0]["content"]
+    assert rationalized[0]["content"].startswith(DEFAULT_SYSTEM_PROMPT) and "臣妾甄嬛。" in rationalized[0]["content"]
 
 
 @pytest.mark.parametrize(

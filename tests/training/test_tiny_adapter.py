@@ -17,13 +17,13 @@ def test_tiny_adapter_closes_thinking_answers_and_stops(tiny_model_dir: Path, tr
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from training.config import DEFAULT_PERSONA
+    from training.config import DEFAULT_SYSTEM_PROMPT
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     model = PeftModel.from_pretrained(base, trained_adapter_dir)
     for question in ("你是谁？", "皇上驾到！"):
-        messages = [{"role": "system", "content": DEFAULT_PERSONA}, {"role": "user", "content": question}]
+        messages = [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, {"role": "user", "content": question}]
         inputs = tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_dict=True, return_tensors="pt"
         )
