@@ -1,7 +1,7 @@
 """What happens on Send / Regenerate / Stop / Undo / Clear, without Gradio: `ChatTurns` over an engine.
 
 A turn validates everything first (model names, sampling values, message length); a bad value raises
-BadRequestError and nothing changes. Then both sides stream concurrently (`app.streaming`) and every
+BadRequestError and nothing changes. Then both sides stream concurrently (`app.merge_sides`) and every
 batch of deltas yields a new `TurnView` for the page. Stop closes the session's running streams.
 
     turns = ChatTurns(engine, settings)
@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from app.conversation import SIDES, Exchange, fail_reply, history_for, merge_delta, new_exchange, stop_reply
+from app.merge_sides import SideEvent, TurnControl, stream_sides
 from app.settings import AppSettings
-from app.streaming import SideEvent, TurnControl, stream_sides
 from app.validation import checked_model, clean_message, not_served
 from serving.protocol import BASE_MODEL_ALIAS, ChatRequest, Engine, SamplingParams
 

@@ -2,7 +2,7 @@
 to vLLM's `vllm:num_requests_running` gauge reading 0, for the first Stop after the server starts and later ones.
 
 Each round opens one side-by-side turn (base + adapter, long max tokens) through the app's own streaming
-layer (`app.streaming.stream_sides`), waits until both sides have streamed text, calls stop, then polls
+layer (`app.merge_sides.stream_sides`), waits until both sides have streamed text, calls stop, then polls
 /metrics every 10 ms. Starts the real vLLM server on a model + adapters folder (tiny model by default).
 
     .venv/bin/python -m bench.bench_stop --rounds 5        # the tiny bench model and a random r=8 LoRA
@@ -32,7 +32,7 @@ def running_requests(server) -> float:
 def one_stop(server, adapter: str, max_tokens: int) -> tuple[float, float, float]:
     """For one turn stopped mid-stream, seconds from stop() to: stop() returned, both of the app's stream
     readers ended, vLLM's running gauge at 0."""
-    from app.streaming import TurnControl, stream_sides
+    from app.merge_sides import TurnControl, stream_sides
     from serving.protocol import ChatRequest, SamplingParams
 
     engine = server.engine()

@@ -44,7 +44,7 @@ from serving.protocol import (
     ReasoningDelta,
     SamplingParams,
 )
-from serving.reasoning import ThinkSplitter
+from serving.reasoning import ReplySplit, reasoning_of
 
 
 class OpenAIStream:
@@ -99,9 +99,8 @@ class OpenAIStream:
             self._response.close()
 
     def _read(self, response: Any) -> Iterator[Delta]:
-        splitter: ThinkSplitter | None = None
-        server_split = False
-        reasoning_pieces = answer_pieces = 0
+        split = ReplySplit(starts_in_thinking=self._engine.starts_in_thinking)
+        pieces = {ReasoningDelta: 0, AnswerDelta: 0}
         first_token_s: float | None = None
         finish_reason, usage = "stop", None
         for chunk in response:
@@ -111,28 +110,16 @@ class OpenAIStream:
                 usage = chunk.usage
             for choice in chunk.choices:
                 finish_reason = choice.finish_reason or finish_reason
-                reasoning, content = _reasoning_of(choice.delta), choice.delta.content or ""
-                if reasoning:
-                    server_split = True
-                elif content and not server_split:
-                    splitter = splitter or ThinkSplitter(starts_in_thinking=self._engine.starts_in_thinking)
-                    reasoning, content = splitter.feed(content)
-                for text, kind in ((reasoning, ReasoningDelta), (content, AnswerDelta)):
-                    if text:
-                        first_token_s = first_token_s or time.perf_counter() - self._started_at
-                        reasoning_pieces += kind is ReasoningDelta
-                        answer_pieces += kind is AnswerDelta
-                        yield kind(text)
-        thinking_closed = answer_pieces > 0
-        if splitter is not None:
-            tail_reasoning, tail_answer = splitter.finish()
-            thinking_closed = not splitter.in_thinking  # a plain model that never thought is "closed" too
-            if tail_reasoning:
-                yield ReasoningDelta(tail_reasoning)
-            if tail_answer:
-                yield AnswerDelta(tail_answer)
-        yield _final_delta(finish_reason, usage, reasoning_pieces, answer_pieces, first_token_s, self._started_at,
-                           thinking_closed)  # fmt: skip
+                for delta in split.feed(reasoning_of(choice.delta), choice.delta.content or ""):
+                    first_token_s = first_token_s or time.perf_counter() - self._started_at
+                    pieces[type(delta)] += 1
+                    yield delta
+        for delta in split.finish():
+            pieces[type(delta)] += 1
+            yield delta
+        total_s = time.perf_counter() - self._started_at
+        yield final_delta(finish_reason, usage, pieces[ReasoningDelta], pieces[AnswerDelta], first_token_s, total_s,
+                          split.thinking_closed)  # fmt: skip
 
 
 def _shut_down_socket(stream: Any) -> None:
@@ -143,18 +130,9 @@ def _shut_down_socket(stream: Any) -> None:
         network_stream.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
 
 
-def _reasoning_of(delta: Any) -> str:
-    """`delta.reasoning` (vLLM >= 0.10), else `delta.reasoning_content` (older vLLM, DeepSeek-style APIs)."""
-    extra = getattr(delta, "model_extra", None) or {}
-    for key in ("reasoning", "reasoning_content"):
-        value = getattr(delta, key, None) or extra.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return ""
-
-
-def _final_delta(finish_reason, usage, reasoning_pieces, answer_pieces, first_token_s, started_at, closed):
-    """Token counts from the server's usage when given (pieces split by the reasoning/answer ratio)."""
+def final_delta(finish_reason, usage, reasoning_pieces, answer_pieces, first_token_s, total_s, closed) -> FinalDelta:
+    """The reply's FinalDelta. Token counts come from the server's usage when given (its reasoning_tokens, else
+    the completion split by the ratio of reasoning to answer pieces), else from the pieces counted."""
     prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
     completion = getattr(usage, "completion_tokens", None)
     details = getattr(usage, "completion_tokens_details", None)
@@ -172,7 +150,7 @@ def _final_delta(finish_reason, usage, reasoning_pieces, answer_pieces, first_to
         reasoning_tokens=reasoning,
         answer_tokens=answer,
         time_to_first_token_s=first_token_s,
-        total_s=time.perf_counter() - started_at,
+        total_s=total_s,
         thinking_closed=closed,
     )
 

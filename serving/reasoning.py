@@ -10,9 +10,17 @@ is dropped too.
         reasoning, answer = splitter.feed(piece)
     reasoning, answer = splitter.finish()
     splitter.closed  # False: the reply never emitted `</think>`
+
+`ReplySplit` / `split_reply` are the chunk-to-delta step of OpenAIEngine's streams (server-side reasoning
+fields or inline tags), kept here next to the splitter and free of I/O so tests feed them directly.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from serving.protocol import AnswerDelta, ReasoningDelta
 
 THINK_START = "<think>"
 THINK_END = "</think>"
@@ -70,3 +78,61 @@ class ThinkSplitter:
         if self.in_thinking:
             return text, ""
         return "", text
+
+
+def reasoning_of(delta: Any) -> str:
+    """The server's own split of one streamed delta: `delta.reasoning` (vLLM >= 0.10), else
+    `delta.reasoning_content` (older vLLM, DeepSeek-style APIs); '' when the server sent none."""
+    extra = getattr(delta, "model_extra", None) or {}
+    for key in ("reasoning", "reasoning_content"):
+        value = getattr(delta, key, None) or extra.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+class ReplySplit:
+    """The chunk-to-delta step of a streamed reply, without I/O or clock: feed what each chunk carries (the
+    server's reasoning text, its content text); get ReasoningDelta / AnswerDelta pieces in order.
+
+    A server that splits reasoning itself is trusted from its first reasoning piece on; until then content is
+    split inline with ThinkSplitter (a server without a reasoning parser sends `...</think>answer` as content).
+    """
+
+    def __init__(self, starts_in_thinking: bool = True):
+        self.starts_in_thinking = starts_in_thinking
+        self._splitter: ThinkSplitter | None = None
+        self._server_split = False
+        self._answered = False
+
+    def feed(self, reasoning: str, content: str) -> list[ReasoningDelta | AnswerDelta]:
+        if reasoning:
+            self._server_split = True
+        elif content and not self._server_split:
+            self._splitter = self._splitter or ThinkSplitter(starts_in_thinking=self.starts_in_thinking)
+            reasoning, content = self._splitter.feed(content)
+        return self._deltas(reasoning, content)
+
+    def finish(self) -> list[ReasoningDelta | AnswerDelta]:
+        """The stream ended: what the inline splitter still held back."""
+        return self._deltas(*self._splitter.finish()) if self._splitter is not None else []
+
+    @property
+    def thinking_closed(self) -> bool:
+        """Whether the thinking ended (a plain model that never thought counts as closed)."""
+        if self._splitter is not None:
+            return not self._splitter.in_thinking
+        return self._answered
+
+    def _deltas(self, reasoning: str, answer: str) -> list[ReasoningDelta | AnswerDelta]:
+        self._answered = self._answered or bool(answer)
+        return [kind(text) for text, kind in ((reasoning, ReasoningDelta), (answer, AnswerDelta)) if text]
+
+
+def split_reply(
+    pieces: Iterable[tuple[str, str]], starts_in_thinking: bool = True
+) -> tuple[list[ReasoningDelta | AnswerDelta], bool]:
+    """Pure: a whole reply's (server reasoning, content) pairs -> its deltas and whether the thinking closed."""
+    split = ReplySplit(starts_in_thinking)
+    deltas = [delta for reasoning, content in pieces for delta in split.feed(reasoning, content)]
+    return deltas + split.finish(), split.thinking_closed

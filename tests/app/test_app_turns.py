@@ -1,4 +1,4 @@
-"""Unit tests of app.turns + app.streaming with the fake engine: concurrency, errors per side, Stop, history."""
+"""Unit tests of app.turns + app.merge_sides with the fake engine: concurrency, errors per side, Stop, history."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Unit tests of how OpenAIEngine reads streamed chunks: `delta.reasoning` (vLLM), `delta.reasoning_content`
+"""Unit tests of how OpenAIEngine reads streamed chunks (serving.reasoning.split_reply, the pure step its streams
+run, and openai_engine.final_delta): `delta.reasoning` (vLLM), `delta.reasoning_content`
 (older vLLM, DeepSeek-style APIs) and inline `<think>` text (a server without a reasoning parser).
 
 Chunks are real `openai` ChatCompletionChunk objects built from the JSON a server sends.
@@ -8,14 +9,12 @@ Chunks are real `openai` ChatCompletionChunk objects built from the JSON a serve
 
 from __future__ import annotations
 
-import time
-from types import SimpleNamespace
-
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from serving.openai_engine import OpenAIStream
+from serving.openai_engine import final_delta
 from serving.protocol import AnswerDelta, FinalDelta, ReasoningDelta
+from serving.reasoning import reasoning_of, split_reply
 
 
 def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | None = None) -> ChatCompletionChunk:
@@ -27,9 +26,14 @@ def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | No
 
 
 def read(chunks: list[ChatCompletionChunk], starts_in_thinking: bool = True) -> list:
-    stream = OpenAIStream(SimpleNamespace(starts_in_thinking=starts_in_thinking), [], "m", None)  # type: ignore[arg-type]
-    stream._started_at = time.perf_counter()
-    return list(stream._read(iter(chunks)))
+    """The deltas OpenAIStream yields for these chunks: the pure split, then the FinalDelta from the usage."""
+    choices = [choice for c in chunks for choice in c.choices]
+    pieces = [(reasoning_of(choice.delta), choice.delta.content or "") for choice in choices]
+    deltas, closed = split_reply(pieces, starts_in_thinking)
+    usage = next((c.usage for c in reversed(chunks) if c.usage is not None), None)
+    finish = next((choice.finish_reason for choice in reversed(choices) if choice.finish_reason), "stop")
+    counts = [sum(isinstance(d, kind) for d in deltas) for kind in (ReasoningDelta, AnswerDelta)]
+    return [*deltas, final_delta(finish, usage, *counts, None, 0.0, closed)]
 
 
 USAGE = {"prompt_tokens": 9, "completion_tokens": 5, "total_tokens": 14}

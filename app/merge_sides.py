@@ -1,4 +1,4 @@
-"""Stream both sides of one turn at the same time: one thread per side feeding one queue.
+"""Merge both sides of one turn into one stream: one thread per side feeding one queue.
 
 Neither side waits for the other: each thread reads its own stream and puts deltas on the queue as they
 come; the caller gets whatever has arrived, in batches of at most one per 40 ms (a side's first text, an
