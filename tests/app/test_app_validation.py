@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.validation import checked_model, clean_message, sampling_params
+from app.validation import checked_model, clean_message, not_served, sampling_params
 from serving.protocol import BadRequestError
 
 
@@ -40,9 +40,13 @@ def test_messages_empty_whitespace_and_huge() -> None:
         clean_message("x" * 101, 100)
 
 
-def test_model_names_must_be_served_ones() -> None:
+def test_malformed_model_names_are_refused_and_unserved_well_formed_ones_go_to_their_side() -> None:
+    """checked_model refuses a malformed name; a well-formed one the engine does not offer passes it, and
+    not_served then fails its side with a message (tests/app/test_app_turns.py: no engine call is made)."""
     assert checked_model("huanhuan", ["base", "huanhuan"]) == "huanhuan"
-    assert checked_model("gone-adapter", ["base"]) == "gone-adapter"  # well formed: its side reports it
+    assert checked_model("gone-adapter", ["base"]) == "gone-adapter"
+    assert "'gone-adapter' is not served now" in not_served("gone-adapter", ["base"])
+    assert not_served("huanhuan", ["base", "huanhuan"]) is None
     for bad in ("../../x", "models/../x", None, "", ".hidden", "a b", "x\n", "x" * 257, "<script>"):
         with pytest.raises(BadRequestError, match="unknown model"):
             checked_model(bad, ["base", "huanhuan"])
