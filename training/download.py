@@ -7,8 +7,9 @@
 ModelScope keeps partial files and resumes them when the command is run again. A folder counts as done
 only when config.json, the tokenizer and every weight shard named by the index are there; then a
 `.download-complete` marker is written and later runs return at once. `--from-local` copies file by file
-(a `.part` file renamed when complete, files already copied with the same size are skipped), so it is
-resumable too; it is how tests exercise this code without a model hub.
+into a `.part` file renamed when complete: a rerun skips files already copied with the same size and
+continues a `.part` file from where it stopped, so it is resumable too; it is how tests exercise this code
+without a model hub.
 """
 
 from __future__ import annotations
@@ -82,13 +83,25 @@ def local_snapshot(source: Path) -> SnapshotFn:
                 if target.is_file() and target.stat().st_size == size:
                     bar.update(size)
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_name(target.name + ".part")
-                shutil.copyfile(path, partial)
-                os.replace(partial, target)
+                _copy_resuming(path, target)
                 bar.update(size)
 
     return copy
+
+
+def _copy_resuming(source: Path, target: Path) -> None:
+    """Copy source to target through `target.part`, continuing a .part left by an interrupted copy (one
+    longer than the source starts over)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    done = partial.stat().st_size if partial.is_file() else 0
+    done = done if done <= source.stat().st_size else 0
+    with source.open("rb") as reader, partial.open("r+b" if done else "wb") as writer:
+        reader.seek(done)
+        writer.seek(done)
+        writer.truncate()
+        shutil.copyfileobj(reader, writer, length=1 << 20)
+    os.replace(partial, target)
 
 
 def download_model(model_id: str, out: str | Path, snapshot: SnapshotFn | None = None, log=print) -> Path:

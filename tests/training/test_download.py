@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,14 +29,29 @@ def test_download_from_local_folder_via_cli(tiny_model_dir: Path, tmp_path: Path
 
 
 def test_interrupted_copy_resumes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A rerun keeps the files already copied and continues the `.part` file cut short by the kill."""
     out = tmp_path / "m"
     out.mkdir()
     shutil.copyfile(tiny_model_dir / "config.json", out / "config.json")  # a file from the first attempt
-    (out / "model.safetensors.part").write_bytes(b"half")  # a file cut short by the kill
-    copied: list[str] = []
-    snapshot = local_snapshot(tiny_model_dir)
-    download_model("Qwen/tiny", out, lambda model_id, target: (copied.append(model_id), snapshot(model_id, target)))
-    assert copied == ["Qwen/tiny"] and (out / "model.safetensors").stat().st_size > 1000
+    os.utime(out / "config.json", ns=(1, 1))
+    weights = (tiny_model_dir / "model.safetensors").read_bytes()
+    half = len(weights) // 2
+    kept = b"\xab" * half  # what the first attempt wrote (marked, to see that it is continued, not rewritten)
+    (out / "model.safetensors.part").write_bytes(kept)
+    download_model("Qwen/tiny", out, local_snapshot(tiny_model_dir), log=lambda _: None)
+    resumed = (out / "model.safetensors").read_bytes()
+    assert resumed[:half] == kept and resumed[half:] == weights[half:], "the .part file is continued at its end"
+    assert (out / "config.json").stat().st_mtime_ns == 1, "a file copied before is not copied again"
+    assert not list(out.glob("*.part")) and (out / DONE_MARKER).is_file()
+
+
+def test_a_part_file_longer_than_its_source_starts_over(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    out.mkdir()
+    weights = (tiny_model_dir / "model.safetensors").read_bytes()
+    (out / "model.safetensors.part").write_bytes(b"x" * (len(weights) + 10))
+    download_model("Qwen/tiny", out, local_snapshot(tiny_model_dir), log=lambda _: None)
+    assert (out / "model.safetensors").read_bytes() == weights
 
 
 def test_incomplete_snapshot_is_reported(tmp_path: Path) -> None:
