@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,13 +48,23 @@ def trained_adapter_dir(tiny_model_dir: Path, huanhuan_path: Path, tmp_path_fact
 
 
 @pytest.fixture(scope="session")
-def served_adapters_dir(trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An adapters folder (like Models/adapters/) holding the trained adapter as `huanhuan`."""
+def adapters_folder(trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`adapters_folder(label)`: a fresh adapters folder (like Models/adapters/) holding the trained adapter as
+    `huanhuan`; one per caller, since tests add, link or break adapters in theirs."""
     import shutil
 
-    folder = tmp_path_factory.mktemp("served-adapters")
-    shutil.copytree(trained_adapter_dir, folder / "huanhuan")
-    return folder
+    def make(label: str) -> Path:
+        folder = tmp_path_factory.mktemp(label)
+        shutil.copytree(trained_adapter_dir, folder / "huanhuan")
+        return folder
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def served_adapters_dir(adapters_folder: Callable[[str], Path]) -> Path:
+    """The adapters folder the shared vLLM server preloads."""
+    return adapters_folder("served-adapters")
 
 
 @pytest.fixture(scope="session")

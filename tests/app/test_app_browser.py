@@ -26,11 +26,9 @@ SCREENSHOT = REPO_ROOT / "artifacts" / "app-mid-stream.png"
 
 
 @pytest.fixture(scope="module")
-def adapters_dir(trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def adapters_dir(adapters_folder) -> Path:
     """The app's allow-listed folder: the trained adapter as "huanhuan" (the server preloads it too)."""
-    folder = tmp_path_factory.mktemp("app-adapters")
-    shutil.copytree(trained_adapter_dir, folder / "huanhuan")
-    return folder
+    return adapters_folder("app-adapters")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ ChatTurns runs a side-by-side turn on it, and `python -m app --engine local` sta
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +23,8 @@ GREEDY = SamplingParams(temperature=0.0, max_tokens=12, seed=0)
 
 
 @pytest.fixture(scope="module")
-def adapters_dir(trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("local-adapters")
-    shutil.copytree(trained_adapter_dir, folder / "huanhuan")
-    return folder
+def adapters_dir(adapters_folder) -> Path:
+    return adapters_folder("local-adapters")
 
 
 def test_chat_turns_over_a_real_local_engine(tiny_model_dir: Path, adapters_dir: Path) -> None:

@@ -35,10 +35,8 @@ KEY_ENV = "EVAL_TEST_VLLM_KEY"
 
 
 @pytest.fixture(scope="module")
-def adapters(trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("eval-adapters")
-    shutil.copytree(trained_adapter_dir, folder / "huanhuan")
-    return folder
+def adapters(adapters_folder) -> Path:
+    return adapters_folder("eval-adapters")
 
 
 def command(server, adapters: Path, *extra: str) -> list[str]:

@@ -6,7 +6,6 @@ tests/conftest.py; tests that must kill or restart vLLM start their own server i
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,6 @@ def real_engine(vllm_server):
 
 
 @pytest.fixture(scope="module")
-def app_adapters_dir(trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def app_adapters_dir(adapters_folder) -> Path:
     """The app's allow-listed adapters folder, holding the trained adapter as `huanhuan`."""
-    folder = tmp_path_factory.mktemp("reliability-adapters")
-    shutil.copytree(trained_adapter_dir, folder / "huanhuan")
-    return folder
+    return adapters_folder("reliability-adapters")
