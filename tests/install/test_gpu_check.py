@@ -19,6 +19,7 @@ def gpu_check(*args: str) -> subprocess.CompletedProcess:
                           timeout=600)  # fmt: skip
 
 
+@pytest.mark.slow  # runs the GPU check as a subprocess
 @no_gpu
 def test_without_a_gpu_it_prints_the_probe_and_says_so(huanhuan_path: Path) -> None:
     done = gpu_check("--dataset", str(huanhuan_path))

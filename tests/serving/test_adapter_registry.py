@@ -20,6 +20,7 @@ from serving.protocol import AdapterError
 from tests.support.serving_test_helpers import copy_adapter
 
 
+@pytest.mark.slow  # builds real peft adapters on the tiny model (~10 s the first time)
 def test_good_adapter_has_no_problem(good_adapter: Path, tiny_model_dir: Path) -> None:
     assert validate_adapter(good_adapter, base_model_path=tiny_model_dir, max_rank=8) == []
 
@@ -32,6 +33,7 @@ def test_missing_files_are_each_reported(tmp_path: Path) -> None:
     assert any("adapter_model.safetensors is missing" in p for p in problems)
 
 
+@pytest.mark.slow  # builds real peft adapters on the tiny model (~10 s the first time)
 def test_pickled_bin_weights_are_refused(good_adapter: Path, tmp_path: Path) -> None:
     only_bin = copy_adapter(good_adapter, tmp_path / "bin")
     (only_bin / "adapter_model.safetensors").rename(only_bin / "adapter_model.bin")
@@ -45,18 +47,21 @@ def test_pickled_bin_weights_are_refused(good_adapter: Path, tmp_path: Path) -> 
     assert any("adapter_model.bin is present" in p for p in validate_adapter(both))
 
 
+@pytest.mark.slow  # builds real peft adapters on the tiny model (~10 s the first time)
 def test_rank_above_the_server_limit(make_adapter, tmp_path: Path, tiny_model_dir: Path) -> None:
     wide = make_adapter(tmp_path / "r16", r=16)
     assert validate_adapter(wide, tiny_model_dir, max_rank=8) == ["rank 16 is above the server's limit 8"]
     assert validate_adapter(wide, tiny_model_dir, max_rank=16) == []
 
 
+@pytest.mark.slow  # builds real peft adapters on the tiny model (~10 s the first time)
 def test_wrong_base_model(good_adapter: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
     other = copy_adapter(good_adapter, tmp_path / "other", base_model_name_or_path="Qwen/Qwen3-0.6B")
     problems = validate_adapter(other, base_model_path=tiny_model_dir)
     assert len(problems) == 1 and "trained on 'Qwen/Qwen3-0.6B'" in problems[0]
 
 
+@pytest.mark.slow  # builds real peft adapters on the tiny model (~10 s the first time)
 def test_weights_of_another_shape_are_refused(good_adapter: Path, tmp_path: Path) -> None:
     base = tmp_path / "tiny-qwen3"  # same folder name as the real base, but a wider model
     base.mkdir()
@@ -65,6 +70,7 @@ def test_weights_of_another_shape_are_refused(good_adapter: Path, tmp_path: Path
     assert problems == ["weights are for hidden size 128, the base model has 1024"]
 
 
+@pytest.mark.slow  # builds real peft adapters on the tiny model (~10 s the first time)
 def test_modules_to_save_dora_and_bias_are_all_reported_at_once(make_adapter, tmp_path: Path) -> None:
     dora = make_adapter(tmp_path / "dora", use_dora=True, modules_to_save=["lm_head"], bias="lora_only")
     problems = validate_adapter(dora)
@@ -73,6 +79,7 @@ def test_modules_to_save_dora_and_bias_are_all_reported_at_once(make_adapter, tm
     assert any("bias must be 'none'" in p for p in problems)
 
 
+@pytest.mark.slow  # builds real peft adapters on the tiny model (~10 s the first time)
 @pytest.mark.parametrize("content", ["{", "[1, 2]", ""])
 def test_bad_json_is_reported(good_adapter: Path, tmp_path: Path, content: str) -> None:
     broken = copy_adapter(good_adapter, tmp_path / "broken")
@@ -81,6 +88,7 @@ def test_bad_json_is_reported(good_adapter: Path, tmp_path: Path, content: str) 
     assert len(problems) == 1 and "adapter_config.json" in problems[0]
 
 
+@pytest.mark.slow  # builds real peft adapters on the tiny model (~10 s the first time)
 def test_truncated_weights_are_reported(good_adapter: Path, tmp_path: Path) -> None:
     cut = copy_adapter(good_adapter, tmp_path / "cut")
     (cut / "adapter_model.safetensors").write_bytes(b"\x10\x00")
@@ -92,6 +100,7 @@ def test_bad_names_are_refused(name: str) -> None:
     assert check_adapter_name(name)
 
 
+@pytest.mark.slow  # builds real peft adapters on the tiny model (~10 s the first time)
 def test_registry_lists_metadata_and_skips_half_written_folders(good_adapter: Path, tmp_path: Path) -> None:
     adapters = tmp_path / "adapters"
     copy_adapter(good_adapter, adapters / "huanhuan")
@@ -109,6 +118,7 @@ def test_registry_lists_metadata_and_skips_half_written_folders(good_adapter: Pa
     assert registry.largest_rank() == 64
 
 
+@pytest.mark.slow  # builds real peft adapters on the tiny model (~10 s the first time)
 def test_symlink_outside_the_adapters_folder_is_refused(good_adapter: Path, tmp_path: Path) -> None:
     adapters = tmp_path / "adapters"
     adapters.mkdir()

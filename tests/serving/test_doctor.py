@@ -90,6 +90,7 @@ def test_the_table_names_every_fact(tmp_path: Path) -> None:
         assert fact in text
 
 
+@pytest.mark.slow  # runs launch.sh as a subprocess
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has an NVIDIA GPU")
 def test_launch_stops_before_installing_or_downloading_when_the_real_model_cannot_run(tmp_path: Path) -> None:
     home = tmp_path / "home"

@@ -44,6 +44,7 @@ def loss_and_grads(model, compute) -> tuple[float, dict]:
     return loss.item(), grads
 
 
+@pytest.mark.slow  # a forward and backward pass of the tiny model per case
 @pytest.mark.parametrize("num_items", [None, 17])
 def test_same_loss_and_gradients_as_the_standard_loss(lora_model, num_items) -> None:
     import torch
