@@ -13,7 +13,10 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
+
+from tests.support.vllm_metrics import metric
 
 MESSAGES = ["你是谁？", "皇上今日可好？", "讲一个很长的故事", "What is the weather like in the palace?"]
 MARKERS = ("hh-thinking", "hh-answer")
@@ -112,18 +115,12 @@ class PeakSampler(threading.Thread):
         self.vllm_url, self.peak, self.stop_event = vllm_url, None, threading.Event()
 
     def run(self) -> None:
-        import httpx
-
+        server = SimpleNamespace(base_url=(self.vllm_url or "").rstrip("/"), api_key="")  # /metrics is an open probe
         while self.vllm_url and not self.stop_event.wait(0.25):
             try:
-                body = httpx.get(self.vllm_url.rstrip("/").removesuffix("/v1") + "/metrics", timeout=5).text
-            except httpx.HTTPError:
+                running = metric(server, "vllm:num_requests_running")
+            except OSError:  # the server is busy or restarting: skip this sample
                 continue
-            running = sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in body.splitlines()
-                if line.startswith("vllm:num_requests_running")
-            )
             self.peak = max(self.peak or 0.0, running)
 
 
