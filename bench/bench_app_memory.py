@@ -5,8 +5,8 @@ after another and never clears its history, so every session holds a 50-turn con
 the app's process tree is read once every session has finished its first turn, again when all have finished their
 last, and after the sessions are closed. Issue 15 asks: last <= 1.5 x first.
 
-    python bench/bench_app_memory.py --model .cache/tiny-qwen3 --adapters-dir Models/adapters   # starts both
-    python bench/bench_app_memory.py --app-url http://127.0.0.1:7860/ --app-pid 1234 --sessions 16 --turns 50
+    python -m bench.bench_app_memory --model .cache/tiny-qwen3 --adapters-dir Models/adapters   # starts both
+    python -m bench.bench_app_memory --app-url http://127.0.0.1:7860/ --app-pid 1234 --sessions 16 --turns 50
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from load_soak import run_turn, start_stack, tree_rss_mib
+from bench.load_soak import start_stack
+from tests.support.load_drivers import run_turn, tree_rss_mib
 
 BOUND = 1.5  # issue 15: the app's RSS after 50 turns per session <= 1.5 x its RSS after the first turn
 
