@@ -245,12 +245,12 @@ def main() -> None:
     args = parser.parse_args()
 
     from app.__main__ import free_port
-    from app.settings import AppSettings
+    from app.config import AppArgs
     from app.ui import CSS, build_demo
 
     with engine_from(args) as (engine, adapters_dir):
         recording = RecordingEngine(engine)
-        demo = build_demo(recording, AppSettings(adapters_dir=adapters_dir, base_model_path=args.model))
+        demo = build_demo(recording, AppArgs(adapters_dir=adapters_dir, base_model_path=args.model))
         demo.launch(server_name="127.0.0.1", server_port=free_port("127.0.0.1"), prevent_thread_lock=True,
                     quiet=True, css=CSS)  # fmt: skip
         try:

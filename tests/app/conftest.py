@@ -27,6 +27,7 @@ def fake_engine(tmp_path: Path) -> FakeEngine:
     return FakeEngine(
         {"fake-base": Script(), "huanhuan": Script(thinking=["臣妾想想"], answer=["皇上", "万福"])},
         adapters={"huanhuan": adapter},
+        adapters_dir=adapter.parent,
     )
 
 

@@ -17,7 +17,7 @@ from browser import AppPage
 from served_page import serve_demo
 from vllm_metrics import metric
 
-from app.settings import AppSettings
+from app.config import AppArgs
 from app.ui import build_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
@@ -44,7 +44,7 @@ def engine(vllm_server):
 def app_url(engine, adapters_dir: Path, tiny_model_dir: Path) -> Iterator[str]:
     if "huanhuan" not in {info.name for info in engine.models()}:
         engine.load_adapter("huanhuan", adapters_dir / "huanhuan")
-    settings = AppSettings(adapters_dir=adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=16)
+    settings = AppArgs(adapters_dir=adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=16)
     yield from serve_demo(build_demo(engine, settings))
 
 

@@ -101,10 +101,10 @@ def test_bad_adapter_is_refused_with_its_reason_and_the_server_keeps_serving(
 def app_client(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Iterator[object]:
     from gradio_client import Client
 
-    from app.settings import AppSettings
+    from app.config import AppArgs
     from app.ui import build_demo
 
-    settings = AppSettings(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=8)
+    settings = AppArgs(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=8)
     for url in serve_demo(build_demo(real_engine, settings)):
         client = Client(url, verbose=False)
         yield client

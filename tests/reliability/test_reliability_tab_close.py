@@ -19,7 +19,7 @@ import pytest
 from browser import AppPage, chromium
 from reliability_helpers import metric, serve_demo, wait_until
 
-from app.settings import AppSettings
+from app.config import AppArgs
 from app.ui import build_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
@@ -34,7 +34,7 @@ def completed(base_url: str) -> float:
 
 @pytest.fixture(scope="module")
 def app_url(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Iterator[str]:
-    settings = AppSettings(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=16)
+    settings = AppArgs(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=16)
     yield from serve_demo(build_demo(real_engine, settings))
 
 

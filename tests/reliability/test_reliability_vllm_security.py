@@ -81,10 +81,10 @@ def test_vllm_does_not_listen_on_any_other_address(vllm_server) -> None:
 
 @pytest.fixture(scope="module")
 def app_url(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Iterator[str]:
-    from app.settings import AppSettings
+    from app.config import AppArgs
     from app.ui import build_demo
 
-    settings = AppSettings(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=8)
+    settings = AppArgs(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=8)
     yield from serve_demo(build_demo(real_engine, settings))
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from serving_test_helpers import copy_adapter
 
-from serving.adapters import AdapterRegistry, check_adapter_name, validate_adapter
-from serving.protocol import AdapterError
+from serving.adapters import AdapterRegistry, validate_adapter
+from serving.protocol import AdapterError, check_adapter_name
 
 
 def test_good_adapter_has_no_problem(good_adapter: Path, tiny_model_dir: Path) -> None:
