@@ -123,14 +123,15 @@ def _reason(body: bytes) -> str:
 class AdapterRoutes:
     """The `/v1/adapters` routes in front of vLLM; every other request goes to vLLM unchanged."""
 
-    def __init__(self, app: ASGIApp, adapters_dir: str | None = None):
+    def __init__(self, app: ASGIApp, adapters_dir: str | None = None, max_rank: int | None = None):
+        """vLLM builds it with `app` only: the rest comes from the environment VLLMServer sets."""
         self.app = app
         folder = adapters_dir or os.environ.get(ENV_ADAPTERS_DIR, "")
-        rank = os.environ.get(ENV_MAX_LORA_RANK, "")
+        rank = max_rank or int(os.environ.get(ENV_MAX_LORA_RANK) or 0) or None
         self.registry = None
         if folder:
             base = os.environ.get(ENV_BASE_MODEL) or None
-            self.registry = AdapterRegistry(Path(folder), base_model_path=base, max_rank=int(rank) if rank else None)
+            self.registry = AdapterRegistry(Path(folder), base_model_path=base, max_rank=rank)
         self.service: AdapterService | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
