@@ -6,7 +6,6 @@ tests/conftest.py; tests that must kill or restart vLLM start their own server i
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,8 +27,7 @@ def real_engine(vllm_server):
 
 
 @pytest.fixture(scope="module")
-def app_adapters_dir(trained_adapter_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The app's allow-listed adapters folder, holding the trained adapter as `huanhuan`."""
-    folder = tmp_path_factory.mktemp("reliability-adapters")
-    shutil.copytree(trained_adapter_dir, folder / "huanhuan")
-    return folder
+def app_adapters_dir(served_adapters_dir: Path) -> Path:
+    """The allow-listed adapters folder of the shared vLLM server (the page sends names, the server resolves
+    them here), holding the trained adapter as `huanhuan`."""
+    return served_adapters_dir

@@ -4,7 +4,8 @@ Covers what tests/serving does not: bad adapters of other kinds (a path that doe
 JSON, pickled `.bin` weights, a symlink leading out of the allow-listed folder through the app's own API),
 each refused with its reason while the server keeps answering; an adapter unloaded while two streams use
 it; load/unload/chat on one name from 8 threads, 100 operations; and retraining while serving (training's
-atomic export onto the served folder never rewrites the files the server loaded from).
+atomic export onto the served folder never rewrites the files the server loaded from; a reload then serves
+the new weights under a fresh name). Adapters are placed in the server's own folder and loaded by name.
 
     .venv/bin/python -m pytest tests/reliability/test_reliability_adapters.py
 """
@@ -61,6 +62,16 @@ def bad_json(source: Path, target: Path) -> Path:
     return target
 
 
+@pytest.fixture
+def folder(app_adapters_dir: Path) -> Iterator[Path]:
+    """The server's adapters folder; what a test adds is removed after it (the session shares it)."""
+    before = {entry.name for entry in app_adapters_dir.iterdir()}
+    yield app_adapters_dir
+    for entry in app_adapters_dir.iterdir():
+        if entry.name not in before:
+            entry.unlink() if entry.is_symlink() or entry.is_file() else shutil.rmtree(entry)
+
+
 def missing_path(_source: Path, target: Path) -> Path:
     return target
 
@@ -78,7 +89,7 @@ def a_file(_source: Path, target: Path) -> Path:
 @pytest.mark.parametrize(
     ("build", "reason"),
     [
-        (missing_path, "is not a folder"),
+        (missing_path, "there is no adapter 'candidate'"),
         (a_file, "is not a folder"),
         (empty_folder, "adapter_config.json is missing"),
         (bad_json, "adapter_config.json is not valid JSON"),
@@ -87,24 +98,24 @@ def a_file(_source: Path, target: Path) -> Path:
     ids=["missing-path", "a-file", "empty-folder", "bad-json", "pickled-bin"],
 )
 def test_bad_adapter_is_refused_with_its_reason_and_the_server_keeps_serving(
-    real_engine, trained_adapter_dir: Path, tmp_path: Path, build, reason: str
+    real_engine, trained_adapter_dir: Path, folder: Path, build, reason: str
 ) -> None:
     before = adapter_names(real_engine)
-    path = build(trained_adapter_dir, tmp_path / "candidate")
+    build(trained_adapter_dir, folder / "candidate")
     with pytest.raises(AdapterError, match=reason):
-        real_engine.load_adapter("candidate", path)
+        real_engine.load_adapter("candidate")  # the server resolves the name in its folder and refuses
     assert adapter_names(real_engine) == before
     assert_still_serving(real_engine)
 
 
 @pytest.fixture(scope="module")
-def app_client(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Iterator[object]:
+def app_client(real_engine) -> Iterator[object]:
     from gradio_client import Client
 
     from app.config import AppArgs
     from app.ui import build_demo
 
-    settings = AppArgs(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=8)
+    settings = AppArgs(max_new_tokens=8)
     for url in serve_demo(build_demo(real_engine, settings)):
         client = Client(url, verbose=False)
         yield client
@@ -113,7 +124,7 @@ def app_client(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Ite
 
 def test_symlink_out_of_the_adapters_folder_is_refused_through_the_app(
     app_client, real_engine, app_adapters_dir: Path, trained_adapter_dir: Path, tmp_path: Path
-) -> None:
+) -> None:  # app_adapters_dir: the server's folder (the page only sends the name)
     """A valid adapter lying outside the folder, linked in as `escape`: the page's API refuses to load it."""
     outside = shutil.copytree(trained_adapter_dir, tmp_path / "outside-adapter")
     (app_adapters_dir / "escape").symlink_to(outside, target_is_directory=True)
@@ -136,8 +147,9 @@ def read_all(stream) -> tuple[list, EngineError | None]:
     return deltas, None
 
 
-def test_unloading_an_adapter_while_two_streams_use_it(real_engine, trained_adapter_dir: Path, tmp_path: Path) -> None:
-    real_engine.load_adapter("busy", shutil.copytree(trained_adapter_dir, tmp_path / "busy"))
+def test_unloading_an_adapter_while_two_streams_use_it(real_engine, trained_adapter_dir: Path, folder: Path) -> None:
+    shutil.copytree(trained_adapter_dir, folder / "busy")
+    assert real_engine.load_adapter("busy") == "busy"
     params = SamplingParams(temperature=0.0, max_tokens=200, seed=0)
     streams = [real_engine.stream_chat(MESSAGES, "busy", params).start() for _ in range(2)]
     firsts = [next(stream) for stream in streams]
@@ -156,15 +168,16 @@ def test_unloading_an_adapter_while_two_streams_use_it(real_engine, trained_adap
     assert_still_serving(real_engine)
 
 
-def churn_once(engine, path: Path, action: str) -> str:
-    """One operation on the name `churn`; returns its outcome ('ok' or the expected error's class name)."""
+def churn_once(engine, served: list[str], action: str) -> str:
+    """One operation on the adapter `churn` (chats ask for the name the last load returned); returns its outcome
+    ('ok' or the expected error's class name)."""
     try:
         if action == "load":
-            engine.load_adapter("churn", path)
+            served.append(engine.load_adapter("churn"))
         elif action == "unload":
             engine.unload_adapter("churn")
         else:
-            text_of(engine.stream_chat(MESSAGES, "churn", SHORT))
+            text_of(engine.stream_chat(MESSAGES, served[-1], SHORT))
     except (AdapterError, BadRequestError) as error:
         assert "churn" in str(error), f"an error that does not say which adapter: {error}"
         return type(error).__name__
@@ -172,24 +185,25 @@ def churn_once(engine, path: Path, action: str) -> str:
 
 
 def test_load_unload_and_chat_on_one_name_100_times_concurrently(
-    real_engine, trained_adapter_dir: Path, tmp_path: Path
+    real_engine, trained_adapter_dir: Path, folder: Path
 ) -> None:
-    path = shutil.copytree(trained_adapter_dir, tmp_path / "churn")
+    shutil.copytree(trained_adapter_dir, folder / "churn")
+    served = ["churn"]
     actions = random.Random(6).sample(["load", "unload", "chat"] * 34, 100)
     with ThreadPoolExecutor(max_workers=8) as pool:
-        outcomes = list(pool.map(lambda action: (action, churn_once(real_engine, path, action)), actions))
+        outcomes = list(pool.map(lambda action: (action, churn_once(real_engine, served, action)), actions))
     tally = Counter(outcomes)
     print(f"\n100 concurrent operations on one name: {dict(sorted(tally.items()))}")
     assert tally[("load", "ok")] > 0 and tally[("chat", "ok")] + tally[("chat", "BadRequestError")] > 0
     assert not [o for o in outcomes if o[0] == "chat" and o[1] == "AdapterError"]
-    loaded = "churn" in adapter_names(real_engine)
+    loaded = [name for name in adapter_names(real_engine) if name.startswith("churn")]
+    assert len(loaded) <= 1, f"one folder is served under one name at a time: {loaded}"
     if loaded:  # the final state is consistent: listed <=> it answers
-        assert text_of(real_engine.stream_chat(MESSAGES, "churn", SHORT))
+        assert text_of(real_engine.stream_chat(MESSAGES, loaded[0], SHORT))
         real_engine.unload_adapter("churn")
-    with pytest.raises(BadRequestError, match="unknown model 'churn'"):
-        list(real_engine.stream_chat(MESSAGES, "churn", SHORT))
-    real_engine.load_adapter("churn", path)
-    assert text_of(real_engine.stream_chat(MESSAGES, "churn", SHORT))
+    with pytest.raises(BadRequestError, match="unknown model 'churn"):
+        list(real_engine.stream_chat(MESSAGES, served[-1], SHORT))
+    assert text_of(real_engine.stream_chat(MESSAGES, real_engine.load_adapter("churn"), SHORT))
     real_engine.unload_adapter("churn")
     assert_still_serving(real_engine)
 
@@ -210,14 +224,15 @@ def retrained_copy(source: Path, staging: Path) -> None:
 
 
 def test_retraining_onto_the_served_folder_never_rewrites_it_in_place(
-    real_engine, trained_adapter_dir: Path, tmp_path: Path
+    real_engine, trained_adapter_dir: Path, folder: Path
 ) -> None:
     from serving.adapters import AdapterRegistry
     from training.export import export_atomically
 
-    adapters = tmp_path / "adapters"
+    adapters = folder
     served = shutil.copytree(trained_adapter_dir, adapters / "retrain")
-    real_engine.load_adapter("retrain", served)
+    assert real_engine.load_adapter("retrain") == "retrain"
+    listed_before = [info.name for info in AdapterRegistry(adapters).list()]
     reference = text_of(real_engine.stream_chat(MESSAGES, "retrain", GREEDY))
     files = {name: served / name for name in ("adapter_config.json", "adapter_model.safetensors")}
     originals = {name: (path.stat().st_ino, digest(path)) for name, path in files.items()}
@@ -237,12 +252,13 @@ def test_retraining_onto_the_served_folder_never_rewrites_it_in_place(
         for handle in held.values():
             handle.close()
     assert seen_during_export["served"] == originals, "the served files were touched while the export was written"
-    assert seen_during_export["listed"] == ["retrain"], "the half-written export is never listed as an adapter"
+    assert seen_during_export["listed"] == listed_before, "the half-written export is never listed as an adapter"
     assert seen_during_export["answer"] == reference, "the server answered with the served adapter meanwhile"
     assert old_bytes == {name: sha for name, (_inode, sha) in originals.items()}, "old files were never rewritten"
     assert digest(files["adapter_model.safetensors"]) != originals["adapter_model.safetensors"][1]
     assert text_of(real_engine.stream_chat(MESSAGES, "retrain", GREEDY)) == reference, "still the loaded weights"
-    real_engine.load_adapter("retrain", served)  # reload in place picks up the retrained weights
-    assert text_of(real_engine.stream_chat(MESSAGES, "retrain", GREEDY)) != reference
+    fresh = real_engine.reload_adapter("retrain")  # a fresh served name picks up the retrained weights
+    assert fresh == "retrain@2" and "retrain" not in adapter_names(real_engine)
+    assert text_of(real_engine.stream_chat(MESSAGES, fresh, GREEDY)) != reference
     real_engine.unload_adapter("retrain")
     assert_still_serving(real_engine)

@@ -13,7 +13,6 @@ the evidence.)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from browser import AppPage, chromium
@@ -33,8 +32,8 @@ def completed(base_url: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def app_url(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Iterator[str]:
-    settings = AppArgs(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=16)
+def app_url(real_engine) -> Iterator[str]:
+    settings = AppArgs(max_new_tokens=16)
     yield from serve_demo(build_demo(real_engine, settings))
 
 
