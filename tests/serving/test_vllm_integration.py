@@ -72,7 +72,7 @@ def server_folder(vllm_server) -> Iterator[Path]:
     yield folder
     for entry in folder.iterdir():
         if entry.name not in before:
-            shutil.rmtree(entry)
+            entry.unlink() if entry.is_symlink() else shutil.rmtree(entry)
 
 
 def test_fresh_adapter_hot_loads_by_name_and_a_reload_gets_a_fresh_name(vllm_server, server_folder: Path) -> None:
@@ -100,11 +100,11 @@ def test_fresh_adapter_hot_loads_by_name_and_a_reload_gets_a_fresh_name(vllm_ser
 
 
 def test_the_server_refuses_bad_adapters_with_every_reason_while_a_stream_finishes(
-    vllm_server, make_adapter, server_folder: Path
+    vllm_server, make_adapter, server_folder: Path, tmp_path: Path
 ) -> None:
     """The client validates nothing: every refusal below comes from the server, through engine.load_adapter."""
     engine = vllm_server.engine()
-    good = make_adapter(server_folder.parent / "outside-good")
+    good = make_adapter(tmp_path / "outside-good")
     (server_folder / "missing").mkdir()
     make_adapter(server_folder / "wide", r=16)
     copy_adapter(good, server_folder / "other-base", base_model_name_or_path="Qwen/Qwen3-8B")
