@@ -35,6 +35,8 @@ Usage: ./launch.sh [options]
   --strict-openai        with --engine openai: send OpenAI's own parameters only (never top_k)
   --port N               the app's port (default 7860)
   --tensor-parallel N    split the model across N GPUs (vLLM's --tensor-parallel-size; default 1)
+  --gpu-memory-utilization F
+                         share of the GPU vLLM takes (default 0.85); 0.5 leaves room to train beside it
   --share                also make a public Gradio link (needs --auth)
   --auth USER:PASS       password-protect the app (required with --share); or set APP_AUTH=USER:PASS,
                          which keeps the password off launch.sh's own command line too
@@ -44,7 +46,7 @@ EOF
 }
 
 OFFLINE=0; HOME_DIR=$ROOT; MODEL=""; ADAPTER=huanhuan; ADAPTERS_DIR=""; DATASET=""
-TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; TENSOR_PARALLEL=1; BASE_URL=""; API_KEY_ENV=""; BASE_MODEL=""; MODEL_IDS=""; STRICT_OPENAI=0; PORT=7860; SHARE=0; AUTH=${APP_AUTH:-}; INSTALL=1
+TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; TENSOR_PARALLEL=1; GPU_MEMORY=0.85; BASE_URL=""; API_KEY_ENV=""; BASE_MODEL=""; MODEL_IDS=""; STRICT_OPENAI=0; PORT=7860; SHARE=0; AUTH=${APP_AUTH:-}; INSTALL=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --offline) OFFLINE=1 ;;
@@ -63,6 +65,7 @@ while [ $# -gt 0 ]; do
     --strict-openai) STRICT_OPENAI=1 ;;
     --port) PORT=$2; shift ;;
     --tensor-parallel) TENSOR_PARALLEL=$2; shift ;;
+    --gpu-memory-utilization) GPU_MEMORY=$2; shift ;;
     --share) SHARE=1 ;;
     --auth) AUTH=$2; shift ;;
     --no-install) INSTALL=0 ;;
@@ -78,6 +81,7 @@ if [ "$SHARE" = 1 ] && [ -z "$AUTH" ]; then
 fi
 case "$ENGINE" in vllm|local|openai) ;; *) echo "launch.sh: --engine must be vllm, local or openai" >&2; exit 2 ;; esac
 case "$TENSOR_PARALLEL" in ''|*[!0-9]*|0) echo "launch.sh: --tensor-parallel must be a whole number >= 1" >&2; exit 2 ;; esac
+case "$GPU_MEMORY" in 0.[0-9]*[1-9]*|0.[1-9]|1|1.0) ;; *) echo "launch.sh: --gpu-memory-utilization must be in (0, 1], e.g. 0.5" >&2; exit 2 ;; esac
 if [ "$ENGINE" = openai ] && { [ -z "$BASE_URL" ] || [ -z "$API_KEY_ENV" ]; }; then
   echo "launch.sh: --engine openai needs --base-url URL and --api-key-env VAR" >&2; exit 2
 fi
@@ -198,6 +202,7 @@ case "$ENGINE" in
     export LAUNCH_API_KEY
     setsid $PY -m serving --model "$MODEL" --adapters_dir "$ADAPTERS_DIR" --api_key_env LAUNCH_API_KEY \
       --ready_file "$READY_FILE" --log_path "$LOGS/vllm.log" --tensor_parallel_size "$TENSOR_PARALLEL" \
+      --gpu_memory_utilization "$GPU_MEMORY" \
       > "$LOGS/serving.log" 2>&1 &
     PIDS+=($!)
     until [ -s "$READY_FILE" ]; do

@@ -1,6 +1,7 @@
 """The side-by-side Gradio app: base Qwen3-Thinking vs the same model with a LoRA adapter.
 
-`python -m app --help` for the command line; `build_demo(engine, settings)` builds the page (no launch).
+`python -m app --help` for the command line; `build_demo(engine, AppArgs(...))` builds the page (no launch):
+the one config, `app.config.AppArgs`, is what the command line parses and what the page is built from.
 Gradio is imported only when the page is built.
 """
 

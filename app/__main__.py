@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
-from typing import Any
 
 from app.config import AppArgs, parse_args, resolve_api_key, resolve_auth
-from app.settings import AppSettings
+from common.net import free_port
+from serving.protocol import Engine, EngineError
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 log = logging.getLogger("app")
@@ -30,54 +29,22 @@ def check_exposure(args: AppArgs, auth: list[tuple[str, str]]) -> None:
         raise SystemExit(f"--host {args.host} exposes the page to the network: it needs auth (--auth user:password)")
 
 
-def make_engine(args: AppArgs) -> Any:
-    """The engine named by --engine (imported lazily by serving.factory)."""
+def make_engine(args: AppArgs) -> Engine:
+    """The engine named by --engine (imported lazily by serving.factory); a local engine serves the adapters
+    folder and loads its valid adapters by name at start."""
     from serving.factory import create_engine
 
     if args.engine == "openai":
         return create_engine("openai", base_url=args.base_url, api_key=resolve_api_key(args),
                              base_model=args.base_model or None, model_ids=args.models,
                              strict_openai=args.strict_openai)  # fmt: skip
-    return create_engine("local", model_path=args.model, adapters=_valid_adapters(args))
-
-
-def _valid_adapters(args: AppArgs) -> dict[str, Path]:
-    """Adapters of the folder that pass validation (the local engine loads them at start)."""
-    from serving.adapters import AdapterRegistry
-
-    folder = Path(args.adapters_dir)
-    if not folder.is_dir():
-        return {}
-    registry = AdapterRegistry(folder, base_model_path=args.model or None)
-    valid = {}
-    for info in registry.list():
-        if info.problems:
-            log.warning("skipping adapter %s: %s", info.name, "; ".join(info.problems))
-        else:
-            valid[info.name] = info.path
-    return valid
-
-
-def free_port(host: str) -> int:
-    """A port nobody listens on now (for --port 0)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
-def settings_from(args: AppArgs) -> AppSettings:
-    return AppSettings(
-        adapters_dir=Path(args.adapters_dir),
-        default_adapter=args.default_adapter,
-        base_model_path=args.model or None,
-        max_new_tokens=args.max_new_tokens,
-        max_new_tokens_limit=args.max_new_tokens_limit,
-        max_message_chars=args.max_message_chars,
-        concurrency_limit=args.concurrency_limit,
-        max_queue_size=args.max_queue_size,
-    )
+    engine = create_engine("local", model_path=args.model, adapters_dir=args.adapters_dir)
+    for status in engine.adapters():
+        try:
+            engine.load_adapter(status.name)
+        except EngineError as error:
+            log.warning("skipping adapter %s: %s", status.name, error)
+    return engine
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.ui import CSS, build_demo
 
     engine = make_engine(args)
-    demo = build_demo(engine, settings_from(args))
+    demo = build_demo(engine, args)
     port = args.port or free_port(args.host)
     guard = LoginGuard(auth).check if auth else None  # wrong passwords are slowed down, then locked out
     demo.launch(server_name=args.host, server_port=port, share=args.share, auth=guard, css=CSS, show_error=True,

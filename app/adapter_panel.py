@@ -1,9 +1,10 @@
-"""The Adapters panel: list the adapters folder with metadata; load, unload, reload through the engine.
+"""The Adapters panel: the serving side's adapter list with its metadata; load, unload, reload BY NAME.
 
-Only names listed from the configured adapters folder can be loaded: the page sends a name, the server
-looks it up in `AdapterRegistry(adapters_dir).list()` and loads that folder. A path typed by a user is
-never forwarded. After every change both model pickers get the new list (their selection is kept when
-it is still served).
+The page sends a name and nothing else: the engine's serving side resolves it in its own adapters folder,
+validates it and answers (`Engine.adapters()`, `load_adapter`, `unload_adapter`, `reload_adapter`), so the
+app never reads adapter files or sends paths and works the same against a server on another machine. One
+action is one call to the engine. A reload is served under a fresh name (`huanhuan@2`); a side that showed
+the old name follows it. After every change both model pickers get the new list.
 """
 
 from __future__ import annotations
@@ -13,23 +14,22 @@ from typing import Any
 
 import gradio as gr
 
-from app.settings import AppSettings
-from evaluation.report import headline as eval_headline
-from serving.protocol import EngineError
+from app.config import AppArgs
+from serving.protocol import AdapterStatus, Engine, EngineError, folder_of
 
-TABLE_HEADERS = ["name", "loaded", "rank", "base model", "thinking", "created", "eval loss", "evaluation", "problems"]
+TABLE_HEADERS = ["name", "served as", "rank", "base model", "thinking", "created", "eval loss", "evaluation",
+                 "problems"]  # fmt: skip
 
 
 def build_adapter_panel(
-    engine: Any, settings: AppSettings, pickers: list[gr.Dropdown]
+    engine: Engine, settings: AppArgs, pickers: list[gr.Dropdown]
 ) -> tuple[Callable[[], list[Any]], list[Any]]:
     """The accordion with the adapter table, the name picker and Load/Unload/Reload/Refresh.
 
     Returns what the page should run on load to fill the table and both pickers: (function, outputs).
     """
     with gr.Accordion("Adapters", open=False, elem_id="adapters-panel"):
-        folder = str(settings.adapters_dir) if settings.adapters_dir else "(no adapters folder configured)"
-        gr.Markdown(f"Adapters folder: `{folder}`. Only adapters in this folder can be loaded from the page.")
+        gr.Markdown("Adapters in the model server's adapters folder. Only those can be loaded from the page.")
         table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, elem_id="adapter-table", wrap=True)
         with gr.Row():
             choice = gr.Dropdown(label="Adapter", choices=[], elem_id="adapter-choice", allow_custom_value=True)
@@ -43,7 +43,8 @@ def build_adapter_panel(
     limits: dict[str, Any] = {"concurrency_limit": 1}  # one adapter change at a time, across all users
 
     def run(action: str, name: str | None, left: str | None, right: str | None) -> list[Any]:
-        message = apply_action(engine, settings, action, name)
+        message, served = apply_action(engine, action, name)
+        left, right = (follow(side, name, served) for side in (left, right))
         return panel_values(engine, settings, name, message, left, right)
 
     load.click(lambda *v: run("load", *v), inputs, outputs, api_name="load_adapter", **limits)
@@ -53,79 +54,67 @@ def build_adapter_panel(
     return (lambda: panel_values(engine, settings, None, "", None, None)), outputs
 
 
-def registry_infos(settings: AppSettings) -> list[Any]:
-    """The adapters in the folder (AdapterInfo: name, path, base_model, rank, created, eval_loss, problems...)."""
-    if settings.adapters_dir is None or not settings.adapters_dir.is_dir():
-        return []
-    from serving.adapters import AdapterRegistry
-
-    registry = AdapterRegistry(settings.adapters_dir, base_model_path=settings.base_model_path,
-                               max_rank=settings.max_lora_rank)  # fmt: skip
-    return list(registry.list())
-
-
-def apply_action(engine: Any, settings: AppSettings, action: str, name: str | None) -> str:
-    """Load / unload / reload the named adapter; returns a user-facing status line (never raises)."""
+def apply_action(engine: Engine, action: str, name: str | None) -> tuple[str, str | None]:
+    """Load / unload / reload the named adapter with ONE engine call: (status line, new served name or None).
+    Never raises: the serving side's refusal (every reason) becomes the status line."""
     if action == "refresh":
-        return "Refreshed the adapters folder and the served models."
-    if not name:
-        return "⚠ Choose an adapter first."
+        return "Refreshed the adapter list and the served models.", None
+    if not name or not isinstance(name, str):
+        return "⚠ Choose an adapter first.", None
     try:
         if action == "unload":
             engine.unload_adapter(name)
-            return f"Unloaded `{name}`."
-        infos = {info.name: info for info in registry_infos(settings)}
-        info = infos.get(name)
-        if info is None:
-            return f"⚠ `{name}` is not an adapter in the adapters folder; only those can be loaded."
-        if info.problems:
-            return f"⚠ `{name}` cannot be loaded: " + "; ".join(info.problems)
-        engine.load_adapter(name, info.path)  # a name already loaded is replaced in place
-        return f"{'Reloaded' if action == 'reload' else 'Loaded'} `{name}` from `{info.path}`."
+            return f"Unloaded `{name}`.", None
+        if action == "reload":
+            served = engine.reload_adapter(name)
+            return f"Reloaded `{name}`: now served as `{served}`.", served
+        served = engine.load_adapter(name)
+        return f"Loaded `{name}` (served as `{served}`).", served
     except EngineError as error:
-        return f"⚠ {error}"
+        return f"⚠ {error}", None
+
+
+def follow(selected: str | None, name: str | None, served: str | None) -> str | None:
+    """A side showing an older served name of the adapter just (re)loaded moves to its new served name."""
+    if served and selected and name and folder_of(selected) is not None and folder_of(selected) == folder_of(name):
+        return served
+    return selected
 
 
 def panel_values(
-    engine: Any, settings: AppSettings, name: str | None, message: str, left: str | None, right: str | None
+    engine: Engine, settings: AppArgs, name: str | None, message: str, left: str | None, right: str | None
 ) -> list[Any]:
     """[table, adapter choice, status, left picker, right picker] after an action."""
-    loaded, served_error = _loaded_adapters(engine)
-    infos = registry_infos(settings)
-    rows = [_table_row(info, info.name in loaded) for info in infos]
-    names = sorted({info.name for info in infos} | loaded)
+    try:
+        statuses, served_error = engine.adapters(), None
+    except EngineError as error:
+        statuses, served_error = [], str(error)
+    rows = [table_row(status) for status in statuses]
+    names = [status.name for status in statuses]
     choice = gr.update(choices=names, value=name if name in names else (names[0] if names else None))
     status = message + (f"\n\n⚠ {served_error}" if served_error else "")
     return [rows, choice, status, *picker_updates(engine, settings, left, right)]
 
 
-def _table_row(info: Any, loaded: bool) -> list[Any]:
-    created = info.created.strftime("%Y-%m-%d %H:%M") if info.created else ""
-    loss = "" if info.eval_loss is None else f"{info.eval_loss:.4f}"
-    rank = "" if info.rank is None else info.rank
-    evaluation = eval_headline(info.path)  # `python -m evaluation`'s headline, from <adapter>/eval/summary.json
-    thinking = info.thinking or ""  # "empty", "distill/blind", ... as training recorded it; "" when unknown
-    return [info.name, "yes" if loaded else "no", rank, info.base_model or "", thinking, created, loss, evaluation,
-            "; ".join(info.problems)]  # fmt: skip
+def table_row(status: AdapterStatus) -> list[Any]:
+    """One table row, as the serving side described the adapter."""
+    loss = "" if status.eval_loss is None else f"{status.eval_loss:.4f}"
+    rank = "" if status.rank is None else status.rank
+    return [status.name, status.served_as or "", rank, status.base_model or "", status.thinking, status.created,
+            loss, status.evaluation, "; ".join(status.problems)]  # fmt: skip
 
 
-def _loaded_adapters(engine: Any) -> tuple[set[str], str | None]:
-    try:
-        return {info.name for info in engine.models() if info.is_adapter}, None
-    except EngineError as error:
-        return set(), str(error)
-
-
-def picker_updates(engine: Any, settings: AppSettings, left: str | None, right: str | None) -> list[Any]:
+def picker_updates(engine: Engine, settings: AppArgs, left: str | None, right: str | None) -> list[Any]:
     """gr.update for both pickers (see picker_choices); unchanged when the engine cannot be asked."""
     return [gr.update(**kwargs) for kwargs in picker_choices(engine, settings, left, right)]
 
 
-def picker_choices(engine: Any, settings: AppSettings, left: str | None, right: str | None) -> list[dict[str, Any]]:
+def picker_choices(engine: Engine, settings: AppArgs, left: str | None, right: str | None) -> list[dict[str, Any]]:
     """Both pickers' choices: the base, the other models the server offers (ids as it writes them: `org/name`,
     `name:tag`, a path on the server) and every loaded adapter; a selection no longer served falls back.
 
-    The right side defaults to the default adapter, else the first adapter, else the first other model.
+    The right side defaults to the default adapter (under any served name), else the first adapter, else the
+    first other model.
     """
     try:
         infos = engine.models()
@@ -136,7 +125,9 @@ def picker_choices(engine: Any, settings: AppSettings, left: str | None, right: 
     adapters = [info.name for info in infos if info.is_adapter]
     choices = [(f"{base} (base)", base)] + [(name, name) for name in others + adapters]
     names = [base, *others, *adapters]
-    tuned = [name for name in [*adapters, *others] if name == settings.default_adapter] or [*adapters, *others, base]
+    default = [name for name in adapters if folder_of(name) == settings.default_adapter]
+    default += [name for name in others if name == settings.default_adapter]
+    tuned = default[-1:] or [*adapters, *others, base]
     left_value = left if left in names else base
     right_value = right if right in names else tuned[0]
     return [{"choices": choices, "value": left_value}, {"choices": choices, "value": right_value}]

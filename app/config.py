@@ -1,4 +1,5 @@
-"""AppArgs: the dataclass config of `python -m app`, from `--config x.yaml` and command-line flags.
+"""AppArgs: the one config of the app: `python -m app` parses it from `--config x.yaml` and flags, and the
+parsed dataclass itself is what `build_demo(engine, args)` gets (tests build it directly: `AppArgs(port=0)`).
 
 Precedence: dataclass default < YAML file < command-line flag. Flags accept dashes or underscores
 (`--adapters-dir` = `--adapters_dir`). `python -m app --help` lists every field.
@@ -16,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.personas import DEFAULT_PERSONA
 from common import dataclass_cli
 
 _field = dataclass_cli.config_field
@@ -36,7 +38,9 @@ class AppArgs:
     )
     strict_openai: bool = _field(False, "openai engine: send only OpenAI's own parameters (never top_k)")
     model: str = _field("", "local engine: base model folder (config + weights + tokenizer)")
-    adapters_dir: str = _field("Models/adapters", "the only folder adapters can be loaded from on the page")
+    adapters_dir: str = _field(
+        "Models/adapters", "local engine: the folder it serves adapters from by name (a vLLM server has its own)"
+    )
     default_adapter: str = _field("huanhuan", "adapter shown on the right side by default (when loaded)")
     host: str = _field("127.0.0.1", "address the page binds; 0.0.0.0 exposes it to the network (needs auth)")
     port: int = _field(7860, "port the page binds; 0 picks a free one")
@@ -50,6 +54,13 @@ class AppArgs:
     max_new_tokens_limit: int = _field(8192, "largest max new tokens a request may ask for")
     max_message_chars: int = _field(16000, "longest message accepted from the page")
     max_upload_size: str = _field("1mb", "largest file Gradio's upload route accepts (the page itself uploads none)")
+    persona: str = _field(DEFAULT_PERSONA, "persona preset selected when the page opens")
+    temperature: float = _field(0.6, "default sampling temperature")
+    top_p: float = _field(0.95, "default top_p")
+    top_k: int = _field(20, "default top_k (-1: off)")
+    seed: int = _field(0, "default seed (the same on both sides)")
+    export_dir: str = _field("", "where conversation exports are written; empty = a fresh temporary folder")
+    title: str = _field("Qwen3 Thinking: base vs Zhen Huan LoRA", "the page title")
 
     def validate(self) -> AppArgs:
         problems = []

@@ -133,7 +133,7 @@ def _drain(events: queue.Queue[SideEvent], sides: int, control: TurnControl) -> 
         wait = 0.1 if not pending else max(0.0, last_yield + COALESCE_S - _now())
         try:
             pending.append(events.get(timeout=wait))
-            while True:
+            while not _opens_a_side(pending[-1], started):  # a side's first text leaves alone, even from a backlog
                 pending.append(events.get_nowait())
         except queue.Empty:
             pass
@@ -143,12 +143,16 @@ def _drain(events: queue.Queue[SideEvent], sides: int, control: TurnControl) -> 
                 if _now() > stop_deadline:
                     return  # a stream that ignores close(): give up waiting, its thread is a daemon
             continue
-        urgent = any(e.done or e.error is not None or (e.delta is not None and e.side not in started) for e in pending)
+        urgent = any(e.done or e.error is not None or _opens_a_side(e, started) for e in pending)
         if urgent or last_yield is None or _now() - last_yield >= COALESCE_S:
             started.update(event.side for event in pending if event.delta is not None)
             finished += sum(event.done for event in pending)
             batch, pending, last_yield = pending, [], _now()
             yield batch
+
+
+def _opens_a_side(event: SideEvent, started: set[str]) -> bool:
+    return event.delta is not None and event.side not in started
 
 
 def _now() -> float:

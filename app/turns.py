@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from app.config import AppArgs
 from app.conversation import SIDES, Exchange, fail_reply, history_for, merge_delta, new_exchange, stop_reply
 from app.merge_sides import SideEvent, TurnControl, stream_sides
-from app.settings import AppSettings
 from app.validation import checked_model, clean_message, not_served
 from serving.protocol import BASE_MODEL_ALIAS, ChatRequest, Engine, SamplingParams
 
@@ -47,7 +47,7 @@ class TurnView:
 class ChatTurns:
     """Runs turns for many browser sessions at once; each session has at most one running turn."""
 
-    def __init__(self, engine: Engine, settings: AppSettings) -> None:
+    def __init__(self, engine: Engine, settings: AppArgs) -> None:
         self.engine = engine
         self.settings = settings
         self._running: dict[str, TurnControl] = {}

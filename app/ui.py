@@ -5,7 +5,7 @@ Send/Stop/Regenerate/Undo/Clear, a Settings accordion (persona, system prompt, s
 (JSON + Markdown) and the Adapters panel (app/adapter_panel.py). Handlers are thin: they read the page
 into `TurnInputs`, run `app.turns.ChatTurns`, and render with `app.render`.
 
-    demo = build_demo(engine, AppSettings(adapters_dir=Path("Models/adapters")))
+    demo = build_demo(engine, AppArgs(max_new_tokens=256))
     demo.launch(css=CSS)
 """
 
@@ -21,13 +21,13 @@ import gradio as gr
 
 from app import render
 from app.adapter_panel import build_adapter_panel, picker_choices
+from app.config import AppArgs
 from app.conversation import SIDES, Exchange
 from app.export import export_stem, write_export
 from app.personas import CUSTOM_PERSONA, PERSONAS, persona_text
-from app.settings import AppSettings
 from app.turns import ChatTurns, TurnInputs, TurnView, finish_stopped, undo
 from app.validation import sampling_params
-from serving.protocol import EngineError
+from serving.protocol import Engine, EngineError
 
 CSS = """
 .hh-stats { font-size: 0.85em; opacity: 0.85; }
@@ -72,7 +72,7 @@ class Controls:
     def raw(self, values: tuple[Any, ...]) -> dict[str, Any]:
         return dict(zip(vars(self), values, strict=True))
 
-    def read(self, values: tuple[Any, ...], settings: AppSettings) -> TurnInputs:
+    def read(self, values: tuple[Any, ...], settings: AppArgs) -> TurnInputs:
         """Parse the raw values (in `as_list` order); bad sampling values raise BadRequestError."""
         raw = self.raw(values)
         params = sampling_params(
@@ -88,9 +88,9 @@ class Controls:
         )
 
 
-def build_demo(engine: Any, settings: AppSettings | None = None) -> gr.Blocks:
+def build_demo(engine: Engine, settings: AppArgs | None = None) -> gr.Blocks:
     """The whole page over an engine implementing serving.protocol.Engine, with its queue configured."""
-    settings = settings or AppSettings()
+    settings = settings or AppArgs()
     turns = ChatTurns(engine, settings)
     with gr.Blocks(title=settings.title) as demo:
         gr.Markdown(f"## {settings.title}")
@@ -139,7 +139,7 @@ def _message_row() -> tuple[gr.Textbox, Buttons]:
     return message, buttons
 
 
-def _settings_panel(settings: AppSettings, message: gr.Textbox, panes: dict[str, SidePane]) -> Controls:
+def _settings_panel(settings: AppArgs, message: gr.Textbox, panes: dict[str, SidePane]) -> Controls:
     with gr.Accordion("Settings: persona, sampling, seed", open=False):
         with gr.Row():
             persona = gr.Dropdown(
@@ -174,7 +174,7 @@ def _apply_persona(name: str, current: str) -> str:
 
 def _wire_chat(
     turns: ChatTurns,
-    settings: AppSettings,
+    settings: AppArgs,
     state: gr.State,
     panes: dict[str, SidePane],
     controls: Controls,
@@ -218,7 +218,7 @@ def _wire_chat(
 def _stream_views(
     step: Callable[[TurnInputs, list[Exchange], str], Iterator[TurnView]],
     controls: Controls,
-    settings: AppSettings,
+    settings: AppArgs,
     request: gr.Request,
     exchanges: list[Exchange],
     values: tuple[Any, ...],
@@ -240,8 +240,8 @@ def _outputs(view: TurnView) -> list[Any]:
     return [view.message_box, *chats, *stats, view.exchanges]
 
 
-def _export_panel(settings: AppSettings, state: gr.State, controls: Controls) -> None:
-    export_dir = settings.export_dir or Path(tempfile.mkdtemp(prefix="hh-export-"))
+def _export_panel(settings: AppArgs, state: gr.State, controls: Controls) -> None:
+    export_dir = Path(settings.export_dir) if settings.export_dir else Path(tempfile.mkdtemp(prefix="hh-export-"))
     with gr.Accordion("Export the conversation", open=False):
         button = gr.Button("Export JSON + Markdown", elem_id="export")
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="export-files")

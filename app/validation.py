@@ -9,12 +9,9 @@ engine offers now is ever sent: the app never opens one as a file.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 
-from serving.protocol import BadRequestError, SamplingParams
-
-MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9/~][A-Za-z0-9._:@/+~-]{0,255}$")
+from serving.protocol import MODEL_ID_PATTERN, BadRequestError, SamplingParams
 
 
 def clean_message(text: object, max_chars: int) -> str | None:

@@ -241,13 +241,13 @@ def main() -> None:
     parser.add_argument("--keep-history", action="store_true", help="one conversation (bytes per update as it grows)")
     args = parser.parse_args()
 
-    from app.settings import AppSettings
+    from app.config import AppArgs
     from app.ui import CSS, build_demo
     from common.net import free_port
 
-    with engine_from(args) as (engine, adapters_dir):
+    with engine_from(args) as (engine, _adapters_dir):
         recording = RecordingEngine(engine)
-        demo = build_demo(recording, AppSettings(adapters_dir=adapters_dir, base_model_path=args.model))
+        demo = build_demo(recording, AppArgs())
         demo.launch(server_name="127.0.0.1", server_port=free_port("127.0.0.1"), prevent_thread_lock=True,
                     quiet=True, css=CSS)  # fmt: skip
         try:

@@ -15,20 +15,21 @@ never listed.
 from __future__ import annotations
 
 import json
-import re
 import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from common.qwen3 import QWEN3_LORA_TARGETS
+from serving.protocol import AdapterError, check_adapter_name
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 PICKLE_WEIGHTS = ("adapter_model.bin", "adapter_model.pt")
 METRICS_FILE = "metrics.json"
 DEFAULT_MAX_RANK = 8
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the values vLLM accepts for --max-lora-rank
-VLLM_QWEN3_TARGETS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+VLLM_QWEN3_TARGETS = frozenset(QWEN3_LORA_TARGETS)  # the Qwen3 linear layers vLLM puts LoRA on
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,6 @@ class AdapterInfo:
     @property
     def valid(self) -> bool:
         return not self.problems
-
-
-def check_adapter_name(name: str) -> list[str]:
-    """A served adapter name is a plain folder name: no path separators, no `..`, no leading dot."""
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
-        return [f"'{name}' is not a valid adapter name (use letters, digits, '.', '_' or '-', at most 64)"]
-    return []
 
 
 def read_adapter_config(path: Path) -> tuple[dict | None, list[str]]:
@@ -198,8 +192,6 @@ class AdapterRegistry:
 
     def resolve(self, name: str) -> Path:
         """The folder of adapter `name`, refusing names and symlinks that lead outside the adapters folder."""
-        from serving.protocol import AdapterError
-
         problems = check_adapter_name(name)
         if problems:
             raise AdapterError("; ".join(problems))
@@ -211,8 +203,6 @@ class AdapterRegistry:
 
     def info(self, name: str) -> AdapterInfo:
         """Metadata and problems of one adapter (a bad name or outside symlink is a problem, not a crash)."""
-        from serving.protocol import AdapterError
-
         try:
             path = self.resolve(name)
         except AdapterError as error:

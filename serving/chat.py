@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = args.model if args.engine == "openai" and args.model else "base"
         if args.adapter:
             name, _, path = args.adapter.partition("=")
-            engine.load_adapter(name, Path(path))
+            engine.load_adapter_path(name, Path(path))  # a trusted local path, not a page request
             target = name
         models = ["base", target] if args.compare and target != "base" else [target]
         system = [{"role": "system", "content": args.system}] if args.system else []

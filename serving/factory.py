@@ -1,7 +1,7 @@
 """create_engine: build an engine by kind ("openai" or "local"), importing its heavy packages only then.
 
 engine = create_engine("openai", base_url="http://127.0.0.1:8000/v1", api_key=os.environ["VLLM_API_KEY"])
-engine = create_engine("local", model_path="Models/tiny-qwen3", adapters={"huanhuan": Path("Models/adapters/x")})
+engine = create_engine("local", model_path="Models/tiny-qwen3", adapters_dir="Models/adapters")
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ def create_engine(
     base_model: str | None = None,
     model_path: str | Path | None = None,
     adapters: dict[str, Path] | None = None,
+    adapters_dir: str | Path | None = None,
     max_lora_rank: int | None = None,
     model_ids: list[str] | None = None,
     strict_openai: bool = False,
 ) -> Engine:
     """An OpenAIEngine (base_url + api_key [+ base_model, model_ids, strict_openai]) or a LocalEngine
-    (model_path [+ adapters])."""
+    (model_path [+ adapters_dir, the folder it serves adapters from by name; adapters, name -> folder loaded now])."""
     if kind == "openai":
         if not base_url:
             raise ValueError("the openai engine needs base_url, e.g. http://127.0.0.1:8000/v1")
@@ -52,5 +53,5 @@ def create_engine(
         _require("torch", "transformers", "peft", purpose="the local engine")
         from serving.local_engine import LocalEngine
 
-        return LocalEngine(Path(model_path), adapters=adapters)
+        return LocalEngine(Path(model_path), adapters=adapters, adapters_dir=adapters_dir)
     raise ValueError(f"unknown engine kind {kind!r}: use 'openai' or 'local'")

@@ -3,12 +3,14 @@
 A side-by-side turn (base row + adapter row) is ONE batched `generate` with per-row `adapter_names`
 (`"__base__"` for the base), left padding, one streamer that routes each row's tokens to its own stream,
 and a stopping criterion that ends the rows whose stream was closed. Thinking and answer are split on the
-`</think>` token id; a row that ends early is reported finished at that step. Adapters are validated with
-the same rules as for vLLM before they are loaded. Loading, adapter changes and every generate run in order
-on one model thread (`serving.model_thread`), as a plain `generate` in a script runs on one thread;
-`close()` (also called at interpreter exit) cancels what runs and ends that thread.
+`</think>` token id; a row that ends early is reported finished at that step. Adapters are served by name
+from `adapters_dir` (serving.adapter_service: validated once with vLLM's rules, a reload under a fresh
+name). Loading, adapter changes and every generate run in order on one model thread (`serving.model_thread`),
+as a plain `generate` in a script runs on one thread; `close()` (also called at interpreter exit) cancels what
+runs and ends that thread.
 
-    engine = LocalEngine(Path(".cache/tiny-qwen3"), adapters={"huanhuan": Path("Models/adapters/huanhuan")})
+    engine = LocalEngine(Path(".cache/tiny-qwen3"), adapters_dir=Path("Models/adapters"))
+    engine.load_adapter("huanhuan")
     base, lora = engine.open_streams([ChatRequest(messages, "base"), ChatRequest(messages, "huanhuan")])
 """
 
@@ -21,18 +23,21 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from serving.adapters import check_adapter_name, validate_adapter
+from serving.adapter_service import AdapterService
+from serving.adapters import AdapterRegistry, validate_adapter
 from serving.local_streaming import BatchRowStreamer, LocalStream, RowState, cancel_rows_criterion
 from serving.model_thread import ModelThread
 from serving.protocol import (
     BASE_MODEL_ALIAS,
     AdapterError,
+    AdapterStatus,
     BadRequestError,
     ChatMessage,
     ChatRequest,
     EngineError,
     ModelInfo,
     SamplingParams,
+    check_adapter_name,
 )
 
 PEFT_BASE_NAME = "__base__"
@@ -46,11 +51,14 @@ class LocalEngine:
         model_path: Path | str,
         adapters: dict[str, Path] | None = None,
         *,
+        adapters_dir: Path | str | None = None,
         dtype: str = "auto",
         device: str = "auto",
     ):
-        """device/dtype "auto": a usable GPU in bf16 (fp16 where bf16 is only emulated), else the CPU."""
+        """`adapters_dir`: the folder `load_adapter(name)` serves from; `adapters`: name -> folder loaded at start
+        (trusted callers). device/dtype "auto": a usable GPU in bf16 (fp16 where bf16 is only emulated), else CPU."""
         self._adapters: dict[str, Path] = {}
+        self._service: AdapterService | None = None
         self._running: list[RowState] = []  # rows of the turns queued or generating, cancelled by close()
         self._running_lock = threading.Lock()
         self._worker = ModelThread("local-engine")  # loads, adapter changes and generates all run there
@@ -60,8 +68,11 @@ class LocalEngine:
             self._worker.stop()
             raise
         atexit.register(_close_at_exit, weakref.ref(self))
+        if adapters_dir is not None:
+            registry = AdapterRegistry(Path(adapters_dir), base_model_path=self.model_path, max_rank=None)
+            self._service = AdapterService(registry, self)
         for name, path in (adapters or {}).items():
-            self.load_adapter(name, path)
+            self.load_adapter_path(name, path)
 
     def _load(self, model_path: Path | str, dtype: str, device: str) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -197,13 +208,50 @@ class LocalEngine:
         for row in rows:
             row.finish(self.tokenizer, "length")
 
-    def load_adapter(self, name: str, path: Path) -> None:
-        """Validate, then load (or reload in place when the name is loaded already) between generations."""
+    def adapters(self) -> list[AdapterStatus]:
+        """The adapters folder (with metadata, and the served name of each loaded one), then the adapters given
+        to the constructor from elsewhere."""
+        if self._service is None:
+            return [AdapterStatus(name, served_as=name, in_folder=False) for name in self._adapters]
+        return self._service.statuses()
+
+    def load_adapter(self, name: str) -> str:
+        """Load adapter `name` from the adapters folder (validated once) between generations; its served name."""
+        return self._folder_service().load(name)
+
+    def reload_adapter(self, name: str) -> str:
+        """Load folder `name` again under a fresh served name (`name@2`, ...), then unload the old one."""
+        return self._folder_service().reload(name)
+
+    def unload_adapter(self, name: str) -> None:
+        if self._service is None:
+            self._worker.call(self._unload_adapter, name)
+        else:
+            self._service.unload(name)
+
+    def load_adapter_path(self, name: str, path: Path) -> None:
+        """Trusted in-process callers only (the constructor's `adapters`, the terminal chat): validate a folder
+        anywhere on disk and load it under `name` (a name already loaded is replaced)."""
         path = Path(path)
         problems = check_adapter_name(name) + validate_adapter(path, base_model_path=self.model_path, max_rank=None)
         if problems:
             raise AdapterError(f"adapter '{name}' cannot be loaded: " + "; ".join(problems))
         self._worker.call(self._load_adapter, name, path)
+
+    def _folder_service(self) -> AdapterService:
+        if self._service is None:
+            raise AdapterError("this local engine has no adapters folder; start it with one (--adapters-dir)")
+        return self._service
+
+    # AdapterBackend for the service: the peft model, changed on the model thread between generations
+    def loaded(self) -> list[str]:
+        return list(self._adapters)
+
+    def load(self, served_name: str, path: Path) -> None:
+        self._worker.call(self._load_adapter, served_name, path)
+
+    def unload(self, served_name: str) -> None:
+        self._worker.call(self._unload_adapter, served_name)
 
     def _load_adapter(self, name: str, path: Path) -> None:
         from peft import PeftModel
@@ -218,9 +266,6 @@ class LocalEngine:
         except Exception as error:
             raise AdapterError(f"could not load adapter '{name}' from {path}: {error}") from error
         self._adapters[name] = path
-
-    def unload_adapter(self, name: str) -> None:
-        self._worker.call(self._unload_adapter, name)
 
     def _unload_adapter(self, name: str) -> None:
         if name not in self._adapters:

@@ -7,8 +7,10 @@ Closing a stream shuts its socket down at once (even while another thread waits 
 sees the disconnect and aborts the request without waiting for the next token. vLLM extensions (`top_k`)
 reach only servers that take them (serving/openai_params.py). Model ids are sent as the server writes them
 (`org/name`, `name:tag`, a path on the server), never opened here; ids given to the engine are served even
-when `/v1/models` fails or omits them. Adapters are hot-loaded through vLLM's `/v1/load_lora_adapter` and
-`/v1/unload_lora_adapter` (server started with VLLM_ALLOW_RUNTIME_LORA_UPDATING).
+when `/v1/models` fails or omits them. Adapters are listed, loaded, reloaded and unloaded BY NAME through the
+`/v1/adapters` routes our vLLM server runs (serving/adapter_routes.py), one request per action; a server
+without them (a plain vLLM, another OpenAI server) lists its loaded adapters from `/v1/models` and refuses
+load/unload with a one-line reason.
 
     engine = OpenAIEngine("http://127.0.0.1:8000/v1", api_key=os.environ["VLLM_API_KEY"])
     for delta in engine.stream_chat([{"role": "user", "content": "你好"}], "base", SamplingParams()):
@@ -25,13 +27,16 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from serving.adapters import check_adapter_name, validate_adapter
-from serving.openai_errors import adapter_http_error, engine_error_from, refusal_reason
+from serving.adapter_routes import REGISTRY_HEADER
+from serving.adapters import validate_adapter
+from serving.openai_errors import engine_error_from, error_reason, refusal_reason
 from serving.openai_params import ServerParams, notice_for
 from serving.protocol import (
     BASE_MODEL_ALIAS,
     AdapterError,
+    AdapterStatus,
     AnswerDelta,
     BadRequestError,
     ChatMessage,
@@ -43,8 +48,14 @@ from serving.protocol import (
     NoticeDelta,
     ReasoningDelta,
     SamplingParams,
+    check_adapter_name,
 )
 from serving.reasoning import ReplySplit, reasoning_of
+
+NOT_MANAGED = (
+    "this server does not manage adapters by name; cannot {action} at {url}: start it with `python -m serving` "
+    "(its adapters folder is then served by name), or load the adapter on that server yourself"
+)
 
 
 class OpenAIStream:
@@ -179,6 +190,7 @@ class OpenAIEngine:
         self._base_model = base_model
         self.given_ids = list(dict.fromkeys(i for i in [base_model or "", *model_ids] if i))  # offered always
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, timeout=timeout_s)
+        self.http = _adapter_client(self.base_url, api_key, timeout_s)  # the `/v1/adapters` routes
 
     @property
     def base_model(self) -> str:
@@ -261,23 +273,58 @@ class OpenAIEngine:
             extra_body=extra_body or None,
         )
 
-    def load_adapter(self, name: str, path: Path) -> None:
-        """Validate the adapter folder, then hot-load it; a name already loaded is reloaded in place."""
-        self._check_adapter(name, Path(path))
-        loaded = {info.name for info in self.models() if info.is_adapter}
-        body = {"lora_name": name, "lora_path": str(Path(path).resolve())}
-        if name in loaded:
-            body["load_inplace"] = True
-        self._post("load_lora_adapter", body, f"load adapter '{name}'")
+    def adapters(self) -> list[AdapterStatus]:
+        """The server's adapters by name (`GET /v1/adapters`); a server without that route: its loaded adapters
+        as `/v1/models` lists them, without metadata."""
+        response = self._adapter_request("GET", "adapters", "list the adapters")
+        if not _manages_adapters(response):
+            return [AdapterStatus(i.name, served_as=i.name, in_folder=False) for i in self.models() if i.is_adapter]
+        if response.status_code >= 400:
+            raise AdapterError(f"could not list the adapters: {_reason(response)}")
+        return [AdapterStatus.from_json(item) for item in response.json().get("data", [])]
+
+    def load_adapter(self, name: str) -> str:
+        """Ask the server to load adapter `name` from its adapters folder; returns the served name."""
+        return self._adapter_action(name, "load")
+
+    def reload_adapter(self, name: str) -> str:
+        """Ask the server to serve adapter `name` again under a fresh name; returns that name."""
+        return self._adapter_action(name, "reload")
 
     def unload_adapter(self, name: str) -> None:
-        self._post("unload_lora_adapter", {"lora_name": name}, f"unload adapter '{name}'")
+        self._adapter_action(name, "unload")
 
-    def _check_adapter(self, name: str, path: Path) -> None:
+    def _adapter_action(self, name: str, action: str) -> str:
+        """One POST to `/v1/adapters/{name}/{action}`; the server resolves and validates the name."""
+        response = self._adapter_request(
+            "POST", f"adapters/{quote(str(name), safe='@')}/{action}", f"{action} '{name}'"
+        )
+        if not _manages_adapters(response):
+            raise AdapterError(NOT_MANAGED.format(action=action, url=self.base_url))
+        if response.status_code >= 400:
+            raise AdapterError(f"could not {action} adapter '{name}': {_reason(response)}")
+        return response.json().get("served") or name
+
+    def _adapter_request(self, method: str, path: str, action: str, body: dict | None = None) -> Any:
+        import httpx
+
+        try:
+            return self.http.request(method, path, json=body)
+        except httpx.HTTPError as error:
+            raise EngineUnavailableError(f"could not {action}: the server at {self.base_url} cannot be reached "
+                                         f"({type(error).__name__}: {error})") from error  # fmt: skip
+
+    def load_adapter_path(self, name: str, path: Path) -> None:
+        """Trusted in-process callers only (distillation, the terminal chat), never the page: validate a folder
+        here and hand its path to vLLM's `/v1/load_lora_adapter` under `name`."""
         problems = check_adapter_name(name)
-        problems += validate_adapter(path, base_model_path=self._base_root(), max_rank=self.max_lora_rank)
+        problems += validate_adapter(Path(path), base_model_path=self._base_root(), max_rank=self.max_lora_rank)
         if problems:
             raise AdapterError(f"adapter '{name}' cannot be loaded: " + "; ".join(problems))
+        body = {"lora_name": name, "lora_path": str(Path(path).resolve())}
+        response = self._adapter_request("POST", "load_lora_adapter", f"load adapter '{name}'", body)
+        if response.status_code >= 400:
+            raise AdapterError(f"could not load adapter '{name}': {_reason(response)}")
 
     def _base_root(self) -> str | None:
         """The base model's path on the server (vLLM lists it as `root`), for the base-model check."""
@@ -291,15 +338,23 @@ class OpenAIEngine:
                 return extra.get("root")
         return None
 
-    def _post(self, endpoint: str, body: dict[str, Any], action: str) -> None:
-        import httpx
 
-        try:
-            response = self._client.post(f"/{endpoint}", body=body, cast_to=httpx.Response)
-        except Exception as error:
-            raise adapter_http_error(error, action, self.base_url) from error
-        if response.status_code >= 400:
-            raise AdapterError(f"could not {action}: {response.text.strip()}")
+def _manages_adapters(response: Any) -> bool:
+    """True when the answer comes from serving.adapter_routes (a plain server answers 404 without its header)."""
+    return response.headers.get(REGISTRY_HEADER) == "1"
+
+
+def _reason(response: Any) -> str:
+    try:
+        return error_reason(response.json()) or response.text.strip()
+    except ValueError:
+        return response.text.strip()
+
+
+def _adapter_client(base_url: str, api_key: str, timeout_s: float) -> Any:
+    import httpx
+
+    return httpx.Client(base_url=base_url + "/", headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout_s)
 
 
 def _raise(error: BaseException) -> Iterator[Delta]:

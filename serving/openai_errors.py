@@ -11,28 +11,28 @@ from __future__ import annotations
 
 import re
 
-from serving.protocol import AdapterError, BadRequestError, EngineError, EngineUnavailableError
+from serving.protocol import BadRequestError, EngineError, EngineUnavailableError
 
 _PARAMETER_SUFFIX = re.compile(r"\s*\(parameter=[^)]*\)\s*$")
 
 
 def _server_message(error: Exception) -> str:
     """The server's own reason from its error body (vLLM/OpenAI `error.message`, FastAPI `detail`, plain text)."""
-    reason = _reason_in(getattr(error, "body", None))
+    reason = error_reason(getattr(error, "body", None))
     if not reason:
         reason = str(getattr(error, "message", None) or error)
     return _PARAMETER_SUFFIX.sub("", reason)
 
 
-def _reason_in(body: object) -> str:
+def error_reason(body: object) -> str:
     """The human part of an error body: a string, `{"error": {"message"}}`, `{"detail": ...}`, a list of those."""
     if isinstance(body, str):
         return body.strip()
     if isinstance(body, list):
-        return "; ".join(found for found in map(_reason_in, body) if found)
+        return "; ".join(found for found in map(error_reason, body) if found)
     if isinstance(body, dict):
         for key in ("error", "detail", "message", "msg"):
-            found = _reason_in(body.get(key))
+            found = error_reason(body.get(key))
             if found and key == "msg" and isinstance(body.get("loc"), list):  # FastAPI validation item
                 return ".".join(map(str, body["loc"])) + f": {found}"
             if found:
@@ -92,11 +92,3 @@ def _bad_request_from(message: str, model: str | None, status: str) -> BadReques
     if "does not exist" in message.lower():
         return BadRequestError(f"unknown model '{model}'{status}, not served or not loaded: {message}")
     return BadRequestError(_bad_request_message(message, status))
-
-
-def adapter_http_error(error: Exception, action: str, base_url: str) -> EngineError:
-    """An error raised by a load/unload call: unreachable server stays EngineUnavailableError."""
-    mapped = engine_error_from(error, base_url, None)
-    if isinstance(mapped, EngineUnavailableError) and not hasattr(error, "status_code"):
-        return mapped
-    return AdapterError(f"could not {action}: {_server_message(error)}")

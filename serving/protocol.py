@@ -12,17 +12,27 @@ engine, never in the UI.
 
 `open_streams` starts several requests at once (one side-by-side turn): engines that can batch them
 (LocalEngine) run them as one batched generate; OpenAIEngine sends them concurrently.
+
+Adapters are handled BY NAME only: `adapters()` lists what the serving side knows (its adapters folder and
+what is loaded), `load_adapter(name)` / `reload_adapter(name)` return the name the adapter is served under,
+`unload_adapter(name)`. The serving side resolves the name in its own adapters folder; the caller never sends
+a path. A reload is served under a fresh name (`huanhuan@2`, `@3`, ...), never in place (vLLM issue 42125).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, TypedDict, runtime_checkable
 
 BASE_MODEL_ALIAS = "base"
+_FOLDER_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+ADAPTER_NAME_PATTERN = re.compile(rf"^{_FOLDER_NAME}$")  # an adapter folder name
+SERVED_NAME_PATTERN = re.compile(rf"^(?P<folder>{_FOLDER_NAME})(@(?P<generation>[1-9][0-9]{{0,8}}))?$")  # `x@2`
+MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9/~][A-Za-z0-9._:@/+~-]{0,255}$")  # any model id a server may write
 
 
 class ChatMessage(TypedDict):
@@ -161,6 +171,50 @@ class ModelInfo:
     listed: bool = True  # False: an id given to the engine that the server itself does not list
 
 
+def check_adapter_name(name: object) -> list[str]:
+    """An adapter name is a plain folder name: no path separators, no `..`, no leading dot (empty when valid)."""
+    if not isinstance(name, str) or not ADAPTER_NAME_PATTERN.match(name) or ".." in name:
+        return [f"'{name}' is not a valid adapter name (use letters, digits, '.', '_' or '-', at most 64)"]
+    return []
+
+
+def folder_of(served_name: str) -> str | None:
+    """The adapters-folder name behind a served name (`huanhuan@2` -> `huanhuan`); None when it is not one."""
+    match = SERVED_NAME_PATTERN.match(served_name) if isinstance(served_name, str) else None
+    if match is None or ".." in match["folder"]:
+        return None
+    return match["folder"]
+
+
+@dataclass(frozen=True)
+class AdapterStatus:
+    """One adapter as the serving side knows it: its folder name, the name it is served under when loaded,
+    what training and evaluation recorded, and every reason it cannot be loaded (`problems`)."""
+
+    name: str
+    served_as: str | None = None  # the served model name (`name` or `name@N`); None when not loaded
+    rank: int | None = None
+    base_model: str | None = None
+    created: str = ""  # "YYYY-MM-DD HH:MM" (UTC) of the weights file
+    eval_loss: float | None = None
+    evaluation: str = ""  # the evaluation headline (`python -m evaluation`), "" when never evaluated
+    thinking: str = ""  # how training treated the thinking ("empty", "distill/blind", ...), "" when unknown
+    problems: tuple[str, ...] = ()
+    in_folder: bool = True  # False: loaded on the server but not from its adapters folder
+
+    @property
+    def loaded(self) -> bool:
+        return self.served_as is not None
+
+    def to_json(self) -> dict:
+        return {**{key: getattr(self, key) for key in self.__dataclass_fields__}, "problems": list(self.problems)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> AdapterStatus:
+        known = {key: data[key] for key in cls.__dataclass_fields__ if key in data}
+        return cls(**{**known, "problems": tuple(known.get("problems") or ())})
+
+
 @runtime_checkable
 class Engine(Protocol):
     """What the app needs from an engine. Implementations: OpenAIEngine, LocalEngine."""
@@ -176,6 +230,19 @@ class Engine(Protocol):
 
     def open_streams(self, requests: Sequence[ChatRequest]) -> list[DeltaStream]: ...
 
-    def load_adapter(self, name: str, path: Path) -> None: ...
+    def adapters(self) -> list[AdapterStatus]:
+        """The adapters the serving side knows: its adapters folder (with metadata) and what is loaded."""
+        ...
 
-    def unload_adapter(self, name: str) -> None: ...
+    def load_adapter(self, name: str) -> str:
+        """Load adapter `name` from the serving side's adapters folder; returns the name it is served under
+        (an adapter already loaded is left as it is). AdapterError lists every reason it cannot load."""
+        ...
+
+    def unload_adapter(self, name: str) -> None:
+        """Unload a served name (`huanhuan@2`), or every served name of folder `name`."""
+        ...
+
+    def reload_adapter(self, name: str) -> str:
+        """Load folder `name` again under a fresh served name and unload the old one; returns the new name."""
+        ...

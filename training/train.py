@@ -20,7 +20,7 @@ from common.devices import CPU_FRIENDLY_WEIGHTS_GB, cuda_usable, weights_size_gb
 from training.checkpoints import ResumeRefused, completion_callback, prepare_resume, run_fingerprint
 from training.config import TrainArgs, parse_args
 from training.data import DatasetError, LoadReport, Row, load_dataset_checked
-from training.examples import EncodeReport, Example
+from training.examples import IGNORE_INDEX, EncodeReport, Example
 from training.export import ExportError
 
 
@@ -34,6 +34,10 @@ class OutOfMemory(RuntimeError):
 
 class CpuTrainingRefused(RuntimeError):
     """A multi-GB model would be trained on the CPU; the message names the ways forward."""
+
+
+class GpuMemoryRefused(OutOfMemory):
+    """The planned peak does not fit in the GPU memory left free (e.g. beside vLLM); the message has the numbers."""
 
 
 @dataclass
@@ -126,6 +130,24 @@ def refuse_big_model_on_cpu(args: TrainArgs) -> None:
         "(`python -m serving.doctor` says why): training it on the CPU would take days. Train on an NVIDIA GPU, "
         "use the offline profile (`./launch.sh --offline`), or pass --allow_cpu_training true on purpose."
     )
+
+
+def check_gpu_memory(args: TrainArgs, data: PreparedData) -> None:
+    """On a GPU, refuse (with the numbers) a run whose planned peak exceeds the memory free now; on a CPU, nothing."""
+    if not cuda_usable():
+        return
+    import torch
+
+    from training.memory_plan import GIB, plan_training_memory
+
+    free, total = torch.cuda.mem_get_info()
+    rows = [example["input_ids"] for example in data.train]
+    answers = [sum(label != IGNORE_INDEX for label in example["labels"]) for example in data.train]
+    verdict = plan_training_memory(args, total / GIB, (total - free) / GIB, max(map(len, rows), default=None),
+                                   max(answers, default=None))  # fmt: skip
+    log(verdict.message)
+    if not verdict.fits:
+        raise GpuMemoryRefused(verdict.message)
 
 
 def load_model(args: TrainArgs, precision: str):
@@ -270,6 +292,7 @@ def run(args: TrainArgs, extra_callbacks: list | None = None) -> RunResult:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     data = prepare_data(args, tokenizer)
+    check_gpu_memory(args, data)
     trainer = fit(args, data, tokenizer, extra_callbacks)
     if not trainer.is_world_process_zero():  # under DDP rank 0 alone exports (and says so)
         return RunResult(run_metrics(args, trainer, data), trainer)

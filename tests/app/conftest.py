@@ -17,13 +17,21 @@ from tests.app.fake_engine import FakeEngine, Script
 
 @pytest.fixture
 def fake_engine(tmp_path: Path) -> FakeEngine:
-    """Base + a loaded "huanhuan" adapter; fast scripts (no delay)."""
+    """Base + a loaded "huanhuan" adapter (a folder that passes validation); fast scripts (no delay)."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
     adapter = tmp_path / "adapters" / "huanhuan"
     adapter.mkdir(parents=True)
-    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8, "bias": "none"}))
+    save_file({"model.layers.0.self_attn.q_proj.lora_A.weight": np.zeros((8, 16), np.float32)},
+              str(adapter / "adapter_model.safetensors"))  # fmt: skip
     return FakeEngine(
         {"fake-base": Script(), "huanhuan": Script(thinking=["臣妾想想"], answer=["皇上", "万福"])},
         adapters={"huanhuan": adapter},
+        adapters_dir=adapter.parent,
     )
 
 

@@ -2,6 +2,8 @@
 
 Each model has a script: thinking pieces, answer pieces, a delay per piece, and an optional failure.
 Streams record whether they were closed, so tests can check that Stop (or a closed page) cancels them.
+Adapters: with `adapters_dir` the REAL serving.adapter_service resolves and validates names in that folder
+(this engine only stands in for the model that holds them); `adapter_calls` records every call the app makes.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.adapter_service import AdapterService
+from serving.adapters import AdapterRegistry
 from serving.protocol import (
     BASE_MODEL_ALIAS,
     AdapterError,
+    AdapterStatus,
     AnswerDelta,
     BadRequestError,
     ChatMessage,
@@ -84,9 +89,19 @@ class FakeStream:
 class FakeEngine:
     """Serves "fake-base" and any loaded adapter by following per-model scripts; records every request."""
 
-    def __init__(self, scripts: dict[str, Script] | None = None, adapters: dict[str, Path] | None = None) -> None:
+    def __init__(
+        self,
+        scripts: dict[str, Script] | None = None,
+        adapters: dict[str, Path] | None = None,
+        adapters_dir: Path | None = None,
+    ) -> None:
         self.scripts = scripts or {}
-        self.adapters: dict[str, Path] = dict(adapters or {})
+        self.loaded_adapters: dict[str, Path] = dict(adapters or {})  # served name -> folder
+        self.adapter_calls: list[tuple[str, str]] = []  # (method, name) of every adapter call
+        self.service = None
+        if adapters_dir is not None:
+            registry = AdapterRegistry(Path(adapters_dir), max_rank=None)
+            self.service = AdapterService(registry, _Backend(self.loaded_adapters))
         self.requests: list[ChatRequest] = []
         self.streams: list[FakeStream] = []
         self.open_streams_calls = 0
@@ -98,13 +113,13 @@ class FakeEngine:
 
     def models(self) -> list[ModelInfo]:
         return [ModelInfo(self.base_model, is_adapter=False)] + [
-            ModelInfo(name, is_adapter=True, path=path) for name, path in self.adapters.items()
+            ModelInfo(name, is_adapter=True) for name in self.loaded_adapters
         ]
 
     def stream_chat(self, messages: Sequence[ChatMessage], model: str, params: SamplingParams) -> FakeStream:
         params.validate()
         name = self.base_model if model == BASE_MODEL_ALIAS else model
-        if name != self.base_model and name not in self.adapters:
+        if name != self.base_model and name not in self.loaded_adapters:
             raise BadRequestError(f"model '{model}' does not exist")
         with self._lock:
             self.requests.append(ChatRequest(list(messages), model, params))
@@ -116,12 +131,44 @@ class FakeEngine:
         self.open_streams_calls += 1
         return [self.stream_chat(r.messages, r.model, r.params) for r in requests]
 
-    def load_adapter(self, name: str, path: Path) -> None:
-        if not (Path(path) / "adapter_config.json").is_file():
-            raise AdapterError(f"adapter '{name}' cannot be loaded: no adapter_config.json in {path}")
-        self.adapters[name] = Path(path)
+    def adapters(self) -> list[AdapterStatus]:
+        self.adapter_calls.append(("adapters", ""))
+        if self.service is None:
+            return [AdapterStatus(name, served_as=name, in_folder=False) for name in self.loaded_adapters]
+        return self.service.statuses()
+
+    def load_adapter(self, name: str) -> str:
+        self.adapter_calls.append(("load", name))
+        return self._service().load(name)
+
+    def reload_adapter(self, name: str) -> str:
+        self.adapter_calls.append(("reload", name))
+        return self._service().reload(name)
 
     def unload_adapter(self, name: str) -> None:
-        if name not in self.adapters:
-            raise AdapterError(f"adapter '{name}' is not loaded")
-        del self.adapters[name]
+        self.adapter_calls.append(("unload", name))
+        if self.service is not None:
+            self.service.unload(name)
+        elif self.loaded_adapters.pop(name, None) is None:
+            raise AdapterError(f"could not unload adapter '{name}': it is not loaded")
+
+    def _service(self) -> AdapterService:
+        if self.service is None:
+            raise AdapterError("this fake engine has no adapters folder")
+        return self.service
+
+
+class _Backend:
+    """The fake model's adapter slots (served name -> folder)."""
+
+    def __init__(self, slots: dict[str, Path]) -> None:
+        self.slots = slots
+
+    def loaded(self) -> list[str]:
+        return list(self.slots)
+
+    def load(self, served_name: str, path: Path) -> None:
+        self.slots[served_name] = path
+
+    def unload(self, served_name: str) -> None:
+        del self.slots[served_name]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from app.adapter_panel import TABLE_HEADERS, panel_values
-from app.settings import AppSettings
+from app.config import AppArgs
 from tests.app.fake_engine import FakeEngine
 
 
@@ -23,8 +23,8 @@ def test_thinking_column_shows_the_recorded_mode(tmp_path: Path) -> None:
     adapter_folder(adapters, "distilled", {"thinking_mode": "distill/blind", "final_eval_loss": 1.5})
     adapter_folder(adapters, "plain", {"thinking_mode": "empty"})
     adapter_folder(adapters, "old", {"final_eval_loss": 2.0})  # trained before the mode was recorded
-    engine = FakeEngine(adapters={})
-    rows, *_ = panel_values(engine, AppSettings(adapters_dir=adapters), None, "", None, None)
+    engine = FakeEngine(adapters_dir=adapters)  # the table comes from the serving side's answer
+    rows, *_ = panel_values(engine, AppArgs(), None, "", None, None)
     column = TABLE_HEADERS.index("thinking")
     assert {row[0]: row[column] for row in rows} == {"distilled": "distill/blind", "plain": "empty", "old": ""}
     assert rows[0][TABLE_HEADERS.index("eval loss")] == "1.5000"

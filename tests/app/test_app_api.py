@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import AppSettings
+from app.config import AppArgs
 from app.ui import build_demo
 from tests.app.fake_engine import FakeEngine
 from tests.support.paths import REPO_ROOT
@@ -28,12 +28,12 @@ GOOD = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "max_tokens": 16, "seed"
 def engine(tmp_path_factory: pytest.TempPathFactory) -> FakeEngine:
     adapter = tmp_path_factory.mktemp("adapters") / "huanhuan"
     adapter.mkdir()
-    return FakeEngine(adapters={"huanhuan": adapter})
+    return FakeEngine(adapters={"huanhuan": adapter}, adapters_dir=adapter.parent)
 
 
 @pytest.fixture(scope="module")
 def url(engine: FakeEngine) -> Iterator[str]:
-    yield from serve_demo(build_demo(engine, AppSettings(max_message_chars=1000, max_new_tokens_limit=256)))
+    yield from serve_demo(build_demo(engine, AppArgs(max_message_chars=1000, max_new_tokens_limit=256)))
 
 
 @pytest.fixture
@@ -114,8 +114,8 @@ def test_empty_and_whitespace_messages_do_nothing(client, engine: FakeEngine) ->
 def test_loading_a_path_typed_by_a_user_is_refused(client, engine: FakeEngine) -> None:
     for typed in ("../../etc", "/tmp/evil-adapter"):
         _table, _choice, status, *_pickers = client.predict(typed, "fake-base", "huanhuan", api_name="/load_adapter")
-        assert "is not an adapter in the adapters folder" in status
-    assert set(engine.adapters) == {"huanhuan"}
+        assert "is not a valid adapter name" in status
+    assert set(engine.loaded_adapters) == {"huanhuan"}
 
 
 def test_files_outside_the_app_are_not_served(url: str) -> None:

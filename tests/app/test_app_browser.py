@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import AppSettings
+from app.config import AppArgs
 from app.ui import build_demo
 from tests.support.browser import AppPage
 from tests.support.paths import REPO_ROOT
@@ -26,9 +26,9 @@ SCREENSHOT = REPO_ROOT / "artifacts" / "app-mid-stream.png"
 
 
 @pytest.fixture(scope="module")
-def adapters_dir(adapters_folder) -> Path:
-    """The app's allow-listed folder: the trained adapter as "huanhuan" (the server preloads it too)."""
-    return adapters_folder("app-adapters")
+def adapters_dir(served_adapters_dir: Path) -> Path:
+    """The server's adapters folder (the app never sees it: it sends names): "huanhuan", preloaded."""
+    return served_adapters_dir
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +39,10 @@ def engine(vllm_server):
 
 
 @pytest.fixture(scope="module")
-def app_url(engine, adapters_dir: Path, tiny_model_dir: Path) -> Iterator[str]:
+def app_url(engine) -> Iterator[str]:
     if "huanhuan" not in {info.name for info in engine.models()}:
-        engine.load_adapter("huanhuan", adapters_dir / "huanhuan")
-    settings = AppSettings(adapters_dir=adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=16)
+        engine.load_adapter("huanhuan")
+    settings = AppArgs(max_new_tokens=16)
     yield from serve_demo(build_demo(engine, settings))
 
 
@@ -157,12 +157,16 @@ def test_loading_an_adapter_from_the_page_makes_it_selectable_and_an_error_stays
     app: AppPage, adapters_dir: Path, engine
 ) -> None:
     shutil.copytree(adapters_dir / "huanhuan", adapters_dir / "huanhuan_v2")  # a newly trained adapter
+    sent: list[str] = []
+    engine.http.event_hooks["request"].append(lambda request: sent.append(f"{request.method} {request.url.path}"))
     app.page.click("#adapters-panel button >> nth=0")  # open the accordion
     app.click("adapter-refresh")
     app.wait_text("#adapter-table", "huanhuan_v2")
     app.pick("adapter-choice", "huanhuan_v2")
+    sent.clear()
     app.click("adapter-load")
     app.wait_text("#adapter-status", "Loaded")
+    assert [call for call in sent if call.startswith("POST")] == ["POST /v1/adapters/huanhuan_v2/load"]
     assert "huanhuan_v2" in app.model_options("right")
     app.select_model("right", "huanhuan_v2")
     engine.unload_adapter("huanhuan_v2")  # behind the app's back: the right side must fail, the left go on
@@ -170,3 +174,4 @@ def test_loading_an_adapter_from_the_page_makes_it_selectable_and_an_error_stays
     app.wait_finished()
     assert app.texts("right", "hh-error") and "'huanhuan_v2' is not served" in app.texts("right", "hh-error")[0]
     assert "tok/s" in app.stats("left") and not app.texts("left", "hh-error")
+    shutil.rmtree(adapters_dir / "huanhuan_v2")  # the session's server folder is shared

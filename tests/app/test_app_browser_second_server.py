@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.settings import AppSettings
+from app.config import AppArgs
 from app.ui import build_demo
 from tests.support.browser import AppPage
 from tests.support.served_page import serve_demo
@@ -32,7 +32,7 @@ def app_url(transformers_server) -> Iterator[str]:
         transformers_server.base_model,
         model_ids=[transformers_server.tuned_model, MISSING_ID],
     )  # as python -m app builds it
-    yield from serve_demo(build_demo(engine, AppSettings(max_new_tokens=96)))
+    yield from serve_demo(build_demo(engine, AppArgs(max_new_tokens=96)))
 
 
 def test_a_side_by_side_turn_with_default_settings(app: AppPage, transformers_server) -> None:

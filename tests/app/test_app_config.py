@@ -36,3 +36,15 @@ def test_model_ids_and_strict_openai_reach_the_engine() -> None:
     engine = make_engine(args)
     assert engine.base_model == "Qwen/Qwen3-4B-Thinking-2507" and engine.server.strict
     assert engine.given_ids == ["Qwen/Qwen3-4B-Thinking-2507", "qwen3:4b", "/models/x"]
+
+
+def test_the_parsed_config_itself_builds_the_page(fake_engine) -> None:
+    import gradio as gr
+
+    from app.ui import build_demo
+
+    args = parse_args(["--title", "My comparison", "--temperature", "0.3", "--max-new-tokens", "77"])
+    demo = build_demo(fake_engine, args)
+    sliders = {block.label: block.value for block in demo.blocks.values() if isinstance(block, gr.Slider)}
+    assert demo.title == "My comparison"
+    assert sliders["temperature"] == 0.3 and sliders["max new tokens"] == 77

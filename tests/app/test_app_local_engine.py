@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import AppSettings
+from app.config import AppArgs
 from app.turns import ChatTurns, TurnInputs
 from common.qwen3 import ZHEN_HUAN_PERSONA
 from serving.protocol import SamplingParams
@@ -30,8 +30,9 @@ def adapters_dir(adapters_folder) -> Path:
 def test_chat_turns_over_a_real_local_engine(tiny_model_dir: Path, adapters_dir: Path) -> None:
     from serving.local_engine import LocalEngine
 
-    engine = LocalEngine(tiny_model_dir, adapters={"huanhuan": adapters_dir / "huanhuan"})
-    turns = ChatTurns(engine, AppSettings(adapters_dir=adapters_dir, base_model_path=str(tiny_model_dir)))
+    engine = LocalEngine(tiny_model_dir, adapters_dir=adapters_dir)
+    assert engine.load_adapter("huanhuan") == "huanhuan"  # by name, from its adapters folder
+    turns = ChatTurns(engine, AppArgs())
     models = {"left": engine.base_model, "right": "huanhuan"}
     inputs = TurnInputs("你是谁？", models, GREEDY, system_prompt=ZHEN_HUAN_PERSONA)
     views = list(turns.send(inputs, [], "session"))

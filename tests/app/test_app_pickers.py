@@ -7,7 +7,7 @@ real servers write them: `org/name`, `name:tag`, a path on the server, next to v
 from __future__ import annotations
 
 from app.adapter_panel import picker_choices
-from app.settings import AppSettings
+from app.config import AppArgs
 from serving.protocol import ModelInfo
 from tests.app.fake_engine import FakeEngine
 
@@ -29,7 +29,7 @@ class IdsEngine(FakeEngine):
 
 def test_other_models_are_offered_and_the_right_side_defaults_to_the_first_of_them() -> None:
     engine = IdsEngine(["Qwen/Qwen3-4B-Thinking-2507", "/models/huanhuan-merged", "qwen3:4b"])
-    left, right = picker_choices(engine, AppSettings(), None, None)
+    left, right = picker_choices(engine, AppArgs(), None, None)
     assert (
         left["choices"]
         == right["choices"]
@@ -40,12 +40,12 @@ def test_other_models_are_offered_and_the_right_side_defaults_to_the_first_of_th
         ]
     )
     assert (left["value"], right["value"]) == ("Qwen/Qwen3-4B-Thinking-2507", "/models/huanhuan-merged")
-    kept = picker_choices(engine, AppSettings(), "qwen3:4b", "qwen3:4b")
+    kept = picker_choices(engine, AppArgs(), "qwen3:4b", "qwen3:4b")
     assert kept[0]["value"] == kept[1]["value"] == "qwen3:4b"
 
 
 def test_a_loaded_default_adapter_still_wins_the_right_side(fake_engine: FakeEngine) -> None:
-    _, right = picker_choices(fake_engine, AppSettings(default_adapter="huanhuan"), None, None)
+    _, right = picker_choices(fake_engine, AppArgs(default_adapter="huanhuan"), None, None)
     assert right["value"] == "huanhuan"
-    _, alone = picker_choices(IdsEngine(["base-only"]), AppSettings(), None, None)
+    _, alone = picker_choices(IdsEngine(["base-only"]), AppArgs(), None, None)
     assert alone["value"] == "base-only"

@@ -9,11 +9,10 @@ The fake engine is enough here: the title comes from app/render.py whatever engi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from app.settings import AppSettings
+from app.config import AppArgs
 from app.ui import build_demo
 from tests.app.fake_engine import FakeEngine, Script
 from tests.support.browser import AppPage
@@ -29,8 +28,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (adapter / "adapter_config.json").write_text("{}")
     never_closes = Script(thinking=["还在想", "……"], answer=[])  # no answer pieces: the thinking never closes
     engine = FakeEngine({"fake-base": never_closes, "huanhuan": never_closes}, adapters={"huanhuan": adapter})
-    settings = AppSettings(adapters_dir=Path(adapter).parent, base_model_path="fake-base")
-    yield from serve_demo(build_demo(engine, settings))
+    yield from serve_demo(build_demo(engine, AppArgs()))
 
 
 def test_the_never_closed_title_shows_the_think_tag_literally(app: AppPage) -> None:

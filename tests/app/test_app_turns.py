@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from app.config import AppArgs
 from app.conversation import FINISHED
-from app.settings import AppSettings
 from app.turns import ChatTurns, TurnInputs, undo
 from serving.protocol import BadRequestError, SamplingParams
 from tests.app.fake_engine import FakeEngine, Script
@@ -26,7 +26,7 @@ def test_both_sides_stream_concurrently_and_the_fast_side_is_not_held_back(tmp_p
     slow = Script(thinking=["s"] * 10, answer=["S"] * 10, delay_s=0.05)  # ~1 s
     fast = Script(thinking=["f"], answer=["F"] * 3, delay_s=0.01)  # ~0.04 s
     engine = FakeEngine({"fake-base": slow, "huanhuan": fast}, adapters={"huanhuan": tmp_path})
-    turns = ChatTurns(engine, AppSettings())
+    turns = ChatTurns(engine, AppArgs())
     views: list = []
     slow_then = None  # the slow side as it was when the fast side finished
     for view in turns.send(inputs(), [], "s"):
@@ -44,7 +44,7 @@ def test_both_sides_stream_concurrently_and_the_fast_side_is_not_held_back(tmp_p
 def test_an_error_on_one_side_stays_there_while_the_other_finishes(tmp_path) -> None:
     broken = Script(answer=["x"] * 5, fail_after=2, fail_message="adapter 'huanhuan' is gone")
     engine = FakeEngine({"huanhuan": broken}, adapters={"huanhuan": tmp_path})
-    last = run(ChatTurns(engine, AppSettings()), "send", inputs(), [], "s")[-1]
+    last = run(ChatTurns(engine, AppArgs()), "send", inputs(), [], "s")[-1]
     left, right = last.exchanges[-1].replies["left"], last.exchanges[-1].replies["right"]
     assert left.status == "done" and left.answer == "Hello there!" and left.error is None
     assert (
@@ -56,7 +56,7 @@ def test_adapter_unloaded_behind_the_apps_back_fails_only_its_side(fake_engine: 
     listed = fake_engine.models()
     fake_engine.unload_adapter("huanhuan")  # gone from the engine, but the app's pickers still show it
     fake_engine.models = lambda: listed
-    last = run(ChatTurns(fake_engine, AppSettings()), "send", inputs(), [], "s")[-1]
+    last = run(ChatTurns(fake_engine, AppArgs()), "send", inputs(), [], "s")[-1]
     left, right = last.exchanges[-1].replies["left"], last.exchanges[-1].replies["right"]
     assert left.status == "done" and left.answer == "Hello there!"
     assert right.status == "error" and "does not exist" in right.error
@@ -64,7 +64,7 @@ def test_adapter_unloaded_behind_the_apps_back_fails_only_its_side(fake_engine: 
 
 def test_a_model_no_longer_served_fails_its_side_without_an_upstream_call(fake_engine: FakeEngine) -> None:
     fake_engine.unload_adapter("huanhuan")
-    last = run(ChatTurns(fake_engine, AppSettings()), "send", inputs(), [], "s")[-1]
+    last = run(ChatTurns(fake_engine, AppArgs()), "send", inputs(), [], "s")[-1]
     left, right = last.exchanges[-1].replies["left"], last.exchanges[-1].replies["right"]
     assert left.status == "done" and right.status == "error" and "'huanhuan' is not served now" in right.error
     assert [r.model for r in fake_engine.requests] == ["fake-base"]
@@ -72,26 +72,26 @@ def test_a_model_no_longer_served_fails_its_side_without_an_upstream_call(fake_e
 
 @pytest.mark.parametrize("typed", ["/etc/passwd", "org/not-offered", "qwen3:4b"])
 def test_a_typed_id_the_engine_does_not_offer_is_never_sent(fake_engine: FakeEngine, typed: str) -> None:
-    last = run(ChatTurns(fake_engine, AppSettings()), "send", inputs(right=typed), [], "s")[-1]
+    last = run(ChatTurns(fake_engine, AppArgs()), "send", inputs(right=typed), [], "s")[-1]
     right = last.exchanges[-1].replies["right"]
     assert right.status == "error" and f"'{typed}' is not served now" in right.error
     assert [r.model for r in fake_engine.requests] == ["fake-base"]
 
 
 def test_bad_model_name_is_refused_before_any_upstream_call(fake_engine: FakeEngine) -> None:
-    turns = ChatTurns(fake_engine, AppSettings())
+    turns = ChatTurns(fake_engine, AppArgs())
     with pytest.raises(BadRequestError, match=re.escape("unknown model '../../x'")):
         run(turns, "send", inputs(right="../../x"), [], "s")
     assert fake_engine.requests == []
 
 
 def test_empty_message_does_nothing(fake_engine: FakeEngine) -> None:
-    assert run(ChatTurns(fake_engine, AppSettings()), "send", inputs(message="   "), [], "s") == []
+    assert run(ChatTurns(fake_engine, AppArgs()), "send", inputs(message="   "), [], "s") == []
     assert fake_engine.requests == []
 
 
 def test_history_and_persona_sent_to_each_side(fake_engine: FakeEngine) -> None:
-    turns = ChatTurns(fake_engine, AppSettings())
+    turns = ChatTurns(fake_engine, AppArgs())
     first = run(turns, "send", inputs(message="q1", persona_for_base=False), [], "s")[-1].exchanges
     run(turns, "send", inputs(message="q2", persona_for_base=False), first, "s")
     by_model = {r.model: r.messages for r in fake_engine.requests[2:]}
@@ -108,7 +108,7 @@ def test_history_and_persona_sent_to_each_side(fake_engine: FakeEngine) -> None:
 def test_stop_closes_both_streams_and_keeps_partial_text(tmp_path) -> None:
     slow = Script(thinking=["t"] * 200, answer=["a"], delay_s=0.02)
     engine = FakeEngine({"fake-base": slow, "huanhuan": slow}, adapters={"huanhuan": tmp_path})
-    turns = ChatTurns(engine, AppSettings())
+    turns = ChatTurns(engine, AppArgs())
     views, stopped = [], False
     for view in turns.send(inputs(), [], "session-1"):
         views.append(view)
@@ -123,7 +123,7 @@ def test_stop_closes_both_streams_and_keeps_partial_text(tmp_path) -> None:
 
 
 def test_regenerate_replaces_the_last_replies_and_undo_gives_back_the_message(fake_engine: FakeEngine) -> None:
-    turns = ChatTurns(fake_engine, AppSettings())
+    turns = ChatTurns(fake_engine, AppArgs())
     first = run(turns, "send", inputs(message="q1"), [], "s")[-1].exchanges
     second = run(turns, "regenerate", inputs(message="draft"), first, "s")[-1]
     assert len(second.exchanges) == 1 and second.exchanges[0].user == "q1" and second.message_box == "draft"
@@ -136,7 +136,7 @@ def test_regenerate_replaces_the_last_replies_and_undo_gives_back_the_message(fa
 def test_clear_during_a_turn_discards_it_without_painting_it_back(tmp_path) -> None:
     slow = Script(thinking=["t"] * 200, answer=["a"], delay_s=0.02)
     engine = FakeEngine({"fake-base": slow, "huanhuan": slow}, adapters={"huanhuan": tmp_path})
-    turns = ChatTurns(engine, AppSettings())
+    turns = ChatTurns(engine, AppArgs())
     views = []
     for view in turns.send(inputs(), [], "s"):
         views.append(view)
@@ -151,7 +151,7 @@ def test_fast_deltas_reach_the_page_coalesced_and_each_sides_first_text_goes_out
     script = Script(thinking=["t"] * 30, answer=["a"] * 30, delay_s=0.001)
     engine = FakeEngine({"fake-base": script, "huanhuan": script}, adapters={"huanhuan": tmp_path})
     pieces = []  # per page update: how many pieces each side shows then
-    for view in ChatTurns(engine, AppSettings()).send(inputs(), [], "s"):
+    for view in ChatTurns(engine, AppArgs()).send(inputs(), [], "s"):
         pieces.append({side: reply.pieces for side, reply in view.exchanges[-1].replies.items()})
     assert pieces[-1] == {"left": 60, "right": 60}
     assert len(pieces) <= 30, f"{len(pieces)} page updates for 120 pieces"

@@ -120,12 +120,15 @@ def test_report_files_and_headline(tmp_path: Path) -> None:
 
 
 def test_adapters_table_shows_the_headline(tmp_path: Path) -> None:
-    from app.adapter_panel import TABLE_HEADERS, _table_row
+    """The serving side reads the headline from <adapter>/eval/summary.json; the app's table shows it as is."""
+    from app.adapter_panel import TABLE_HEADERS, table_row
+    from serving.adapter_service import status_of
     from serving.adapters import AdapterInfo
 
     folder = tmp_path / "huanhuan"
     (folder / "eval").mkdir(parents=True)
     (folder / "eval" / "summary.json").write_text(json.dumps({"headline": "chrF 1.00 -> 9.00"}), encoding="utf-8")
-    row = _table_row(AdapterInfo("huanhuan", folder), loaded=True)
+    row = table_row(status_of(AdapterInfo("huanhuan", folder), served_as="huanhuan"))
     assert len(row) == len(TABLE_HEADERS) and row[TABLE_HEADERS.index("evaluation")] == "chrF 1.00 -> 9.00"
-    assert _table_row(AdapterInfo("other", tmp_path / "other"), loaded=False)[TABLE_HEADERS.index("evaluation")] == ""
+    never = table_row(status_of(AdapterInfo("other", tmp_path / "other"), served_as=None))
+    assert never[TABLE_HEADERS.index("evaluation")] == ""

@@ -154,3 +154,11 @@ def test_offline_profile_end_to_end_then_fast_second_run(launch_home: Path, huan
     assert 0 < len(duplicate_lines) <= 5, f"launch printed {len(duplicate_lines)} duplicate-row lines"
     assert second.ready_s < first.ready_s, (first.ready_s, second.ready_s)
     assert os.path.getsize(launch_home / "logs" / "vllm.log") > 0
+
+
+@pytest.mark.parametrize("share", ["1.5", "0", "most"])
+def test_a_gpu_memory_share_outside_0_to_1_stops_before_doing_anything(tmp_path: Path, share: str) -> None:
+    result = subprocess.run(["./launch.sh", "--gpu-memory-utilization", share, "--home", str(tmp_path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and "--gpu-memory-utilization must be in (0, 1]" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -21,6 +21,7 @@ def real_engine(vllm_server):
 
 
 @pytest.fixture(scope="module")
-def app_adapters_dir(adapters_folder) -> Path:
-    """The app's allow-listed adapters folder, holding the trained adapter as `huanhuan`."""
-    return adapters_folder("reliability-adapters")
+def app_adapters_dir(served_adapters_dir: Path) -> Path:
+    """The allow-listed adapters folder of the shared vLLM server (the page sends names, the server resolves
+    them here), holding the trained adapter as `huanhuan`."""
+    return served_adapters_dir

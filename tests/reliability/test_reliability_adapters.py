@@ -3,8 +3,10 @@
 Covers what tests/serving does not: bad adapters of other kinds (a path that does not exist, a file, bad
 JSON, pickled `.bin` weights, a symlink leading out of the allow-listed folder through the app's own API),
 each refused with its reason while the server keeps answering; and retraining while serving (training's
-atomic export onto the served folder never rewrites the files the server loaded from). The races (unload
-while streaming, load/unload/chat from 8 threads) are in tests/serving/test_adapter_races.py, on both engines.
+atomic export onto the served folder never rewrites the files the server loaded from; a reload then serves
+the new weights under a fresh name). Adapters are placed in the server's own folder and loaded by name. The
+races (unload while streaming, load/unload/chat from 8 threads) are in tests/serving/test_adapter_races.py,
+on both engines.
 
     .venv/bin/python -m pytest tests/reliability/test_reliability_adapters.py
 """
@@ -58,6 +60,16 @@ def bad_json(source: Path, target: Path) -> Path:
     return target
 
 
+@pytest.fixture
+def folder(app_adapters_dir: Path) -> Iterator[Path]:
+    """The server's adapters folder; what a test adds is removed after it (the session shares it)."""
+    before = {entry.name for entry in app_adapters_dir.iterdir()}
+    yield app_adapters_dir
+    for entry in app_adapters_dir.iterdir():
+        if entry.name not in before:
+            entry.unlink() if entry.is_symlink() or entry.is_file() else shutil.rmtree(entry)
+
+
 def missing_path(_source: Path, target: Path) -> Path:
     return target
 
@@ -75,7 +87,7 @@ def a_file(_source: Path, target: Path) -> Path:
 @pytest.mark.parametrize(
     ("build", "reason"),
     [
-        (missing_path, "is not a folder"),
+        (missing_path, "there is no adapter 'candidate'"),
         (a_file, "is not a folder"),
         (empty_folder, "adapter_config.json is missing"),
         (bad_json, "adapter_config.json is not valid JSON"),
@@ -84,24 +96,24 @@ def a_file(_source: Path, target: Path) -> Path:
     ids=["missing-path", "a-file", "empty-folder", "bad-json", "pickled-bin"],
 )
 def test_bad_adapter_is_refused_with_its_reason_and_the_server_keeps_serving(
-    real_engine, trained_adapter_dir: Path, tmp_path: Path, build, reason: str
+    real_engine, trained_adapter_dir: Path, folder: Path, build, reason: str
 ) -> None:
     before = adapter_names(real_engine)
-    path = build(trained_adapter_dir, tmp_path / "candidate")
+    build(trained_adapter_dir, folder / "candidate")
     with pytest.raises(AdapterError, match=reason):
-        real_engine.load_adapter("candidate", path)
+        real_engine.load_adapter("candidate")  # the server resolves the name in its folder and refuses
     assert adapter_names(real_engine) == before
     assert_still_serving(real_engine)
 
 
 @pytest.fixture(scope="module")
-def app_client(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Iterator[object]:
+def app_client(real_engine) -> Iterator[object]:
     from gradio_client import Client
 
-    from app.settings import AppSettings
+    from app.config import AppArgs
     from app.ui import build_demo
 
-    settings = AppSettings(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=8)
+    settings = AppArgs(max_new_tokens=8)
     for url in serve_demo(build_demo(real_engine, settings)):
         client = Client(url, verbose=False)
         yield client
@@ -110,7 +122,7 @@ def app_client(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Ite
 
 def test_symlink_out_of_the_adapters_folder_is_refused_through_the_app(
     app_client, real_engine, app_adapters_dir: Path, trained_adapter_dir: Path, tmp_path: Path
-) -> None:
+) -> None:  # app_adapters_dir: the server's folder (the page only sends the name)
     """A valid adapter lying outside the folder, linked in as `escape`: the page's API refuses to load it."""
     outside = shutil.copytree(trained_adapter_dir, tmp_path / "outside-adapter")
     (app_adapters_dir / "escape").symlink_to(outside, target_is_directory=True)
@@ -139,14 +151,15 @@ def retrained_copy(source: Path, staging: Path) -> None:
 
 
 def test_retraining_onto_the_served_folder_never_rewrites_it_in_place(
-    real_engine, trained_adapter_dir: Path, tmp_path: Path
+    real_engine, trained_adapter_dir: Path, folder: Path
 ) -> None:
     from serving.adapters import AdapterRegistry
     from training.export import export_atomically
 
-    adapters = tmp_path / "adapters"
+    adapters = folder
     served = shutil.copytree(trained_adapter_dir, adapters / "retrain")
-    real_engine.load_adapter("retrain", served)
+    assert real_engine.load_adapter("retrain") == "retrain"
+    listed_before = [info.name for info in AdapterRegistry(adapters).list()]
     reference = text_of(real_engine.stream_chat(MESSAGES, "retrain", GREEDY))
     files = {name: served / name for name in ("adapter_config.json", "adapter_model.safetensors")}
     originals = {name: (path.stat().st_ino, digest(path)) for name, path in files.items()}
@@ -166,12 +179,13 @@ def test_retraining_onto_the_served_folder_never_rewrites_it_in_place(
         for handle in held.values():
             handle.close()
     assert seen_during_export["served"] == originals, "the served files were touched while the export was written"
-    assert seen_during_export["listed"] == ["retrain"], "the half-written export is never listed as an adapter"
+    assert seen_during_export["listed"] == listed_before, "the half-written export is never listed as an adapter"
     assert seen_during_export["answer"] == reference, "the server answered with the served adapter meanwhile"
     assert old_bytes == {name: sha for name, (_inode, sha) in originals.items()}, "old files were never rewritten"
     assert digest(files["adapter_model.safetensors"]) != originals["adapter_model.safetensors"][1]
     assert text_of(real_engine.stream_chat(MESSAGES, "retrain", GREEDY)) == reference, "still the loaded weights"
-    real_engine.load_adapter("retrain", served)  # reload in place picks up the retrained weights
-    assert text_of(real_engine.stream_chat(MESSAGES, "retrain", GREEDY)) != reference
+    fresh = real_engine.reload_adapter("retrain")  # a fresh served name picks up the retrained weights
+    assert fresh == "retrain@2" and "retrain" not in adapter_names(real_engine)
+    assert text_of(real_engine.stream_chat(MESSAGES, fresh, GREEDY)) != reference
     real_engine.unload_adapter("retrain")
     assert_still_serving(real_engine)

@@ -62,12 +62,12 @@ def servers(serve_args) -> Iterator[list]:
 
 
 @pytest.fixture(scope="module")
-def page(servers, serve_args, tiny_model_dir: Path) -> Iterator[AppPage]:
-    from app.settings import AppSettings
+def page(servers, serve_args) -> Iterator[AppPage]:
+    from app.config import AppArgs
     from app.ui import build_demo
 
     engine = servers[0].engine()
-    settings = AppSettings(adapters_dir=Path(serve_args.adapters_dir), base_model_path=str(tiny_model_dir))
+    settings = AppArgs()
     for url in serve_demo(build_demo(engine, settings)):
         with chromium() as browser:
             context = browser.new_context(viewport={"width": 1400, "height": 1000})

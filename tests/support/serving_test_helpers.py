@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,3 +29,15 @@ class ServedEngine:
     tuned_is_adapter: bool = True
     checks_context: bool = True  # refuses a prompt or max_tokens beyond the model's context
     refuses_unknown_models: bool = True  # an id it does not serve is a clear "unknown model", not a failed load
+
+
+def write_adapter(folder: Path, r: int = 8, **config) -> Path:
+    """A minimal adapter folder that passes validation: adapter_config.json and a real safetensors header."""
+    folder.mkdir(parents=True)
+    settings = {"peft_type": "LORA", "r": r, "bias": "none", "target_modules": ["q_proj"], **config}
+    (folder / "adapter_config.json").write_text(json.dumps(settings))
+    header = {"base_model.model.layers.0.self_attn.q_proj.lora_A.weight":
+              {"dtype": "F32", "shape": [r, 16], "data_offsets": [0, r * 16 * 4]}}  # fmt: skip
+    raw = json.dumps(header).encode()
+    (folder / "adapter_model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(r * 16 * 4))
+    return folder

@@ -39,7 +39,7 @@ KEY_ENV = "DISTILL_TEST_API_KEY"
 def thinker(vllm_server, thinker_adapter_dir: Path):
     """The thinker adapter loaded into the shared server for this module's tests, unloaded afterwards."""
     engine = vllm_server.engine()
-    engine.load_adapter("thinker", thinker_adapter_dir)
+    engine.load_adapter_path("thinker", thinker_adapter_dir)
     yield "thinker"
     engine.unload_adapter("thinker")
 

@@ -1,0 +1,100 @@
+"""training.memory_plan on simulated GPUs (no GPU needed): a 4B LoRA beside vLLM is refused or fits depending
+on `--gpu-memory-utilization`, the refusal carries the numbers, and `python -m training`'s check does nothing
+on a CPU and refuses before loading the model on a GPU that is too full.
+
+    .venv/bin/python -m pytest tests/training/test_memory_plan.py
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from training.config import TrainArgs
+from training.memory_plan import GIB, ModelShape, plan_training_memory, reserved_beside_vllm
+
+QWEN3_4B = {  # Qwen/Qwen3-4B-Thinking-2507 config.json (the sizes the plan reads)
+    "hidden_size": 2560, "num_hidden_layers": 36, "intermediate_size": 9728, "vocab_size": 151936,
+    "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": True,
+}  # fmt: skip
+QWEN3_0_6B = {**QWEN3_4B, "hidden_size": 1024, "num_hidden_layers": 28, "intermediate_size": 3072,
+              "num_attention_heads": 16}  # fmt: skip
+
+
+def model_dir(tmp_path: Path, config: dict, name: str = "Qwen3-4B-Thinking-2507") -> str:
+    folder = tmp_path / name
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+def lora_4b(tmp_path: Path, **overrides) -> TrainArgs:
+    settings = {"per_device_train_batch_size": 1, "max_length": 1024, "gradient_checkpointing": True, **overrides}
+    return TrainArgs(model_name_or_path=model_dir(tmp_path, QWEN3_4B), **settings)
+
+
+def test_the_parameter_count_is_qwen3_4bs() -> None:
+    assert ModelShape.from_config(QWEN3_4B).parameters == pytest.approx(4.02e9, rel=0.01)
+
+
+def test_a_4b_lora_beside_vllm_at_0_9_is_refused_with_the_numbers(tmp_path: Path) -> None:
+    verdict = plan_training_memory(lora_4b(tmp_path), 24.0, reserved_beside_vllm(24.0, 0.9))
+    assert not verdict.fits
+    assert verdict.available_gib == pytest.approx(2.4)
+    assert "only 2.4 GiB of the 24.0 GiB GPU is free (21.6 GiB is held" in verdict.message
+    need = float(re.search(r"needs about ([\d.]+) GiB", verdict.message)[1])
+    assert need == pytest.approx(verdict.need_gib, abs=0.05) and 9.0 < need < 14.0
+    assert "weights 7.5" in verdict.message and "--gpu-memory-utilization" in verdict.message
+
+
+def test_the_same_run_fits_beside_vllm_at_0_5(tmp_path: Path) -> None:
+    verdict = plan_training_memory(lora_4b(tmp_path), 24.0, reserved_beside_vllm(24.0, 0.5))
+    assert verdict.fits and verdict.need_gib <= verdict.available_gib == 12.0
+    assert "it fits" in verdict.message
+
+
+def test_batch_length_and_checkpointing_move_the_estimate(tmp_path: Path) -> None:
+    base = plan_training_memory(lora_4b(tmp_path), 80.0, 0.0).need_gib
+    assert plan_training_memory(lora_4b(tmp_path, per_device_train_batch_size=8), 80.0, 0.0).need_gib > base + 10
+    assert plan_training_memory(lora_4b(tmp_path, gradient_checkpointing=False), 80.0, 0.0).need_gib > base + 2
+    assert plan_training_memory(lora_4b(tmp_path), 80.0, 0.0, row_tokens=200, answer_tokens=80).need_gib < base - 1
+
+
+def test_a_full_fine_tune_keeps_gradients_and_moments_of_every_weight(tmp_path: Path) -> None:
+    args = TrainArgs(model_name_or_path=model_dir(tmp_path, QWEN3_0_6B, "Qwen3-0.6B"), finetune_type="full",
+                     per_device_train_batch_size=1, max_length=512)  # fmt: skip
+    verdict = plan_training_memory(args, 24.0, 0.0)
+    params = ModelShape.from_config(QWEN3_0_6B).parameters
+    assert verdict.parts["trainable + optimizer"] == pytest.approx(params * 2 * 3 / GIB)
+    assert verdict.parts["trainable + optimizer"] > 3 * plan_training_memory(lora_4b(tmp_path), 24.0, 0.0).parts[
+        "trainable + optimizer"]  # fmt: skip
+
+
+def test_a_model_without_config_is_let_through_and_says_so(tmp_path: Path) -> None:
+    verdict = plan_training_memory(TrainArgs(model_name_or_path=str(tmp_path / "nothing")), 24.0, 20.0)
+    assert verdict.fits and "not estimated" in verdict.message
+
+
+class Data:
+    def __init__(self) -> None:
+        self.train = [{"input_ids": list(range(300)), "labels": [-100] * 200 + list(range(100))}]
+
+
+def test_python_m_training_checks_only_on_a_gpu_and_refuses_a_full_one(tmp_path: Path, monkeypatch) -> None:
+    import torch
+
+    from training import train
+
+    args = lora_4b(tmp_path, per_device_train_batch_size=2)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: pytest.fail("asked the GPU on a CPU machine"))
+    monkeypatch.setattr(train, "cuda_usable", lambda: False)
+    train.check_gpu_memory(args, Data())  # a CPU: nothing to plan
+    monkeypatch.setattr(train, "cuda_usable", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (int(2.4 * GIB), 24 * GIB))  # vLLM holds 0.9
+    with pytest.raises(train.GpuMemoryRefused, match=r"only 2\.4 GiB of the 24\.0 GiB GPU is free"):
+        train.check_gpu_memory(args, Data())
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (12 * GIB, 24 * GIB))  # vLLM holds 0.5
+    train.check_gpu_memory(args, Data())  # the measured rows (300 tokens, 100 answer) fit
