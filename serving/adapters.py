@@ -56,6 +56,15 @@ def check_adapter_name(name: str) -> list[str]:
     return []
 
 
+def check_served_name(name: str) -> list[str]:
+    """A name an adapter is served under: its folder name, or `folder@N` (N >= 2) for a retrained one served
+    under a fresh name (a same-name reload can reuse a stale prefix cache in vLLM: issue 42125)."""
+    folder, at, version = name.partition("@") if isinstance(name, str) else (name, "", "")
+    if at and not (version.isdigit() and not version.startswith("0") and int(version) >= 2):
+        return [f"'{name}' is not a valid served adapter name (a folder name, optionally with @2, @3, ...)"]
+    return check_adapter_name(folder)
+
+
 def read_adapter_config(path: Path) -> tuple[dict | None, list[str]]:
     """The parsed adapter_config.json, or None with the reason it cannot be read."""
     config_path = path / CONFIG_FILE

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from serving.adapters import check_adapter_name, validate_adapter
+from serving.adapters import check_served_name, validate_adapter
 from serving.local_streaming import BatchRowStreamer, LocalStream, RowState, cancel_rows_criterion
 from serving.model_thread import ModelThread
 from serving.protocol import (
@@ -200,7 +200,7 @@ class LocalEngine:
     def load_adapter(self, name: str, path: Path) -> None:
         """Validate, then load (or reload in place when the name is loaded already) between generations."""
         path = Path(path)
-        problems = check_adapter_name(name) + validate_adapter(path, base_model_path=self.model_path, max_rank=None)
+        problems = check_served_name(name) + validate_adapter(path, base_model_path=self.model_path, max_rank=None)
         if problems:
             raise AdapterError(f"adapter '{name}' cannot be loaded: " + "; ".join(problems))
         self._worker.call(self._load_adapter, name, path)

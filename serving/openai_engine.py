@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from serving.adapters import check_adapter_name, validate_adapter
+from serving.adapters import check_served_name, validate_adapter
 from serving.openai_errors import adapter_http_error, engine_error_from, refusal_reason
 from serving.openai_params import ServerParams, notice_for
 from serving.protocol import (
@@ -296,7 +296,7 @@ class OpenAIEngine:
         self._post("unload_lora_adapter", {"lora_name": name}, f"unload adapter '{name}'")
 
     def _check_adapter(self, name: str, path: Path) -> None:
-        problems = check_adapter_name(name)
+        problems = check_served_name(name)
         problems += validate_adapter(path, base_model_path=self._base_root(), max_rank=self.max_lora_rank)
         if problems:
             raise AdapterError(f"adapter '{name}' cannot be loaded: " + "; ".join(problems))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from serving_test_helpers import copy_adapter
 
-from serving.adapters import AdapterRegistry, check_adapter_name, validate_adapter
+from serving.adapters import AdapterRegistry, check_adapter_name, check_served_name, validate_adapter
 from serving.protocol import AdapterError
 
 
@@ -90,6 +90,16 @@ def test_truncated_weights_are_reported(good_adapter: Path, tmp_path: Path) -> N
 @pytest.mark.parametrize("name", ["../../x", "/etc", "a/b", ".hidden", "", "x" * 65, "..", "名字"])
 def test_bad_names_are_refused(name: str) -> None:
     assert check_adapter_name(name)
+
+
+@pytest.mark.parametrize("name", ["huanhuan@1", "huanhuan@02", "huanhuan@", "huanhuan@x", "../x@2", "a@2@3"])
+def test_bad_served_names_are_refused(name: str) -> None:
+    assert check_served_name(name)
+
+
+def test_a_retrained_adapter_may_be_served_as_name_at_n() -> None:
+    assert check_served_name("huanhuan") == [] and check_served_name("huanhuan@2") == []
+    assert check_served_name("huanhuan@12") == [] and check_adapter_name("huanhuan@2")  # never a folder name
 
 
 def test_registry_lists_metadata_and_skips_half_written_folders(good_adapter: Path, tmp_path: Path) -> None:
