@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.config import AppArgs, parse_args, resolve_api_key, resolve_auth
-from app.settings import AppSettings
+from app.config import AppArgs, parse_args, resolve_api_key, resolve_auth, training_refusal
+from app.settings import AppSettings, TrainingSettings
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 log = logging.getLogger("app")
@@ -77,7 +77,19 @@ def settings_from(args: AppArgs) -> AppSettings:
         max_message_chars=args.max_message_chars,
         concurrency_limit=args.concurrency_limit,
         max_queue_size=args.max_queue_size,
+        training=training_settings(args),
     )
+
+
+def training_settings(args: AppArgs) -> TrainingSettings | None:
+    """The Train tab's settings, or None (logged with the reason) when the page must not offer it."""
+    refusal = training_refusal(args)
+    if refusal:
+        log.info(refusal)
+        return None
+    preset = Path(args.train_config)
+    return TrainingSettings(model_path=args.train_model or args.model, dataset_path=Path(args.train_dataset),
+                            preset=preset, jobs_dir=Path(args.jobs_dir), presets_dir=preset.parent)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

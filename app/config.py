@@ -49,7 +49,12 @@ class AppArgs:
     max_new_tokens: int = _field(512, "default of the max new tokens slider")
     max_new_tokens_limit: int = _field(8192, "largest max new tokens a request may ask for")
     max_message_chars: int = _field(16000, "longest message accepted from the page")
-    max_upload_size: str = _field("1mb", "largest file Gradio's upload route accepts (the page itself uploads none)")
+    max_upload_size: str = _field("1mb", "largest file Gradio's upload route accepts (a Train tab dataset upload)")
+    train_model: str = _field("", "Train tab: the base model folder to train on (empty: --model; none: no Train tab)")
+    train_dataset: str = _field("Datasets/huanhuan.json", "Train tab: the default dataset")
+    train_config: str = _field("configs/lora_qwen3_4b_thinking.yaml", "Train tab: the default config preset")
+    jobs_dir: str = _field("runs/jobs", "Train tab: where each training job keeps its state, log and run")
+    allow_training: bool = _field(False, "offer the Train tab on a public --share link too (it is off there)")
 
     def validate(self) -> AppArgs:
         problems = []
@@ -68,6 +73,15 @@ class AppArgs:
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def training_refusal(args: AppArgs) -> str | None:
+    """Why the page offers no Train tab (None: it offers one)."""
+    if args.share and not args.allow_training:
+        return "no Train tab on a public --share link (add --allow-training to offer it there)"
+    if not (args.train_model or args.model):
+        return "no Train tab: no base model folder to train on (--train-model DIR)"
+    return None
 
 
 def resolve_auth(args: AppArgs) -> list[tuple[str, str]]:

@@ -9,6 +9,17 @@ from app.personas import DEFAULT_PERSONA
 
 
 @dataclass
+class TrainingSettings:
+    """What the Train tab needs (absent: no Train tab). Paths as the app and launch.sh use them."""
+
+    model_path: str  # the base model folder training starts from (the one the server serves)
+    dataset_path: Path  # the default dataset (huanhuan.json)
+    preset: Path  # the default config preset (configs/*.yaml)
+    jobs_dir: Path  # one folder per job: state.json, train.log, run/, adapter/
+    presets_dir: Path = Path("configs")  # every *.yaml here is offered as a preset
+
+
+@dataclass
 class AppSettings:
     """Page defaults and limits (the CLI's AppArgs fills these; tests build them directly)."""
 
@@ -28,3 +39,4 @@ class AppSettings:
     max_queue_size: int = 64  # waiting events beyond this are refused with "queue full"
     export_dir: Path | None = None  # where exports are written (None: a temp dir)
     title: str = "Qwen3 Thinking: base vs Zhen Huan LoRA"
+    training: TrainingSettings | None = None  # the Train tab's settings; None: the page has no Train tab

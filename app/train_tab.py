@@ -1,0 +1,151 @@
+"""The Train tab: train an adapter from the page, watch its loss curve, and find it loaded on the right.
+
+Everything about the job itself (checks, the `python -m training` subprocess, its state on disk, Cancel) is
+training.job's; this module is the page. A timer reads the job folder every second, so a reload or a second
+tab shows the same job. When a job this page saw running succeeds, both model pickers are refreshed and the
+right one selects the new adapter. `serve_trained_adapter` is the ONE place this tab calls the engine for
+adapters: a retrained adapter is served under a fresh name (`name@2`, ...), never reloaded in place.
+
+    build_train_tab(engine, settings, pickers)   # inside gr.Blocks, when settings.training is set
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app import train_view
+from app.adapter_panel import picker_updates
+from app.settings import AppSettings
+from training.job import JobRefused, TrainingJobs
+from training.job_spec import JobSpec, check_dataset, preset_values
+
+KNOB_LABELS = {
+    "max_steps": ("max steps (-1: train the epochs)", 0),
+    "num_train_epochs": ("epochs", None),
+    "learning_rate": ("learning rate", None),
+    "lora_r": ("LoRA rank", 0),
+    "max_length": ("max length (tokens)", 0),
+    "eval_steps": ("evaluate every N steps", 0),
+}
+
+
+def serve_trained_adapter(engine: Any, name: str, path: Path) -> str:
+    """Hot-load a freshly exported adapter and return the name it is served under.
+
+    A name not served yet is served as itself; when `name` (or `name@N`) is served already, the new weights
+    get the next fresh name `name@N+1` and the older ones are unloaded, so a pane never shows stale weights.
+    """
+    served = [info.name for info in engine.models() if info.is_adapter]
+    family = [s for s in served if s == name or (s.startswith(f"{name}@") and s[len(name) + 1 :].isdigit())]
+    versions = [int(s.rpartition("@")[2]) if "@" in s else 1 for s in family]
+    fresh = f"{name}@{max(versions) + 1}" if versions else name
+    engine.load_adapter(fresh, path)
+    for old in family:
+        engine.unload_adapter(old)
+    return fresh
+
+
+def presets(settings: AppSettings) -> list[str]:
+    training = settings.training
+    found = sorted(str(p) for p in Path(training.presets_dir).glob("*.yaml"))
+    return found if str(training.preset) in found else [str(training.preset), *found]
+
+
+def build_train_tab(engine: Any, settings: AppSettings, pickers: list[gr.Dropdown]) -> None:
+    """The Train tab (only call it when settings.training is set)."""
+    training = settings.training
+    jobs = TrainingJobs(training.jobs_dir, on_success=lambda name, path: serve_trained_adapter(engine, name, path))
+    with gr.Tab("Train", elem_id="train-tab"):
+        gr.Markdown(
+            f"Train a LoRA adapter on `{training.model_path}`. It lands in the adapters folder, is loaded, and is "
+            "selected on the right when it succeeds. One job at a time for the whole app."
+        )
+        with gr.Row():
+            upload = gr.File(label="Dataset upload: JSON or JSONL (empty: the default dataset)",
+                             file_types=[".json", ".jsonl"], elem_id="train-upload")  # fmt: skip
+            report = gr.Markdown(f"Dataset: the default, `{training.dataset_path}`.", elem_id="train-dataset")
+        with gr.Row():
+            name = gr.Textbox(label="Adapter name", elem_id="train-name", max_lines=1)
+            replace = gr.Checkbox(label="Replace an existing adapter of this name", elem_id="train-replace")
+            preset = gr.Dropdown(label="Config preset", choices=presets(settings), value=str(training.preset),
+                                 elem_id="train-preset")  # fmt: skip
+        with gr.Row():
+            knobs = [gr.Number(label=label, precision=precision, elem_id=f"train-{knob.replace('_', '-')}")
+                     for knob, (label, precision) in KNOB_LABELS.items()]  # fmt: skip
+        preset_note = gr.Markdown(_preset_note(str(training.preset)), elem_id="train-preset-note")
+        with gr.Row():
+            start = gr.Button("Start", variant="primary", elem_id="train-start")
+            cancel = gr.Button("Cancel", variant="stop", elem_id="train-cancel")
+        message = gr.Markdown(elem_id="train-message")
+        status = gr.Markdown(train_view.status_line(None, []), elem_id="train-status")
+        curve = gr.LinePlot(train_view.curve_frame([]), x="step", y="loss", color="series", elem_id="train-curve",
+                            label="Loss (train and eval)", height=260)  # fmt: skip
+        log = gr.Textbox(label="Log (last lines)", lines=8, max_lines=8, interactive=False, elem_id="train-log")
+        seen = gr.State(None)  # {"id", "status", "points"} of the job this page last showed
+    preset.change(_preset_note, preset, preset_note, concurrency_limit=None)
+    upload.change(lambda f, p: _check_upload(f, p, training), [upload, preset], report, concurrency_limit=None)
+    start_inputs = [upload, name, replace, preset, *knobs, seen]
+    start.click(lambda *v: _start(jobs, settings, *v), start_inputs, [message, seen], api_name="train_start")
+    cancel.click(lambda: jobs.cancel(), None, message, concurrency_limit=None, api_name="train_cancel")
+    gr.Timer(1.0).tick(
+        lambda *v: _tick(jobs, engine, settings, *v), [seen, *pickers], [status, curve, log, seen, *pickers],
+        concurrency_limit=None, show_progress="hidden",
+    )  # fmt: skip
+
+
+def _preset_note(preset: str) -> str:
+    try:
+        return train_view.preset_summary(preset_values(Path(preset)))
+    except (OSError, ValueError) as error:
+        return f"⚠ preset {preset}: {error}"
+
+
+def _check_upload(file: str | None, preset: str, training: Any) -> str:
+    """The upload checked as training will read it: every bad row named by line."""
+    if not file:
+        return f"Dataset: the default, `{training.dataset_path}`."
+    try:
+        max_bad_ratio = float(preset_values(Path(preset)).get("max_bad_ratio", 0.05))
+    except (OSError, ValueError):
+        max_bad_ratio = 0.05
+    check = check_dataset(Path(file), max_bad_ratio)
+    head = ("✓ " if check.ok else "⚠ Cannot train on this file: ") + f"{Path(file).name}: {check.message}"
+    return head + ("\n\n```\n" + "\n".join(check.bad_rows) + "\n```" if check.bad_rows else "")
+
+
+def _start(jobs: TrainingJobs, settings: AppSettings, *values: Any) -> list[Any]:
+    file, name, replace, preset, *knobs, seen = values
+    training = settings.training
+    spec = JobSpec(
+        name=(name or "").strip(), dataset_path=Path(file) if file else training.dataset_path, preset=Path(preset),
+        model_path=training.model_path, adapters_dir=settings.adapters_dir or Path("Models/adapters"),
+        replace=bool(replace), max_lora_rank=settings.max_lora_rank,
+        **{knob: train_view.knob_value(v) for knob, v in zip(KNOB_LABELS, knobs, strict=True)},
+    )  # fmt: skip
+    if str(spec.preset) not in presets(settings):
+        return ["⚠ Not started: choose one of the listed presets.", seen]
+    try:
+        state = jobs.start(spec)
+    except JobRefused as error:
+        return ["⚠ Not started:\n\n```\n" + str(error) + "\n```", seen]
+    return [f"Started `{state['name']}` (job `{state['id']}`).", {"id": state["id"], "status": "running"}]
+
+
+def _tick(jobs: TrainingJobs, engine: Any, settings: AppSettings, seen: Any, left: Any, right: Any) -> list[Any]:
+    """Every second: the job's status, curve and log; select the adapter once when a job seen running succeeds."""
+    state = jobs.latest()
+    seen = seen if isinstance(seen, dict) else {}
+    if state is None:
+        return [train_view.status_line(None, []), gr.skip(), "", seen, gr.skip(), gr.skip()]
+    progress = jobs.progress(state)
+    points = len(train_view.loss_points(progress))
+    same = seen.get("id") == state["id"]
+    curve = gr.skip() if same and seen.get("points") == points else train_view.curve_frame(progress)
+    pickers = [gr.skip(), gr.skip()]
+    if same and seen.get("status") == "running" and state["status"] == "succeeded" and state.get("served_as"):
+        pickers = picker_updates(engine, settings, left, state["served_as"])
+    seen = {"id": state["id"], "status": state["status"], "points": points}
+    return [train_view.status_line(state, progress), curve, jobs.log_tail(state), seen, *pickers]

@@ -1,0 +1,88 @@
+"""The Train tab without a browser: when it is offered, the served name of a retrained adapter, what it shows.
+
+The browser tests on the real vLLM-CPU server are in tests/app/test_train_browser.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fake_engine import FakeEngine, Script
+
+from app.__main__ import settings_from
+from app.config import parse_args
+from app.settings import AppSettings, TrainingSettings
+from app.train_tab import _check_upload, serve_trained_adapter
+from app.train_view import curve_frame, status_line
+from app.ui import build_demo
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("flags", "offered"),
+    [
+        (["--engine", "local", "--model", "m"], True),
+        (["--train-model", "m"], True),
+        ([], False),  # nothing to train on
+        (["--train-model", "m", "--share", "--auth", "a:b"], False),
+        (["--train-model", "m", "--share", "--auth", "a:b", "--allow-training"], True),
+    ],
+)
+def test_the_train_tab_is_offered_unless_public_without_allow_training(flags: list[str], offered: bool) -> None:
+    assert (settings_from(parse_args(flags)).training is not None) is offered
+
+
+def elem_ids(demo) -> set[str]:
+    return {block.elem_id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
+
+
+def test_the_page_has_the_train_tab_only_with_training_settings(fake_engine: FakeEngine, tmp_path: Path) -> None:
+    training = TrainingSettings(model_path="m", dataset_path=tmp_path / "d.json",
+                                preset=REPO_ROOT / "configs" / "lora_tiny.yaml", jobs_dir=tmp_path / "jobs",
+                                presets_dir=REPO_ROOT / "configs")  # fmt: skip
+    with_tab = elem_ids(build_demo(fake_engine, AppSettings(adapters_dir=tmp_path, training=training)))
+    without = elem_ids(build_demo(fake_engine, AppSettings(adapters_dir=tmp_path)))
+    assert {"train-tab", "train-start", "train-cancel", "train-curve", "train-upload"} <= with_tab
+    assert "train-tab" not in without and "train-start" not in without and "message" in without
+
+
+def test_a_retrained_adapter_is_served_under_a_fresh_name_and_the_old_one_unloaded(tmp_path: Path) -> None:
+    for folder in ("v1", "v2", "v3", "w"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "adapter_config.json").write_text("{}")
+    engine = FakeEngine({"fake-base": Script()}, adapters={"other": tmp_path / "other"})
+    assert serve_trained_adapter(engine, "mine", tmp_path / "v1") == "mine"
+    assert serve_trained_adapter(engine, "mine", tmp_path / "v2") == "mine@2"
+    assert serve_trained_adapter(engine, "mine", tmp_path / "v3") == "mine@3"
+    assert engine.adapters == {"other": tmp_path / "other", "mine@3": tmp_path / "v3"}
+    assert serve_trained_adapter(engine, "mine-2", tmp_path / "w") == "mine-2"  # another name's family is apart
+    assert "mine@3" in engine.adapters
+
+
+def test_an_upload_with_bad_rows_names_each_line(tmp_path: Path) -> None:
+    path = tmp_path / "upload.jsonl"
+    path.write_text('{"instruction": "a", "output": "b"}\n[1]\n{"instruction": "c"}\n', encoding="utf-8")
+    training = TrainingSettings("m", tmp_path / "d.json", REPO_ROOT / "configs" / "lora_tiny.yaml", tmp_path)
+    shown = _check_upload(str(path), str(training.preset), training)
+    assert shown.startswith("⚠ Cannot train on this file")
+    assert "line 2: expected an object" in shown and "line 3: missing field(s): output" in shown
+
+
+def test_status_and_curve_follow_the_progress_log() -> None:
+    progress = [
+        {"event": "start", "step": 0, "max_steps": 8},
+        {"step": 0, "max_steps": 8, "eval_loss": 12.5},
+        {"step": 1, "max_steps": 8, "loss": 12.4},
+        {"step": 2, "max_steps": 8, "loss": 9.75},
+    ]
+    state = {"id": "j1", "name": "mine", "status": "running", "started": 100.0}
+    line = status_line(state, progress, now=130.0)
+    assert "step 2 of 8" in line and "train loss 9.7500 (2 points)" in line and "eval loss 12.5000 (1 points)" in line
+    frame = curve_frame(progress)
+    assert frame.values.tolist() == [[0, 12.5, "eval"], [1, 12.4, "train"], [2, 9.75, "train"]]
+    ended = {**state, "status": "cancelled", "reason": "cancelled from the page; no adapter was changed"}
+    assert status_line(ended, progress) == "**Cancelled**: `mine` (job `j1`): " + ended["reason"]
+    assert json.dumps(status_line(None, []))
