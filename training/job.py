@@ -7,8 +7,9 @@ O_EXCL, so of two Starts at once one wins and the other is refused with the runn
 a second tab or a restarted app reads the same files.
 
 The subprocess leads its own process group; Cancel stops the whole group (SIGTERM, then SIGKILL). Only a run
-that finished with exit code 0 is moved into the adapters folder (an atomic rename: training.export); a failed
-or cancelled run never touches an adapter of the same name, and its state says why it ended.
+that finished with exit code 0 is copied next to the adapters folder and renamed into it (training.export's
+swap: a served folder is never rewritten file by file); a failed or cancelled run never touches an adapter of
+the same name, and its state says why it ended.
 
     jobs = TrainingJobs(Path("runs/jobs"), on_success=lambda name, path: name)
     state = jobs.start(JobSpec(...))          # JobRefused (with the reasons) when it cannot start
@@ -24,6 +25,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -220,11 +222,15 @@ class TrainingJobs:
         """Move the export into the adapters folder (atomically), then let on_success serve it."""
         from training.export import ExportError, swap_into_place
 
-        target = Path(state["adapters_dir"]) / state["name"]
+        target, staging = Path(state["adapters_dir"]) / state["name"], None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            swap_into_place(self.jobs_dir / job_id / "adapter", target, overwrite=bool(state["replace"]))
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+            shutil.copytree(self.jobs_dir / job_id / "adapter", staging, dirs_exist_ok=True)  # maybe another disk
+            swap_into_place(staging, target, overwrite=bool(state["replace"]))
         except (ExportError, OSError) as error:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
             self._finish(job_id, "failed", f"trained, but not exported: {error}")
             return
         served, reason = None, f"trained and exported to {target}"
