@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from fake_engine import FakeEngine, Script
 
 from app.__main__ import settings_from
 from app.config import parse_args
 from app.settings import AppSettings, TrainingSettings
-from app.train_tab import _check_upload, serve_trained_adapter
+from app.train_tab import _check_upload, _tick, serve_trained_adapter
 from app.train_view import curve_frame, status_line
 from app.ui import build_demo
+from training.job import TrainingJobs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,3 +88,27 @@ def test_status_and_curve_follow_the_progress_log() -> None:
     ended = {**state, "status": "cancelled", "reason": "cancelled from the page; no adapter was changed"}
     assert status_line(ended, progress) == "**Cancelled**: `mine` (job `j1`): " + ended["reason"]
     assert json.dumps(status_line(None, []))
+
+
+def test_a_job_this_page_saw_running_selects_its_adapter_once_it_succeeds(tmp_path: Path) -> None:
+
+    engine = FakeEngine({"fake-base": Script()}, adapters={"mine@2": tmp_path})
+    settings = AppSettings(adapters_dir=tmp_path)
+    folder = tmp_path / "jobs" / "j1"
+    folder.mkdir(parents=True)
+    state = {"id": "j1", "name": "mine", "status": "succeeded", "reason": "ok", "started": 1.0, "served_as": "mine@2"}
+    (folder / "state.json").write_text(json.dumps(state))
+    (folder / "run").mkdir()
+    (folder / "run" / "progress.jsonl").write_text('{"step": 1, "max_steps": 2, "loss": 3.0}\n')
+    jobs = TrainingJobs(tmp_path / "jobs")
+    status, curve, _log, seen, left, right = _tick(jobs, engine, settings, {"id": "j1", "status": "running"}, "x", "y")
+    assert status.startswith("**Succeeded**") and right["value"] == "mine@2" and left["value"] == "fake-base"
+    assert seen == {"id": "j1", "status": "succeeded", "points": 1} and len(curve) == 1
+    again = _tick(jobs, engine, settings, seen, "fake-base", "mine@2")
+    assert again[4:] == [gr_skip(), gr_skip()] and again[1] == gr_skip()  # nothing re-selected, curve unchanged
+    fresh_page = _tick(jobs, engine, settings, None, "fake-base", "huanhuan")  # opened after it finished
+    assert fresh_page[4:] == [gr_skip(), gr_skip()]
+
+
+def gr_skip():
+    return gr.skip()
