@@ -14,13 +14,13 @@ STATUS_WORDS = {"running": "Running", "succeeded": "Succeeded", "failed": "Faile
 
 
 def loss_points(progress: list[dict[str, Any]]) -> list[tuple[int, float, str]]:
-    """(step, loss, series) for every train loss and eval loss in the progress log (final summaries skipped)."""
+    """(step, loss, series) for every train loss and eval loss in the progress log."""
     points = []
     for entry in progress:
         step = entry.get("step")
         if not isinstance(step, int):
             continue
-        if isinstance(entry.get("loss"), int | float) and "train_runtime" not in entry:
+        if isinstance(entry.get("loss"), int | float):  # the run's final summary says train_loss, not loss
             points.append((step, float(entry["loss"]), "train"))
         if isinstance(entry.get("eval_loss"), int | float):
             points.append((step, float(entry["eval_loss"]), "eval"))

@@ -78,7 +78,8 @@ def test_status_and_curve_follow_the_progress_log() -> None:
         {"event": "start", "step": 0, "max_steps": 8},
         {"step": 0, "max_steps": 8, "eval_loss": 12.5},
         {"step": 1, "max_steps": 8, "loss": 12.4},
-        {"step": 2, "max_steps": 8, "loss": 9.75},
+        {"step": 2, "max_steps": 8, "loss": 9.75, "train_runtime": 3.7},  # transformers 5 adds the runtime so far
+        {"step": 2, "max_steps": 8, "train_loss": 11.0, "train_runtime": 4.0},  # the end-of-run summary
     ]
     state = {"id": "j1", "name": "mine", "status": "running", "started": 100.0}
     line = status_line(state, progress, now=130.0)
