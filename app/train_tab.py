@@ -112,7 +112,7 @@ def _check_upload(file: str | None, preset: str, training: Any) -> str:
     except (OSError, ValueError):
         max_bad_ratio = 0.05
     check = check_dataset(Path(file), max_bad_ratio)
-    head = ("✓ " if check.ok else "⚠ Cannot train on this file: ") + f"{Path(file).name}: {check.message}"
+    head = ("✓ " if check.ok else "⚠ Cannot train on this file: ") + check.message
     return head + ("\n\n```\n" + "\n".join(check.bad_rows) + "\n```" if check.bad_rows else "")
 
 
