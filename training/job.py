@@ -185,6 +185,9 @@ class TrainingJobs:
             deadline = time.monotonic() + 30
             while self.read_state(job_id)["status"] == "running" and time.monotonic() < deadline:
                 time.sleep(0.1)
+        final = self.read_state(job_id) or state
+        if final["status"] in ("succeeded", "failed"):  # it ended on its own before the signal
+            return f"'{state['name']}' had ended before Cancel: {final['status']}: {final['reason']}"
         return f"Cancelled '{state['name']}'; no adapter was changed."
 
     def _stop_group(self, pgid: int) -> None:
