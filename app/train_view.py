@@ -55,8 +55,9 @@ def status_line(state: dict[str, Any] | None, progress: list[dict[str, Any]], no
 
 
 def knob_value(value: object) -> object:
-    """A knob as the page sends it: None (empty: the preset's value), else the number as given."""
-    if value is None or value == "":
+    """A knob as the page sends it: None (empty or 0: the preset's value; no knob means anything at 0), else
+    the number as given (the checks in training.job_spec refuse what is out of range)."""
+    if value is None or value == "" or (isinstance(value, int | float) and not isinstance(value, bool) and value == 0):
         return None
     return value
 
@@ -65,4 +66,4 @@ def preset_summary(values: dict[str, Any]) -> str:
     """The preset's own values of the knobs, shown under them."""
     names = ("max_steps", "num_train_epochs", "learning_rate", "lora_r", "max_length", "eval_steps")
     shown = ", ".join(f"{name} {values[name]}" for name in names if name in values)
-    return f"Empty knobs take the preset's values: {shown or '(the training defaults)'}."
+    return f"Empty (or 0) knobs take the preset's values: {shown or '(the training defaults)'}."

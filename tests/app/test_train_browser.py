@@ -67,6 +67,16 @@ def fill_job(app: AppPage, name: str, max_steps: int, eval_steps: int, upload: P
         box.press("Tab")
 
 
+def wait_shown(app: AppPage, selector: str, text: str, timeout_s: float = 60.0) -> None:
+    """wait_text, failing with what the element shows instead."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        app.wait_text(selector, text, timeout_s=timeout_s)
+    except PlaywrightTimeout:
+        raise AssertionError(f"{selector} shows {app.page.inner_text(selector)!r}, not {text!r}") from None
+
+
 def train_points(app: AppPage) -> int:
     found = re.search(r"train loss [\d.]+ \((\d+) points\)", app.page.inner_text("#train-status"))
     return int(found.group(1)) if found else 0
@@ -98,7 +108,7 @@ def test_train_from_the_page_then_chat_with_the_new_adapter(
     fill_job(app, "persona", 6, 2, upload=forty_rows_path)
     app.wait_text("#train-dataset", "✓")
     app.click("train-start")
-    app.wait_text("#train-message", "Started persona")
+    wait_shown(app, "#train-message", "Started persona")
     seen: set[int] = set()
     deadline = time.monotonic() + 900
     while "Succeeded" not in app.page.inner_text("#train-status"):
@@ -129,7 +139,7 @@ def test_two_starts_reload_mid_run_and_cancel(
         fill_job(other, "rival", 500, 100)
         app.click("train-start")
         other.click("train-start")
-        app.wait_text("#train-message", "Started huanhuan")
+        wait_shown(app, "#train-message", "Started huanhuan")
         other.wait_text("#train-message", "already running: 'huanhuan'")
         other.page.reload()
         other.page.wait_for_selector("#train-status")

@@ -113,3 +113,9 @@ def test_a_job_this_page_saw_running_selects_its_adapter_once_it_succeeds(tmp_pa
 
 def gr_skip():
     return gr.skip()
+
+
+def test_an_empty_or_zero_knob_takes_the_presets_value() -> None:
+    from app.train_view import knob_value
+
+    assert [knob_value(v) for v in (None, "", 0, 0.0, 6, 1e-3, -1)] == [None, None, None, None, 6, 1e-3, -1]
