@@ -37,7 +37,8 @@ Usage: ./launch.sh [options]
   --tensor-parallel N    split the model across N GPUs (vLLM's --tensor-parallel-size; default 1)
   --gpu-memory-utilization F
                          share of the GPU vLLM takes (default 0.85); 0.5 leaves room to train beside it
-  --share                also make a public Gradio link (needs --auth)
+  --share                also make a public Gradio link (needs --auth); the Train tab is not offered there
+  --allow-training       offer the Train tab on the --share link too
   --auth USER:PASS       password-protect the app (required with --share); or set APP_AUTH=USER:PASS,
                          which keeps the password off launch.sh's own command line too
   --no-install           do not run scripts/install.sh
@@ -46,7 +47,7 @@ EOF
 }
 
 OFFLINE=0; HOME_DIR=$ROOT; MODEL=""; ADAPTER=huanhuan; ADAPTERS_DIR=""; DATASET=""
-TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; TENSOR_PARALLEL=1; GPU_MEMORY=0.85; BASE_URL=""; API_KEY_ENV=""; BASE_MODEL=""; MODEL_IDS=""; STRICT_OPENAI=0; PORT=7860; SHARE=0; AUTH=${APP_AUTH:-}; INSTALL=1
+TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; TENSOR_PARALLEL=1; GPU_MEMORY=0.85; BASE_URL=""; API_KEY_ENV=""; BASE_MODEL=""; MODEL_IDS=""; STRICT_OPENAI=0; PORT=7860; SHARE=0; ALLOW_TRAINING=0; AUTH=${APP_AUTH:-}; INSTALL=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --offline) OFFLINE=1 ;;
@@ -67,6 +68,7 @@ while [ $# -gt 0 ]; do
     --tensor-parallel) TENSOR_PARALLEL=$2; shift ;;
     --gpu-memory-utilization) GPU_MEMORY=$2; shift ;;
     --share) SHARE=1 ;;
+    --allow-training) ALLOW_TRAINING=1 ;;
     --auth) AUTH=$2; shift ;;
     --no-install) INSTALL=0 ;;
     -h|--help) usage; exit 0 ;;
@@ -192,6 +194,10 @@ fi
 
 APP_ARGS=(--adapters-dir "$ADAPTERS_DIR" --port "$PORT" --default-adapter "$ADAPTER")
 [ "$SHARE" = 1 ] && APP_ARGS+=(--share)
+[ "$ALLOW_TRAINING" = 1 ] && APP_ARGS+=(--allow-training)
+if [ "$ENGINE" != openai ]; then  # the Train tab trains the served base on the same data and preset as above
+  APP_ARGS+=(--train-model "$MODEL" --train-dataset "$DATASET" --train-config "$TRAIN_CONFIG" --jobs-dir "$HOME_DIR/runs/jobs")
+fi
 
 case "$ENGINE" in
   vllm)

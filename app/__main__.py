@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from app.config import AppArgs, parse_args, resolve_api_key, resolve_auth
+from app.config import AppArgs, parse_args, resolve_api_key, resolve_auth, training_refusal
 from common.net import free_port
 from serving.protocol import Engine, EngineError
 
@@ -57,10 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     check_exposure(args, auth)
     from app.login_guard import LoginGuard
+    from app.train_tab import training_settings
     from app.ui import CSS, build_demo
 
     engine = make_engine(args)
-    demo = build_demo(engine, args)
+    if refusal := training_refusal(args):
+        log.info(refusal)
+    demo = build_demo(engine, args, training_settings(args))
     port = args.port or free_port(args.host)
     guard = LoginGuard(auth).check if auth else None  # wrong passwords are slowed down, then locked out
     demo.launch(server_name=args.host, server_port=port, share=args.share, auth=guard, css=CSS, show_error=True,

@@ -53,7 +53,7 @@ class AppArgs:
     max_new_tokens: int = _field(512, "default of the max new tokens slider")
     max_new_tokens_limit: int = _field(8192, "largest max new tokens a request may ask for")
     max_message_chars: int = _field(16000, "longest message accepted from the page")
-    max_upload_size: str = _field("1mb", "largest file Gradio's upload route accepts (the page itself uploads none)")
+    max_upload_size: str = _field("1mb", "largest file Gradio's upload route accepts (a Train tab dataset upload)")
     persona: str = _field(DEFAULT_PERSONA, "persona preset selected when the page opens")
     temperature: float = _field(0.6, "default sampling temperature")
     top_p: float = _field(0.95, "default top_p")
@@ -61,6 +61,12 @@ class AppArgs:
     seed: int = _field(0, "default seed (the same on both sides)")
     export_dir: str = _field("", "where conversation exports are written; empty = a fresh temporary folder")
     title: str = _field("Qwen3 Thinking: base vs Zhen Huan LoRA", "the page title")
+    train_model: str = _field("", "Train tab: the base model folder to train on (empty: --model; none: no Train tab)")
+    train_dataset: str = _field("Datasets/huanhuan.json", "Train tab: the default dataset")
+    train_config: str = _field("configs/lora_qwen3_4b_thinking.yaml", "Train tab: the default config preset")
+    jobs_dir: str = _field("runs/jobs", "Train tab: where each training job keeps its state, log and run")
+    max_lora_rank: int = _field(0, "Train tab: the server's --max-lora-rank (a larger rank is refused); 0: unchecked")
+    allow_training: bool = _field(False, "offer the Train tab on a public --share link too (it is off there)")
 
     def validate(self) -> AppArgs:
         problems = []
@@ -79,6 +85,15 @@ class AppArgs:
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def training_refusal(args: AppArgs) -> str | None:
+    """Why the page offers no Train tab (None: it offers one)."""
+    if args.share and not args.allow_training:
+        return "no Train tab on a public --share link (add --allow-training to offer it there)"
+    if not (args.train_model or args.model):
+        return "no Train tab: no base model folder to train on (--train-model DIR)"
+    return None
 
 
 def resolve_auth(args: AppArgs) -> list[tuple[str, str]]:

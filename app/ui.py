@@ -2,7 +2,8 @@
 
 Layout: two columns (model picker, chat, stats line per side), one message box that sends to both,
 Send/Stop/Regenerate/Undo/Clear, a Settings accordion (persona, system prompt, sampling, seed), Export
-(JSON + Markdown) and the Adapters panel (app/adapter_panel.py). Handlers are thin: they read the page
+(JSON + Markdown), the Adapters panel (app/adapter_panel.py) and, when training is offered, the Train tab
+(app/train_tab.py). Handlers are thin: they read the page
 into `TurnInputs`, run `app.turns.ChatTurns`, and render with `app.render`.
 
     demo = build_demo(engine, AppArgs(max_new_tokens=256))
@@ -25,6 +26,7 @@ from app.config import AppArgs
 from app.conversation import SIDES, Exchange
 from app.export import export_stem, write_export
 from app.personas import CUSTOM_PERSONA, PERSONAS, persona_text
+from app.train_tab import TrainingSettings, build_train_tab
 from app.turns import ChatTurns, TurnInputs, TurnView, finish_stopped, undo
 from app.validation import sampling_params
 from serving.protocol import Engine, EngineError
@@ -88,8 +90,9 @@ class Controls:
         )
 
 
-def build_demo(engine: Engine, settings: AppArgs | None = None) -> gr.Blocks:
-    """The whole page over an engine implementing serving.protocol.Engine, with its queue configured."""
+def build_demo(engine: Engine, settings: AppArgs | None = None, training: TrainingSettings | None = None) -> gr.Blocks:
+    """The whole page over an engine implementing serving.protocol.Engine, with its queue configured; the Train
+    tab only when `training` is given (app.train_tab.training_settings decides)."""
     settings = settings or AppArgs()
     turns = ChatTurns(engine, settings)
     with gr.Blocks(title=settings.title) as demo:
@@ -104,6 +107,8 @@ def build_demo(engine: Engine, settings: AppArgs | None = None) -> gr.Blocks:
         _export_panel(settings, state, controls)
         pickers = [panes[side].picker for side in SIDES]
         on_load, load_outputs = build_adapter_panel(engine, settings, pickers)
+        if training is not None:  # the Train tab (app/train_tab.py); absent on a public link by default
+            build_train_tab(engine, settings, training, pickers)
         demo.load(on_load, None, load_outputs, queue=False)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue_size)
     return demo

@@ -110,3 +110,14 @@ def transformers_server(tiny_model_dir: Path, merged_model_dir: Path, tmp_path_f
     root = tmp_path_factory.mktemp("transformers-serve")
     with TransformersServer(root, tiny_model_dir, merged_model_dir, root / "serve.log") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def forty_rows_path(huanhuan_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 40-row JSONL upload cut from the real dataset (short answers, as configs/lora_tiny.yaml trains on)."""
+    import json
+
+    rows = [row for row in json.loads(huanhuan_path.read_text(encoding="utf-8")) if len(row["output"]) <= 12][:40]
+    path = tmp_path_factory.mktemp("upload") / "forty.jsonl"
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return path

@@ -244,6 +244,7 @@ def fit(args: TrainArgs, data: PreparedData, tokenizer, extra_callbacks: list | 
     """Train (resuming when a complete checkpoint exists) and return the Trainer."""
     from training.answer_loss import answer_loss_trainer_class
     from training.collate import PadCollator
+    from training.progress import progress_callback
 
     resume_from = prepare_resume(args, log=log)
     precision = choose_precision(args)
@@ -256,7 +257,11 @@ def fit(args: TrainArgs, data: PreparedData, tokenizer, extra_callbacks: list | 
         eval_dataset=data.eval or None,
         data_collator=PadCollator(pad_token_id=tokenizer.pad_token_id or 0, pad_to_multiple_of=8),
         processing_class=tokenizer,
-        callbacks=[completion_callback(run_fingerprint(args)), *(extra_callbacks or [])],
+        callbacks=[
+            completion_callback(run_fingerprint(args)),
+            progress_callback(Path(args.output_dir)),
+            *(extra_callbacks or []),
+        ],
     )
     try:
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

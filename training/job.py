@@ -1,0 +1,276 @@
+"""One training job at a time, started from the app: a `python -m training` subprocess with its state on disk.
+
+Each job has a folder `<jobs_dir>/<job id>/`: `state.json` (status, reason, pid, the command, what it was
+served as), `train.log` (the subprocess's output), `run/` (its output_dir, with training.progress's live
+`progress.jsonl`) and `adapter/` (its export). `<jobs_dir>/active` names the running job; it is created with
+O_EXCL, so of two Starts at once one wins and the other is refused with the running job's name. A page reload,
+a second tab or a restarted app reads the same files.
+
+The subprocess leads its own process group; Cancel stops the whole group (SIGTERM, then SIGKILL). Only a run
+that finished with exit code 0 is copied next to the adapters folder and renamed into it (training.export's
+swap: a served folder is never rewritten file by file); a failed or cancelled run never touches an adapter of
+the same name, and its state says why it ended.
+
+    jobs = TrainingJobs(Path("runs/jobs"), on_success=lambda name, path: name)
+    state = jobs.start(JobSpec(...))          # JobRefused (with the reasons) when it cannot start
+    jobs.latest(); jobs.progress(state); jobs.cancel()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from training.checkpoints import write_json_atomic
+from training.job_spec import JobSpec, spec_problems, training_command
+from training.progress import PROGRESS_FILE, read_progress
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ACTIVE_FILE = "active"
+FINAL = ("succeeded", "failed", "cancelled")
+# on_success(adapter name, exported folder) -> the name it is served under; it may raise to say loading failed.
+OnSuccess = Callable[[str, Path], str]
+
+
+class JobRefused(ValueError):
+    """The job was not started; the message says why (a running job, a bad name, bad rows...)."""
+
+
+def memory_verdict(spec: JobSpec) -> str:
+    """The memory check made before Start: "ok", or why the run cannot fit beside the server.
+
+    Hook for issue 11 item 3 (the GPU memory planner). No plan is made yet, so it answers "ok" (on a CPU the
+    training and vLLM-CPU share the machine's RAM, which is what the offline profile and the tests run on).
+    """
+    return "ok"
+
+
+def process_group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TrainingJobs:
+    """The jobs folder of one app: start one job, follow it, cancel it."""
+
+    def __init__(self, jobs_dir: Path, on_success: OnSuccess | None = None, kill_grace_s: float = 10.0):
+        self.jobs_dir = Path(jobs_dir)
+        self.on_success = on_success
+        self.kill_grace_s = kill_grace_s
+        self._lock = threading.Lock()
+        self._watched: dict[str, subprocess.Popen] = {}
+
+    # --- reading ---
+    def read_state(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.jobs_dir / job_id / "state.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def latest(self) -> dict[str, Any] | None:
+        """The running job, else the most recently started one (None when there is none)."""
+        active = self._active_id()
+        if active and (state := self.read_state(active)):
+            return self._settle_orphan(state)
+        if not self.jobs_dir.is_dir():
+            return None
+        states = [s for d in self.jobs_dir.iterdir() if d.is_dir() and (s := self.read_state(d.name))]
+        return self._settle_orphan(max(states, key=lambda s: s["started"])) if states else None
+
+    def progress(self, state: dict[str, Any]) -> list[dict[str, Any]]:
+        return read_progress(self.jobs_dir / state["id"] / "run" / PROGRESS_FILE)
+
+    def log_tail(self, state: dict[str, Any], lines: int = 20) -> str:
+        path = self.jobs_dir / state["id"] / "train.log"
+        if not path.is_file():
+            return ""
+        text = path.read_bytes()[-20_000:].decode("utf-8", errors="replace").replace("\r", "\n")
+        return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+    # --- starting ---
+    def start(self, spec: JobSpec) -> dict[str, Any]:
+        """Check everything, then start the subprocess; JobRefused says why nothing was started."""
+        problems = spec_problems(spec)
+        verdict = memory_verdict(spec)
+        if verdict != "ok":
+            problems.append(verdict)
+        if problems:
+            raise JobRefused("\n".join(problems))
+        with self._lock:
+            job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}-{secrets.token_hex(2)}"
+            self._claim(job_id)
+            try:
+                return self._spawn(job_id, spec)
+            except BaseException:
+                (self.jobs_dir / ACTIVE_FILE).unlink(missing_ok=True)
+                raise
+
+    def _claim(self, job_id: str) -> None:
+        """Create `active` naming job_id, or refuse naming the job that holds it (a dead holder is cleared)."""
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.jobs_dir / ACTIVE_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._active_id()
+                state = self.read_state(holder) if holder else None
+                if state is None and self._active_age_s() < 30:
+                    raise JobRefused("another training job is being started at this moment; try again") from None
+                if state and self._settle_orphan(state)["status"] == "running":
+                    raise JobRefused(
+                        f"a training job is already running: '{state['name']}' (job {state['id']}); "
+                        "wait for it or cancel it"
+                    ) from None
+                (self.jobs_dir / ACTIVE_FILE).unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as handle:
+                handle.write(job_id)
+            return
+        raise JobRefused("another Start is being set up at this moment; try again")
+
+    def _spawn(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
+        folder = self.jobs_dir / job_id
+        folder.mkdir(parents=True)
+        dataset = folder / f"dataset{Path(spec.dataset_path).suffix or '.json'}"
+        shutil.copyfile(spec.dataset_path, dataset)  # the job keeps its own copy (an upload is a temp file)
+        spec = JobSpec(**{**vars(spec), "dataset_path": dataset})
+        command = training_command(spec, folder / "run", folder / "adapter")
+        state = {
+            "id": job_id, "name": spec.name, "status": "running", "reason": "", "started": time.time(),
+            "ended": None, "replace": spec.replace, "adapters_dir": str(spec.adapters_dir), "command": command,
+            "served_as": None, "cancel_requested": False, "pid": None,
+        }  # fmt: skip
+        write_json_atomic(folder / "state.json", state)
+        with (folder / "train.log").open("wb") as log:
+            process = subprocess.Popen(
+                command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+        state["pid"] = process.pid
+        write_json_atomic(folder / "state.json", state)
+        self._watched[job_id] = process
+        threading.Thread(target=self._watch, args=(job_id, process), name=f"job-{job_id}", daemon=True).start()
+        return state
+
+    # --- ending ---
+    def cancel(self) -> str:
+        """Stop the running job's whole process group; returns a line for the user."""
+        job_id = self._active_id()
+        state = self.read_state(job_id) if job_id else None
+        if not state or state["status"] != "running":
+            return "No training job is running."
+        state["cancel_requested"] = True
+        write_json_atomic(self.jobs_dir / job_id / "state.json", state)
+        self._stop_group(state["pid"])
+        watcher = self._watched.get(job_id)
+        if watcher is None:  # started by an app that is gone: nobody else will settle it
+            self._finish(job_id, "cancelled", "cancelled from the page; no adapter was changed")
+        else:
+            deadline = time.monotonic() + 30
+            while self.read_state(job_id)["status"] == "running" and time.monotonic() < deadline:
+                time.sleep(0.1)
+        final = self.read_state(job_id) or state
+        if final["status"] in ("succeeded", "failed"):  # it ended on its own before the signal
+            return f"'{state['name']}' had ended before Cancel: {final['status']}: {final['reason']}"
+        return f"Cancelled '{state['name']}'; no adapter was changed."
+
+    def _stop_group(self, pgid: int) -> None:
+        """SIGTERM to the group, SIGKILL after kill_grace_s; returns once no process of it is left (the watcher
+        thread reaps the leader)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        deadline = time.monotonic() + self.kill_grace_s
+        while process_group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while process_group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def _watch(self, job_id: str, process: subprocess.Popen) -> None:
+        code = process.wait()
+        state = self.read_state(job_id) or {}
+        if state.get("cancel_requested"):
+            self._finish(job_id, "cancelled", "cancelled from the page; no adapter was changed")
+        elif code != 0:
+            self._finish(job_id, "failed", self._failure_reason(job_id, code))
+        else:
+            self._install(job_id, state)
+        self._watched.pop(job_id, None)
+
+    def _failure_reason(self, job_id: str, code: int) -> str:
+        tail = self.log_tail({"id": job_id}, lines=200).splitlines()
+        errors = [line for line in tail if line.startswith(("error:", "Traceback")) or "Error:" in line]
+        why = errors[-1] if errors else f"exit code {code}"
+        return f"training failed ({why}); no adapter was changed"
+
+    def _install(self, job_id: str, state: dict[str, Any]) -> None:
+        """Move the export into the adapters folder (atomically), then let on_success serve it."""
+        from training.export import ExportError, swap_into_place
+
+        target, staging = Path(state["adapters_dir"]) / state["name"], None
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+            shutil.copytree(self.jobs_dir / job_id / "adapter", staging, dirs_exist_ok=True)  # maybe another disk
+            swap_into_place(staging, target, overwrite=bool(state["replace"]))
+        except (ExportError, OSError) as error:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            self._finish(job_id, "failed", f"trained, but not exported: {error}")
+            return
+        served, reason = None, f"trained and exported to {target}"
+        if self.on_success is not None:
+            try:
+                served = self.on_success(state["name"], target)
+                reason += f"; loaded as '{served}'"
+            except Exception as error:  # the adapter is on disk; say why it is not served
+                reason += f"; loading it failed: {error}"
+        self._finish(job_id, "succeeded", reason, served_as=served)
+
+    def _finish(self, job_id: str, status: str, reason: str, served_as: str | None = None) -> None:
+        state = self.read_state(job_id) or {"id": job_id}
+        state.update(status=status, reason=reason, ended=time.time(), served_as=served_as)
+        write_json_atomic(self.jobs_dir / job_id / "state.json", state)
+        if self._active_id() == job_id:
+            (self.jobs_dir / ACTIVE_FILE).unlink(missing_ok=True)
+
+    def _active_age_s(self) -> float:
+        try:
+            return time.time() - (self.jobs_dir / ACTIVE_FILE).stat().st_mtime
+        except OSError:
+            return float("inf")
+
+    def _active_id(self) -> str | None:
+        try:
+            return (self.jobs_dir / ACTIVE_FILE).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+    def _settle_orphan(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A 'running' job whose process is gone and that nobody watches ended while no app followed it."""
+        if state["status"] != "running" or state["id"] in self._watched:
+            return state
+        if state.get("pid") and process_group_alive(state["pid"]):
+            return state
+        if time.time() - state["started"] < 5 and not state.get("pid"):
+            return state  # being started by another app process right now
+        self._finish(state["id"], "failed", "the training process ended while no app was following it")
+        return self.read_state(state["id"]) or state
