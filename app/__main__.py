@@ -77,6 +77,7 @@ def settings_from(args: AppArgs) -> AppSettings:
         max_message_chars=args.max_message_chars,
         concurrency_limit=args.concurrency_limit,
         max_queue_size=args.max_queue_size,
+        votes_dir=Path(args.votes_dir),
     )
 
 

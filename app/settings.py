@@ -27,4 +27,5 @@ class AppSettings:
     concurrency_limit: int = 8  # turns streaming at once (each holds two engine streams)
     max_queue_size: int = 64  # waiting events beyond this are refused with "queue full"
     export_dir: Path | None = None  # where exports are written (None: a temp dir)
+    votes_dir: Path = Path("data/votes")  # blind votes (votes.jsonl), kept across restarts
     title: str = "Qwen3 Thinking: base vs Zhen Huan LoRA"
