@@ -177,6 +177,10 @@ def _run(engine: Any, settings: AppSettings, stop: threading.Event, left: str, r
     yield [progress_html("generate", 0, 0), *skip]
     while (update := updates.get()) is not None:
         yield [progress_html(*update), *skip]
+    if "error" in result and stop.is_set():
+        yield [f"⏹ Stopped before any row was scored: the replies done so far are kept and Run resumes them "
+               f"({result['error']}).", *skip]  # fmt: skip
+        return
     if "error" in result:
         yield [f"⚠ {result['error']}", *skip]
         return
