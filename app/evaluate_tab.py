@@ -90,8 +90,11 @@ def build_evaluate_tab(engine: Any, settings: AppSettings, message: gr.Textbox, 
         yield from _run(engine, settings, runs.start(request.session_hash or ""), *values)
 
     run.click(start, [left, right, limit, max_tokens], outputs, api_name="evaluate")
-    stop.click(lambda request: _stopping(runs.stop(request.session_hash or "")), None, progress,
-               concurrency_limit=None, api_name="evaluate_stop")  # fmt: skip
+
+    def halt(request: gr.Request) -> str:
+        return _stopping(runs.stop(request.session_hash or ""))
+
+    stop.click(halt, None, progress, concurrency_limit=None, api_name="evaluate_stop")
     right.change(lambda name: votes_line(settings, name), right, votes, queue=False)
     tab.select(lambda name: votes_line(settings, name), right, votes, queue=False)
 

@@ -11,6 +11,7 @@ vote is on disk, and a new app object over the same votes folder counts it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,6 +27,12 @@ from app.ui import build_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
 ROWS = 3
+WATCH_PROGRESS = """() => {
+  window.hhProgress = [];
+  const box = document.querySelector('#eval-progress');
+  new MutationObserver(() => window.hhProgress.push(box.innerText))
+    .observe(box, {childList: true, subtree: true, characterData: true});
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +71,15 @@ def run_evaluation(app: AppPage, rows: int, max_tokens: int) -> list[str]:
         box = app.page.locator(f"#{elem_id} input")
         box.fill(str(value))
         box.press("Tab")
+    app.page.evaluate(WATCH_PROGRESS)
     app.click("eval-run")
     app.page.wait_for_selector("#eval-progress progress")
     return [app.page.inner_text("#eval-progress")]
+
+
+def progress_seen(app: AppPage) -> list[str]:
+    """Every text the progress box showed since run_evaluation (recorded in the page as it changed)."""
+    return app.page.evaluate("() => window.hhProgress")
 
 
 def wait_progress(app: AppPage, until: tuple[str, ...], timeout_s: float) -> list[str]:
@@ -82,10 +95,12 @@ def wait_progress(app: AppPage, until: tuple[str, ...], timeout_s: float) -> lis
 
 
 def test_the_tab_runs_a_few_rows_and_sends_a_row_to_the_chat(app: AppPage, adapters_dir: Path) -> None:
-    seen = run_evaluation(app, ROWS, 16)
-    seen += wait_progress(app, ("Finished",), 600)
-    assert any(f"/{ROWS} rows" in text and "replies" in text for text in seen), seen
-    assert "Finished" in seen[-1], seen[-1]
+    run_evaluation(app, ROWS, 16)
+    last = wait_progress(app, ("Finished",), 600)[-1]
+    assert "Finished" in last, last
+    seen = progress_seen(app)
+    assert any(re.search(rf"replies: \d/{ROWS} rows", text) for text in seen), seen
+    assert any(re.search(rf"reference loss: \d/{ROWS} rows", text) for text in seen), seen
     app.wait_text("#eval-summary", "Evaluation of `huanhuan` against its base")
     assert f"{ROWS} of {ROWS} held-out rows" in app.page.inner_text("#eval-summary")
     assert "Blind votes for `huanhuan`" in app.page.inner_text("#eval-votes")
