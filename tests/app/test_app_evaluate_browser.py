@@ -109,6 +109,14 @@ def test_the_tab_runs_a_few_rows_and_sends_a_row_to_the_chat(app: AppPage, adapt
     assert len(rows) == ROWS
     body = app.page.inner_text("#eval-table")
     assert all(row["prompt"][:8] in body for row in rows)
+    first = app.page.locator("#eval-table tbody tr").nth(0).locator("td")
+    number = first.nth(0).inner_text().strip()
+    first.nth(2).click()  # clicking a row picks its number
+    app.page.wait_for_function("(n) => document.querySelector('#eval-row input').value === n", arg=number)
+    app.page.get_by_text("Export the evaluation").click()
+    app.click("eval-export")
+    app.wait_text("#eval-export-files", ".md")
+    assert ".json" in app.page.inner_text("#eval-export-files")
     box = app.page.locator("#eval-row input")
     box.fill("2")
     box.press("Tab")
@@ -138,8 +146,11 @@ def test_stop_keeps_the_rows_done_and_drops_the_requests_on_the_server(
 
 
 def test_a_blind_vote_is_stored_and_counted_after_a_restart(app: AppPage, engine, settings: AppSettings) -> None:
+    app.send("先说一句")
+    app.wait_finished()
     app.page.click("#blind input")
     app.page.wait_for_selector("#vote-left", state="visible")
+    app.page.wait_for_function("() => !document.querySelector('#chat-left [data-testid=\"user\"]')")  # cleared
     assert not app.page.is_visible("#model-left") and not app.page.is_visible("#stats-right")
     assert app.page.locator("#chat-left").get_by_text("A", exact=True).count() == 1
     app.send("你是谁？")
