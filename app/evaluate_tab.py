@@ -43,6 +43,11 @@ class EvalRuns:
             previous.set()
         return event
 
+    def finish(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            if self._stops.get(session) is event:
+                del self._stops[session]
+
     def stop(self, session: str) -> bool:
         with self._lock:
             event = self._stops.get(session)
@@ -87,7 +92,12 @@ def build_evaluate_tab(engine: Any, settings: AppSettings, message: gr.Textbox, 
     outputs = [progress, summary, chart, table, report, votes]
 
     def start(request: gr.Request, *values: Any) -> Any:
-        yield from _run(engine, settings, runs.start(request.session_hash or ""), *values)
+        session = request.session_hash or ""
+        event = runs.start(session)
+        try:
+            yield from _run(engine, settings, event, *values)
+        finally:
+            runs.finish(session, event)
 
     run.click(start, [left, right, limit, max_tokens], outputs, api_name="evaluate")
 

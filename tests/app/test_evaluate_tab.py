@@ -54,6 +54,10 @@ def test_stop_reaches_only_the_sessions_own_run() -> None:
     assert not runs.stop("nobody")
     again = runs.start("s2")  # a new run of the same session ends its previous one
     assert other.is_set() and not again.is_set()
+    runs.finish("s2", other)  # an older run ending leaves the newer one stoppable
+    assert runs.stop("s2") and again.is_set()
+    runs.finish("s2", again)
+    assert not runs.stop("s2")  # a finished run is not "running"
 
 
 def test_progress_and_votes_lines(tmp_path: Path) -> None:
