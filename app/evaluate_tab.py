@@ -11,6 +11,7 @@ and Markdown like the chat's export.
 
 from __future__ import annotations
 
+import logging
 import queue
 import tempfile
 import threading
@@ -23,7 +24,6 @@ from app.adapter_panel import picker_choices
 from app.eval_rows import GAIN_METRICS, ORDERS, TABLE_HEADERS, read_report, row_prompt, table_rows, write_eval_export
 from app.settings import AppSettings
 from app.votes import VoteStore, win_rate
-from serving.protocol import EngineError
 
 DEFAULT_ROWS = 8
 
@@ -163,8 +163,7 @@ def _export(settings: AppSettings, report: gr.State) -> None:
 def _run(engine: Any, settings: AppSettings, stop: threading.Event, left: str, right: str, limit: Any,
          max_tokens: Any) -> Any:  # fmt: skip
     """Yields [progress, summary, chart, table, report, votes] while the evaluation runs in a thread."""
-    from evaluation.cli import EvalError, adapter_dir
-    from training.heldout import HeldoutError
+    from evaluation.cli import USER_ERRORS, EvalError, adapter_dir
 
     skip = [gr.skip()] * 5
     try:
@@ -181,8 +180,11 @@ def _run(engine: Any, settings: AppSettings, stop: threading.Event, left: str, r
 
         try:
             result["folder"] = run_evaluation(args, lambda *p: updates.put(p), stop, engine=engine, left=left)
-        except (EvalError, HeldoutError, EngineError, ValueError, OSError) as error:
+        except (*USER_ERRORS, ValueError, OSError) as error:
             result["error"] = error
+        except Exception as error:  # a bug must still end the run on the page, with its traceback in the log
+            logging.getLogger("app").exception("the evaluation failed")
+            result["error"] = f"the evaluation failed unexpectedly: {error!r} (see the app's log)"
         finally:
             updates.put(None)
 

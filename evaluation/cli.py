@@ -26,6 +26,9 @@ class EvalError(RuntimeError):
     """A problem with what was asked; the message says what to do."""
 
 
+USER_ERRORS = (EvalError, HeldoutError, EngineError)  # what ends a run with one clear line (command or app)
+
+
 def log(message: str) -> None:
     print(f"[evaluation] {message}", flush=True)
 
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         out = run_evaluation(args)
-    except (EvalError, HeldoutError, EngineError) as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     import json
