@@ -75,9 +75,10 @@ def build_evaluate_tab(engine: Any, settings: AppSettings, message: gr.Textbox, 
     with gr.Tab("Evaluate", id="evaluate", elem_id="evaluate-tab") as tab:
         gr.Markdown("Runs the right adapter's held-out rows through both models (same system prompt, sampling and "
                     "seed) and scores them; `python -m evaluation` does the same on the command line.")  # fmt: skip
-        left, right = (gr.Dropdown(label=f"{side} model", elem_id=f"eval-{side.lower()}", **choices)
-                       for side, choices in zip(("Left", "Right"), picker_choices(engine, settings, None, None),
-                                                strict=True))  # fmt: skip
+        with gr.Row():
+            initial = picker_choices(engine, settings, None, None)
+            left = gr.Dropdown(label="Left model", elem_id="eval-left", **initial[0])
+            right = gr.Dropdown(label="Right model (an adapter)", elem_id="eval-right", **initial[1])
         with gr.Row():
             limit = gr.Number(DEFAULT_ROWS, precision=0, label="first N held-out rows (0 = all)", elem_id="eval-rows")
             max_tokens = gr.Number(settings.max_new_tokens, precision=0, label="max new tokens", elem_id="eval-max")
