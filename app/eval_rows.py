@@ -63,7 +63,7 @@ def row_prompt(rows: list[dict[str, Any]], number: Any) -> str:
     try:
         index = int(number)
     except (TypeError, ValueError):
-        raise ValueError("choose a row first (click it in the table, or type its #)") from None
+        raise ValueError("choose a row first: type its # from the table") from None
     if not 1 <= index <= len(rows):
         raise ValueError(f"there is no row #{index}; the table has rows 1 to {len(rows)}")
     return str(rows[index - 1]["prompt"])

@@ -122,15 +122,12 @@ def _rows_panel(message: gr.Textbox, tabs: gr.Tabs, chat_tab: str) -> tuple[gr.D
         order = gr.Radio(list(ORDERS), value=ORDERS[0], label="order", elem_id="eval-order")
     table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, wrap=True, elem_id="eval-table")
     with gr.Row():
-        row = gr.Number(None, precision=0, label="row # (click a row)", elem_id="eval-row")
+        row = gr.Number(None, precision=0, label="row # (the table's # column)", elem_id="eval-row")
         send = gr.Button("Send this row's prompt to the chat", elem_id="eval-send-row")
     note = gr.Markdown(elem_id="eval-row-note")
 
     def resort(current: Any, key: str, how: str) -> Any:
         return table_rows(current["rows"], key, how) if current else gr.skip()
-
-    def pick(event: gr.SelectData) -> Any:
-        return event.row_value[0] if event.row_value else gr.skip()
 
     def to_chat(current: Any, number: Any) -> list[Any]:
         try:
@@ -142,7 +139,6 @@ def _rows_panel(message: gr.Textbox, tabs: gr.Tabs, chat_tab: str) -> tuple[gr.D
     for control in (metric, order):
         control.change(resort, [report, metric, order], table, queue=False)
     report.change(resort, [report, metric, order], table, queue=False)
-    table.select(pick, None, row, queue=False)
     send.click(to_chat, [report, row], [message, tabs, note], queue=False, api_name="evaluate_row_to_chat")
     return table, report
 
