@@ -52,6 +52,7 @@ class AppArgs:
     max_queue_size: int = _field(64, "events waiting beyond the running ones; more are refused as 'queue full'")
     max_new_tokens: int = _field(512, "default of the max new tokens slider")
     max_new_tokens_limit: int = _field(8192, "largest max new tokens a request may ask for")
+    votes_dir: str = _field("data/votes", "where blind votes are kept (votes.jsonl; survives restarts)")
     max_message_chars: int = _field(16000, "longest message accepted from the page")
     max_upload_size: str = _field("1mb", "largest file Gradio's upload route accepts (a Train tab dataset upload)")
     persona: str = _field(DEFAULT_PERSONA, "persona preset selected when the page opens")

@@ -1,10 +1,10 @@
 """The Gradio page: `build_demo(engine, settings) -> gr.Blocks`. Nothing is launched here.
 
-Layout: two columns (model picker, chat, stats line per side), one message box that sends to both,
-Send/Stop/Regenerate/Undo/Clear, a Settings accordion (persona, system prompt, sampling, seed), Export
-(JSON + Markdown), the Adapters panel (app/adapter_panel.py) and, when training is offered, the Train tab
-(app/train_tab.py). Handlers are thin: they read the page
-into `TurnInputs`, run `app.turns.ChatTurns`, and render with `app.render`.
+Layout: a Chat tab with two columns (model picker, chat, stats line per side), one message box that sends to
+both, Send/Stop/Regenerate/Undo/Clear, a Settings accordion (persona, system prompt, sampling, seed), Blind mode
+and votes (app/blind.py), Export (JSON + Markdown) and the Adapters panel (app/adapter_panel.py); an Evaluate
+tab (app/evaluate_tab.py) and, when training is offered, a Train tab (app/train_tab.py). Handlers are thin:
+they read the page into `TurnInputs`, run `app.turns.ChatTurns`, and render with `app.render`.
 
     demo = build_demo(engine, AppArgs(max_new_tokens=256))
     demo.launch(css=CSS)
@@ -22,8 +22,10 @@ import gradio as gr
 
 from app import render
 from app.adapter_panel import build_adapter_panel, picker_choices
+from app.blind import build_blind_panel
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange
+from app.evaluate_tab import build_evaluate_tab
 from app.export import export_stem, write_export
 from app.personas import CUSTOM_PERSONA, PERSONAS, persona_text
 from app.train_tab import TrainingSettings, build_train_tab
@@ -98,17 +100,21 @@ def build_demo(engine: Engine, settings: AppArgs | None = None, training: Traini
     with gr.Blocks(title=settings.title) as demo:
         gr.Markdown(f"## {settings.title}")
         state = gr.State([])
-        with gr.Row(equal_height=False):
-            initial = picker_choices(engine, settings, None, None)
-            panes = {side: _side_pane(side, picker) for side, picker in zip(SIDES, initial, strict=True)}
-        message, buttons = _message_row()
-        controls = _settings_panel(settings, message, panes)
-        _wire_chat(turns, settings, state, panes, controls, buttons)
-        _export_panel(settings, state, controls)
-        pickers = [panes[side].picker for side in SIDES]
-        on_load, load_outputs = build_adapter_panel(engine, settings, pickers)
-        if training is not None:  # the Train tab (app/train_tab.py); absent on a public link by default
-            build_train_tab(engine, settings, training, pickers)
+        with gr.Tabs() as tabs, gr.Tab("Chat", id="chat", elem_id="chat-tab"):
+            with gr.Row(equal_height=False):
+                initial = picker_choices(engine, settings, None, None)
+                panes = {side: _side_pane(side, picker) for side, picker in zip(SIDES, initial, strict=True)}
+            message, buttons = _message_row()
+            controls = _settings_panel(settings, message, panes)
+            _wire_chat(turns, settings, state, panes, controls, buttons)
+            build_blind_panel(turns, settings, panes, state, controls)
+            _export_panel(settings, state, controls)
+            pickers = [panes[side].picker for side in SIDES]
+            on_load, load_outputs = build_adapter_panel(engine, settings, pickers)
+        with tabs:
+            build_evaluate_tab(engine, settings, message, tabs, "chat")
+            if training is not None:  # the Train tab (app/train_tab.py); absent on a public link by default
+                build_train_tab(engine, settings, training, pickers)
         demo.load(on_load, None, load_outputs, queue=False)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue_size)
     return demo

@@ -10,5 +10,7 @@ The Python API (for an Evaluate tab): `evaluation.cli.run_evaluation(EvalArgs(..
 what the command does and returns the report folder; underneath, `evaluation.run.evaluate(plan, engine,
 loss, store, progress, stop)` returns the finished rows and run stats, `evaluation.report.summarize(rows,
 meta, markers)` scores and aggregates them, `write_report` writes `<adapter>/eval/` and `headline(folder)`
-reads its one-line summary back.
+reads its one-line summary back. The app's Evaluate tab passes its own engine (`run_evaluation(args, progress,
+stop, engine=engine, left=model)`) and reaches an adapter's folder only through `evaluation.cli.adapter_dir(
+adapters_dir, name)`.
 """

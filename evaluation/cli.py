@@ -18,7 +18,7 @@ from typing import Any
 
 from evaluation.config import EvalArgs, parse_eval_args
 from evaluation.run import EvalItem, EvalPlan, evaluate
-from serving.protocol import EngineError, SamplingParams
+from serving.protocol import BASE_MODEL_ALIAS, EngineError, SamplingParams
 from training.heldout import HeldoutError, HeldoutRecord, read_heldout, rebuild_heldout
 
 
@@ -26,8 +26,22 @@ class EvalError(RuntimeError):
     """A problem with what was asked; the message says what to do."""
 
 
+USER_ERRORS = (EvalError, HeldoutError, EngineError)  # what ends a run with one clear line (command or app)
+
+
 def log(message: str) -> None:
     print(f"[evaluation] {message}", flush=True)
+
+
+def adapter_dir(adapters_dir: str | Path, name: str) -> Path:
+    """The folder of adapter `name` inside `adapters_dir` (where its held-out record and eval/ report live).
+
+    The app's one way to an adapter's folder: a name with a path separator or `..` is refused, so a page
+    never reaches outside the configured adapters folder.
+    """
+    if not name or name in (".", "..") or "/" in name or "\\" in name or os.sep in name:
+        raise EvalError(f"'{name}' is not an adapter name (a folder name inside the adapters folder)")
+    return adapter_folder(EvalArgs(adapter=name, adapters_dir=str(adapters_dir)))
 
 
 def adapter_folder(args: EvalArgs) -> Path:
@@ -56,7 +70,9 @@ def base_model_path(args: EvalArgs, folder: Path) -> Path:
                     "pass its folder with --model")  # fmt: skip
 
 
-def build_plan(args: EvalArgs, record: HeldoutRecord, model: Path, served_adapter: str, batched: bool) -> EvalPlan:
+def build_plan(
+    args: EvalArgs, record: HeldoutRecord, model: Path, served: str, batched: bool, base: str = BASE_MODEL_ALIAS
+) -> EvalPlan:
     from transformers import AutoTokenizer
 
     from training.examples import build_messages, completion_text
@@ -73,7 +89,7 @@ def build_plan(args: EvalArgs, record: HeldoutRecord, model: Path, served_adapte
         ids = [list(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in (prompt, completion)]
         items.append(EvalItem(row.where, row.prompt, row.output, (ids[0], ids[1])))
     params = SamplingParams(args.temperature, args.top_p, args.top_k, args.max_tokens, args.seed)
-    return EvalPlan(served_adapter, items, record.system_prompt, params, args.concurrency, batched)
+    return EvalPlan(served, items, record.system_prompt, params, args.concurrency, batched, base)
 
 
 @contextlib.contextmanager
@@ -112,8 +128,8 @@ def _loss(args: EvalArgs, base_url: str, key: str, base: str, model: Path, folde
     return VllmReferenceLoss(base_url, key, base)
 
 
-def check_served(engine: Any, served: str, where: str) -> str:
-    """The served base name; EvalError when the base or the adapter is not served there.
+def check_served(engine: Any, served: str, where: str, left: str | None = None) -> str:
+    """The served base name; EvalError when the base, the adapter (or `left`) is not served there.
 
     Only what the server itself lists counts: an OpenAIEngine also offers the ids it was given (`listed=False`).
     """
@@ -128,36 +144,63 @@ def check_served(engine: Any, served: str, where: str) -> str:
             f"the adapter '{served}' is not served by {where} (it serves: {', '.join(names)}); load it (the app's "
             "Adapters panel), or pass --served-adapter NAME when it is served under another name"
         )
+    if left and left not in names:
+        raise EvalError(f"the model '{left}' is not served by {where} (it serves: {', '.join(names)})")
     return base
 
 
-def run_evaluation(args: EvalArgs, progress: Any = None, stop: Any = None) -> Path:
+def run_evaluation(
+    args: EvalArgs, progress: Any = None, stop: Any = None, engine: Any = None, left: str | None = None
+) -> Path:
     """Everything after parsing; returns the report folder.
 
     `progress(phase, done, total)` and `stop` (a threading.Event) are handed to evaluation.run.evaluate; a
-    stopped run still writes the report of the rows it finished (marked partial).
+    stopped run still writes the report of the rows it finished (marked partial). With `engine` (the app's
+    Evaluate tab) that engine is used as it is, nothing is started, and `left` (default: the served base)
+    plays the base's part; an in-process engine batches, an OpenAI-compatible one gets concurrent requests.
     """
-    from evaluation.report import EVAL_DIR, summarize, write_report
-    from evaluation.store import RowStore, fingerprint
-
     folder = adapter_folder(args)
     served = args.served_adapter or folder.name
     record = read_heldout(folder)
     model = base_model_path(args, folder)
-    plan = build_plan(args, record, model, served, batched=args.engine == "local")
+    if engine is None:
+        plan = build_plan(args, record, model, served, batched=args.engine == "local")
+        with open_engine(args, folder, model, served) as (opened, loss, base):
+            return _run(args, record, plan, folder, (opened, loss, base), progress, stop)
+    base = check_served(engine, served, getattr(engine, "base_url", "the engine"), left)
+    side = left if left and left != base else BASE_MODEL_ALIAS
+    plan = build_plan(args, record, model, served, batched=not hasattr(engine, "base_url"), base=side)
+    loss = _engine_loss(args, engine, base, model, folder, served)
+    return _run(args, record, plan, folder, (engine, loss, left or base), progress, stop)
+
+
+def _engine_loss(args: EvalArgs, engine: Any, base: str, model: Path, folder: Path, served: str) -> Any:
+    """vLLM's prompt_logprobs on an OpenAI-compatible engine (unless --loss transformers), else transformers."""
+    from evaluation.refloss import TransformersReferenceLoss, VllmReferenceLoss
+
+    if args.loss != "transformers" and hasattr(engine, "base_url"):
+        return VllmReferenceLoss(engine.base_url, engine.api_key, base)
+    return TransformersReferenceLoss(model, folder, served)
+
+
+def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, opened: tuple[Any, Any, str],
+         progress: Any, stop: Any) -> Path:  # fmt: skip
+    from evaluation.report import EVAL_DIR, summarize, write_report
+    from evaluation.store import RowStore, fingerprint
+
+    engine, loss, base = opened
     out = Path(args.out_dir) if args.out_dir else folder / EVAL_DIR
     log(f"{len(plan.items)} held-out rows of {record.dataset_path}; engine {args.engine}; report -> {out}")
-    with open_engine(args, folder, model, served) as (engine, loss, base):
-        settings = {"adapter": served, "base": base, "dataset_sha256": record.dataset_sha256,
-                    "system_prompt": record.system_prompt, "sampling": dataclasses.asdict(plan.params)}  # fmt: skip
-        store = RowStore(out, fingerprint(settings))
-        rows, stats = evaluate(plan, engine, loss, store, progress=progress or _printer(), stop=stop)
+    settings = {"adapter": plan.adapter, "base": base, "dataset_sha256": record.dataset_sha256,
+                "system_prompt": record.system_prompt, "sampling": dataclasses.asdict(plan.params)}  # fmt: skip
+    store = RowStore(out, fingerprint(settings))
+    rows, stats = evaluate(plan, engine, loss, store, progress=progress or _printer(), stop=stop)
     if not rows:
         raise EvalError(f"stopped before any row was finished; what was done is kept in {store.path}")
     log(f"generated {stats.completion_tokens} tokens in {stats.generate_s:.1f} s ({stats.tokens_per_s:.1f} tokens/s); "
         f"{stats.rows_done_before} rows were done before")  # fmt: skip
     meta = {
-        "adapter": served,
+        "adapter": plan.adapter,
         "base_model": base,
         "engine": args.engine,
         "rows_planned": len(plan.items),
@@ -190,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         out = run_evaluation(args)
-    except (EvalError, HeldoutError, EngineError) as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     import json

@@ -60,13 +60,14 @@ class EvalPlan:
     params: SamplingParams = field(default_factory=SamplingParams)
     concurrency: int = 16
     batched: bool = False
+    base: str = BASE_MODEL_ALIAS  # the model on the base side (the app's Evaluate tab may pick another)
 
     def messages(self, item: EvalItem) -> list[dict[str, str]]:
         system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return [*system, {"role": "user", "content": item.prompt}]
 
     def model_of(self, side: str) -> str:
-        return BASE_MODEL_ALIAS if side == "base" else self.adapter
+        return self.base if side == "base" else self.adapter
 
 
 @dataclass

@@ -184,6 +184,7 @@ class OpenAIEngine:
         import openai
 
         self.base_url = base_url.rstrip("/")
+        self.api_key = api_key  # for a second client on the same server (evaluation's reference loss)
         self.max_lora_rank = max_lora_rank
         self.starts_in_thinking = starts_in_thinking  # inline split only: the prompt already opened <think>
         self.server = ServerParams(strict=strict_openai)  # which vLLM extensions this server takes

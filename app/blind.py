@@ -1,0 +1,82 @@
+"""Blind mode in the chat: the two models are shuffled and unlabeled ("A" / "B") until the person votes.
+
+Turning it on clears the conversation, swaps the two pickers' models at random (a coin flip), hides the
+pickers and the stats lines (which name the model) and titles the panes "A" and "B". A vote (A better,
+B better, tie, both bad) on the last exchange is stored with its prompt, both replies, both model names,
+the seed and the system prompt (app.votes.VoteStore, one JSON line in the votes folder), and reveals the
+names: blind mode turns off and the pickers show again. Turning it off without a vote reveals them too.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from app.config import AppArgs
+from app.conversation import SIDES, Exchange
+from app.render import stats_line
+from app.votes import VoteStore
+
+LABELS = {"left": "A", "right": "B"}
+CHOICES = {"left": "A is better", "right": "B is better", "tie": "Tie", "both_bad": "Both bad"}
+
+
+def build_blind_panel(turns: Any, settings: AppArgs, panes: dict[str, Any], state: gr.State, controls: Any) -> None:
+    """The Blind checkbox, the vote buttons and the reveal line, under the chat's message box."""
+    store = VoteStore(Path(settings.votes_dir))
+    with gr.Row():
+        blind = gr.Checkbox(label="Blind mode: shuffle the sides and hide the names until I vote", elem_id="blind")
+        status = gr.Markdown(elem_id="blind-status")
+    with gr.Row(visible=False) as vote_row:
+        buttons = {key: gr.Button(label, elem_id=f"vote-{key.replace('_', '-')}") for key, label in CHOICES.items()}
+    pickers = [panes[side].picker for side in SIDES]
+    chats = [panes[side].chatbot for side in SIDES]
+    stats = [panes[side].stats for side in SIDES]
+    outputs = [blind, *pickers, *chats, *stats, vote_row, status, state]
+
+    def toggle(request: gr.Request, on: bool, left: str, right: str) -> list[Any]:
+        if not on:
+            return _revealed(left, right, "Blind mode off (no vote).", gr.skip())
+        turns.stop(request.session_hash or "", discard=True)
+        swap = secrets.randbelow(2) == 1
+        values = [right, left] if swap else [left, right]
+        hidden = [gr.update(value=value, visible=False) for value in values]
+        empty = [gr.update(value=[], label=LABELS[side]) for side in SIDES]
+        quiet = [gr.update(value=stats_line(None), visible=False)] * 2
+        note = "Blind: the sides are shuffled and unnamed. Chat, then vote on the last exchange to reveal them."
+        return [gr.skip(), *hidden, *empty, *quiet, gr.update(visible=True), note, []]
+
+    def vote(choice: str, exchanges: list[Exchange], left: str, right: str, seed: Any, system: str) -> list[Any]:
+        last = exchanges[-1] if exchanges else None
+        if last is None or not all(reply.finished for reply in last.replies.values()):
+            return [gr.skip()] * (len(outputs) - 2) + ["⚠ Send a message and let both sides finish before voting.",
+                                                       gr.skip()]  # fmt: skip
+        record = store.append({"vote": choice, "prompt": last.user, "seed": seed, "system_prompt": system,
+                               **{side: _reply(last, side) for side in SIDES}})  # fmt: skip
+        names = {side: record[side]["model"] for side in SIDES}
+        said = CHOICES[choice] if choice in ("tie", "both_bad") else f"{CHOICES[choice]} ({names[choice]})"
+        return _revealed(left, right, f"Vote saved: {said}.", False)
+
+    blind.input(toggle, [blind, *pickers], outputs, concurrency_limit=None)
+    inputs = [state, *pickers, controls.seed, controls.system_prompt]
+    for key, button in buttons.items():
+        button.click(lambda *v, key=key: vote(key, *v), inputs, outputs, concurrency_limit=None,
+                     api_name=f"vote_{key}")  # fmt: skip
+
+
+def _reply(exchange: Exchange, side: str) -> dict[str, Any]:
+    reply = asdict(exchange.replies[side])
+    keep = ("model", "thinking", "answer", "status", "thinking_closed", "error")
+    return {key: reply[key] for key in keep}
+
+
+def _revealed(left: str, right: str, said: str, blind: Any) -> list[Any]:
+    """Pickers, panes and stats shown again under their real names."""
+    shown = [gr.update(visible=True)] * 2
+    titles = [gr.update(label=title) for title in ("Left", "Right")]
+    note = f"{said} A was `{left}`, B was `{right}`."
+    return [blind, *shown, *titles, *shown, gr.update(visible=False), note, gr.skip()]

@@ -1,0 +1,125 @@
+"""Blind votes on disk and the adapter's win rate with a Wilson 95% interval. No Gradio here.
+
+    store = VoteStore(Path("data/votes"))
+    store.append({"vote": "left", "prompt": "...", "left": {"model": "huanhuan", ...}, "right": {...}, "seed": 0})
+    rate = win_rate(store.load(), "huanhuan")     # wins, losses, ties and both-bad apart, Wilson interval
+
+One JSON line per vote in `<votes dir>/votes.jsonl`, appended with a single write on a file opened for
+appending (one line never interleaves with another), so the votes survive a restart; a line cut by a crash
+is skipped when reading. Ties and "both bad" are reported apart and are NOT counted in the win rate:
+win rate = wins / (wins + losses) over the votes where the adapter faced another model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+VOTES_FILE = "votes.jsonl"
+VOTES = ("left", "right", "tie", "both_bad")  # left better, right better, tie, both bad
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(wins: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion wins/n (95% by default); (0, 1) when n is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = wins / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+class VoteStore:
+    """Append-only JSONL of votes, shared by every session of the app (thread-safe)."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / VOTES_FILE
+        self._lock = threading.Lock()
+
+    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Store one vote (`vote` must be one of VOTES); returns the record as written (with its time)."""
+        if record.get("vote") not in VOTES:
+            raise ValueError(f"a vote must be one of {', '.join(VOTES)}, got {record.get('vote')!r}")
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(handle, line)  # one write of the whole line: appended atomically
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+        return record
+
+    def load(self) -> list[dict[str, Any]]:
+        """Every complete vote, oldest first."""
+        if not self.path.is_file():
+            return []
+        votes = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a crash
+            if isinstance(record, dict) and record.get("vote") in VOTES:
+                votes.append(record)
+        return votes
+
+
+@dataclass(frozen=True)
+class WinRate:
+    """The adapter's record against other models in blind votes; `rate` and the interval leave ties out."""
+
+    adapter: str
+    wins: int
+    losses: int
+    ties: int
+    both_bad: int
+
+    @property
+    def decided(self) -> int:
+        return self.wins + self.losses
+
+    @property
+    def rate(self) -> float | None:
+        return self.wins / self.decided if self.decided else None
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.wins, self.decided)
+
+    def describe(self) -> str:
+        """One Markdown line for the Evaluate summary."""
+        total = self.decided + self.ties + self.both_bad
+        if total == 0:
+            return f"Blind votes for `{self.adapter}`: none yet (turn on Blind mode in the Chat tab)."
+        apart = f"{self.ties} tie(s) and {self.both_bad} 'both bad' are reported apart, not counted"
+        if self.rate is None:
+            return f"Blind votes for `{self.adapter}`: {total} vote(s), no decided one; {apart}."
+        low, high = self.interval
+        return (f"Blind votes for `{self.adapter}`: {self.wins} win(s), {self.losses} loss(es): win rate "
+                f"{self.rate:.0%} (Wilson 95% interval {low:.0%} to {high:.0%}); {apart}.")  # fmt: skip
+
+
+def win_rate(votes: list[dict[str, Any]], adapter: str) -> WinRate:
+    """Tally the votes where `adapter` was on one side and another model on the other."""
+    counts = {"win": 0, "loss": 0, "tie": 0, "both_bad": 0}
+    for vote in votes:
+        models = {side: (vote.get(side) or {}).get("model") for side in ("left", "right")}
+        if (adapter not in models.values()) or models["left"] == models["right"]:
+            continue
+        choice = vote["vote"]
+        if choice in ("tie", "both_bad"):
+            counts[choice] += 1
+        else:
+            counts["win" if models[choice] == adapter else "loss"] += 1
+    return WinRate(adapter, counts["win"], counts["loss"], counts["tie"], counts["both_bad"])

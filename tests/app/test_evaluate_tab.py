@@ -1,0 +1,71 @@
+"""The Evaluate tab's pieces without a browser: the knobs' validation (bad input gets one clear message), the
+per-session Stop, the progress bar's text and the win-rate line it reads from the votes folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.config import AppArgs
+from app.evaluate_tab import DEFAULT_ROWS, EvalRuns, _eval_args, progress_html, votes_line
+from app.votes import VoteStore
+
+
+class Served:
+    base_url = "http://127.0.0.1:8000/v1"
+
+
+def test_the_knobs_become_evaluation_args(tmp_path: Path) -> None:
+    settings = AppArgs(adapters_dir=str(tmp_path), model="/models/tiny", seed=5)
+    args = _eval_args(Served(), settings, "huanhuan", DEFAULT_ROWS, 32)
+    assert (args.adapter, args.adapters_dir, args.model) == ("huanhuan", str(tmp_path), "/models/tiny")
+    assert (args.limit, args.max_tokens, args.seed, args.engine, args.base_url) == (
+        8,
+        32,
+        5,
+        "openai",
+        Served.base_url,
+    )
+    assert _eval_args(object(), settings, "huanhuan", 0, 1).engine == "local"
+
+
+@pytest.mark.parametrize(
+    ("adapters", "right", "rows", "tokens", "message"),
+    [
+        (None, "huanhuan", 8, 16, "no adapters folder is configured"),
+        ("x", "", 8, 16, "choose the right model"),
+        ("x", "huanhuan", "many", 16, "whole numbers"),
+        ("x", "huanhuan", -1, 16, "rows must be >= 0"),
+        ("x", "huanhuan", 8, 9000, "max new tokens 1 to 8192"),
+    ],
+)
+def test_bad_knobs_get_one_clear_message(adapters, right, rows, tokens, message, tmp_path: Path) -> None:
+    settings = AppArgs(adapters_dir=str(tmp_path) if adapters else "")
+    with pytest.raises(ValueError, match=message):
+        _eval_args(Served(), settings, right, rows, tokens)
+
+
+def test_stop_reaches_only_the_sessions_own_run() -> None:
+    runs = EvalRuns()
+    first, other = runs.start("s1"), runs.start("s2")
+    assert runs.stop("s1") and first.is_set() and not other.is_set()
+    assert not runs.stop("nobody")
+    again = runs.start("s2")  # a new run of the same session ends its previous one
+    assert other.is_set() and not again.is_set()
+    runs.finish("s2", other)  # an older run ending leaves the newer one stoppable
+    assert runs.stop("s2") and again.is_set()
+    runs.finish("s2", again)
+    assert not runs.stop("s2")  # a finished run is not "running"
+
+
+def test_progress_and_votes_lines(tmp_path: Path) -> None:
+    assert 'value="2" max="5"' in progress_html("generate", 2, 5) and "replies: 2/5 rows" in progress_html(
+        "generate", 2, 5
+    )
+    assert "reference loss: 1/5 rows" in progress_html("loss", 1, 5)
+    settings = AppArgs(votes_dir=str(tmp_path))
+    assert "none yet" in votes_line(settings, "huanhuan")
+    VoteStore(tmp_path).append({"vote": "right", "left": {"model": "base"}, "right": {"model": "huanhuan"}})
+    assert "1 win(s), 0 loss(es)" in votes_line(settings, "huanhuan")
