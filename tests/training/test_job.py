@@ -132,3 +132,33 @@ def test_a_failed_run_says_why_and_changes_nothing(
     state = jobs.latest()
     assert state["status"] == "failed" and "usable example" in state["reason"], state
     assert not (adapters / "short").exists()
+
+
+QWEN3_4B_CONFIG = {  # Qwen3-4B-Thinking-2507's shape
+    "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936, "tie_word_embeddings": True,
+}  # fmt: skip
+
+
+def test_start_is_refused_with_the_numbers_when_training_cannot_fit_beside_the_server(
+    tmp_path: Path, huanhuan_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qwen3-4B's shape on a simulated 24 GiB card: beside vLLM at 0.9 there is no room; with 16 GiB free there is."""
+    import training.job as job
+
+    model = tmp_path / "qwen3-4b"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(QWEN3_4B_CONFIG))
+    preset = REPO_ROOT / "configs" / "lora_qwen3_4b_thinking.yaml"
+    spec = JobSpec(name="big", dataset_path=huanhuan_path, preset=preset, model_path=str(model),
+                   adapters_dir=tmp_path / "adapters")  # fmt: skip
+    refused = job.memory_verdict(spec, gpu=(24.0 * 0.1, 24.0))
+    assert "training needs about" in refused and "only 2.4 GiB of the 24.0 GiB GPU is free" in refused
+    assert job.memory_verdict(spec, gpu=(16.0, 24.0)) == "ok"  # huanhuan's rows are short: a batch of 8 fits
+    monkeypatch.setattr(job, "_gpu_memory", lambda: (2.4, 24.0))
+    jobs = TrainingJobs(tmp_path / "jobs")
+    with pytest.raises(JobRefused, match=r"only 2\.4 GiB of the 24\.0 GiB GPU is free"):
+        jobs.start(spec)
+    assert jobs.latest() is None  # nothing was started
+    monkeypatch.setattr(job, "_gpu_memory", lambda: None)  # a machine without a usable GPU: nothing to plan
+    assert job.memory_verdict(spec) == "ok"
