@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.load_soak import start_stack
+from bench.load_soak import start_stack, stop_stack
 from tests.support.load_drivers import run_turn, tree_rss_mib
 
 BOUND = 1.5  # issue 15: the app's RSS after 50 turns per session <= 1.5 x its RSS after the first turn
@@ -115,11 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({**asdict(report), "growth": report.growth, "bound": BOUND}, ensure_ascii=False, indent=2))
         return 0 if not report.failures and report.growth <= BOUND else 1
     finally:
-        if app is not None:
-            app.terminate()
-            app.wait(timeout=30)
-        if server is not None:
-            server.stop()
+        stop_stack(server, app)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,15 @@ def start_stack(args: argparse.Namespace) -> tuple[Any, Any, str, dict[str, int]
     return server, app, url, {"app": app.pid, "vllm": server._process.pid}
 
 
+def stop_stack(server: Any, app: Any) -> None:
+    """Stop what start_stack started (either may be None: nothing was started)."""
+    if app is not None:
+        app.terminate()
+        app.wait(timeout=30)
+    if server is not None:
+        server.stop()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("mode", choices=["load", "soak"])
@@ -125,11 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asdict(report), ensure_ascii=False, indent=2))
         return 0 if not report.failures else 1
     finally:
-        if app is not None:
-            app.terminate()
-            app.wait(timeout=30)
-        if server is not None:
-            server.stop()
+        stop_stack(server, app)
 
 
 if __name__ == "__main__":

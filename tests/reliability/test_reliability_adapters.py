@@ -23,6 +23,7 @@ import pytest
 
 from serving.protocol import AdapterError, FinalDelta, SamplingParams
 from tests.support.reliability_helpers import MESSAGES, serve_demo
+from tests.support.serving_test_helpers import removing_additions
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 SHORT = SamplingParams(temperature=0.0, max_tokens=4, seed=0)
@@ -63,11 +64,8 @@ def bad_json(source: Path, target: Path) -> Path:
 @pytest.fixture
 def folder(app_adapters_dir: Path) -> Iterator[Path]:
     """The server's adapters folder; what a test adds is removed after it (the session shares it)."""
-    before = {entry.name for entry in app_adapters_dir.iterdir()}
-    yield app_adapters_dir
-    for entry in app_adapters_dir.iterdir():
-        if entry.name not in before:
-            entry.unlink() if entry.is_symlink() or entry.is_file() else shutil.rmtree(entry)
+    with removing_additions(app_adapters_dir) as folder:
+        yield folder
 
 
 def missing_path(_source: Path, target: Path) -> Path:

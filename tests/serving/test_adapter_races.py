@@ -30,6 +30,7 @@ from serving.protocol import (
     ReasoningDelta,
     SamplingParams,
 )
+from tests.support.serving_test_helpers import removing_additions
 
 MESSAGES = [{"role": "user", "content": "你是谁？"}]
 SHORT = SamplingParams(temperature=0.0, max_tokens=2)
@@ -57,11 +58,8 @@ def read_rest(stream, name: str) -> str:
 @pytest.fixture
 def folder(served_adapters_dir: Path) -> Iterator[Path]:
     """The adapters folder both engines serve from (the session's vLLM server and LocalEngine); cleaned after."""
-    before = {entry.name for entry in served_adapters_dir.iterdir()}
-    yield served_adapters_dir
-    for entry in served_adapters_dir.iterdir():
-        if entry.name not in before:
-            entry.unlink() if entry.is_symlink() else shutil.rmtree(entry)
+    with removing_additions(served_adapters_dir) as folder:
+        yield folder
 
 
 def test_unload_while_two_streams_use_the_adapter(engine, trained_adapter_dir: Path, folder: Path) -> None:

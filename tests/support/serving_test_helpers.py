@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,3 +43,13 @@ def write_adapter(folder: Path, r: int = 8, **config) -> Path:
     raw = json.dumps(header).encode()
     (folder / "adapter_model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(r * 16 * 4))
     return folder
+
+
+@contextmanager
+def removing_additions(folder: Path) -> Iterator[Path]:
+    """Yields `folder` (a session's shared adapters folder); afterwards removes every entry added to it."""
+    before = {entry.name for entry in folder.iterdir()}
+    yield folder
+    for entry in folder.iterdir():
+        if entry.name not in before:
+            entry.unlink() if entry.is_symlink() or entry.is_file() else shutil.rmtree(entry)
