@@ -60,13 +60,9 @@ def app_url(engine, settings: AppArgs) -> Iterator[str]:
     yield from serve_demo(build_demo(engine, settings))
 
 
-def open_tab(app: AppPage, name: str) -> None:
-    app.page.get_by_role("tab", name=name).click()
-
-
 def run_evaluation(app: AppPage, rows: int, max_tokens: int) -> list[str]:
     """Set the knobs, press Run; returns the progress texts seen until the run ends."""
-    open_tab(app, "Evaluate")
+    app.open_tab("Evaluate")
     for elem_id, value in (("eval-rows", rows), ("eval-max", max_tokens)):
         box = app.page.locator(f"#{elem_id} input")
         box.fill(str(value))
@@ -174,7 +170,7 @@ def test_a_blind_vote_is_stored_and_counted_after_a_restart(
     restarted = serve_demo(build_demo(engine, settings))  # a new app object over the same votes folder
     try:
         page = AppPage(app.page.context.new_page()).open(next(restarted))
-        open_tab(page, "Evaluate")
+        page.open_tab("Evaluate")
         page.wait_text("#eval-votes", "1 win(s), 0 loss(es)" if won else "0 win(s), 1 loss(es)")
     finally:
         next(restarted, None)

@@ -62,6 +62,7 @@ def app_url(engine, adapters_dir: Path, jobs_dir: Path, tiny_model_dir: Path, hu
 
 
 def fill_job(app: AppPage, name: str, max_steps: int, eval_steps: int, upload: Path | None = None) -> None:
+    app.open_tab("Train")
     page = app.page
     if upload is not None:
         page.set_input_files("#train-upload input[type=file]", str(upload))
@@ -127,6 +128,7 @@ def test_train_from_the_page_then_chat_with_the_new_adapter(
     app.page.wait_for_function("() => document.querySelector('#model-right input').value === 'persona'")
     assert (adapters_dir / "persona" / "adapter_model.safetensors").is_file()
     assert "persona" in {info.name for info in engine.models() if info.is_adapter}
+    app.open_tab("Chat")
     app.send("你是谁？")
     app.wait_finished()
     assert app.stats("right").startswith("persona") and "tok/s" in app.stats("right")
@@ -148,6 +150,7 @@ def test_two_starts_reload_mid_run_and_cancel(
         wait_shown(app, "#train-message", "Started huanhuan")
         other.wait_text("#train-message", "already running: 'huanhuan'")
         other.page.reload()
+        other.open_tab("Train")
         other.page.wait_for_selector("#train-status")
         other.wait_text("#train-status", "Running: huanhuan", timeout_s=60)
         other.wait_text("#train-status", "step ", timeout_s=600)  # the reloaded page follows the job's steps

@@ -72,6 +72,10 @@ class AppPage:
     def click(self, elem_id: str) -> None:
         self.page.click(f"#{elem_id}")
 
+    def open_tab(self, name: str) -> None:
+        """Select the page's tab `name` (Chat, Evaluate, Train): only the selected tab's controls can be used."""
+        self.page.get_by_role("tab", name=name).click()
+
     def texts(self, side: str, marker: str) -> list[str]:
         """Texts of the messages in one pane holding a marker span (hh-thinking, hh-answer, hh-error, ...)."""
         return self.page.locator(f"#chat-{side} .message-content:has(.{marker})").all_inner_texts()
