@@ -24,6 +24,7 @@ from app.adapter_panel import picker_choices
 from app.config import AppArgs
 from app.eval_rows import GAIN_METRICS, ORDERS, TABLE_HEADERS, read_report, row_prompt, table_rows, write_eval_export
 from app.votes import VoteStore, win_rate
+from serving.protocol import folder_of
 
 DEFAULT_ROWS = 8
 
@@ -213,7 +214,8 @@ def _eval_args(engine: Any, settings: AppArgs, right: str, limit: Any, max_token
     if rows < 0 or not 1 <= tokens <= settings.max_new_tokens_limit:
         raise ValueError(f"rows must be >= 0 and max new tokens 1 to {settings.max_new_tokens_limit}")
     base_folder = settings.model or settings.train_model
-    return EvalArgs(adapter=right, adapters_dir=str(settings.adapters_dir), model=base_folder,
+    folder = folder_of(right) or right  # a retrained adapter is served as `name@N`; its split is in folder `name`
+    return EvalArgs(adapter=folder, served_adapter=right, adapters_dir=str(settings.adapters_dir), model=base_folder,
                     engine="openai" if hasattr(engine, "base_url") else "local",
                     base_url=getattr(engine, "base_url", ""), limit=rows, max_tokens=tokens,
                     temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k, seed=settings.seed,

@@ -29,6 +29,8 @@ def test_the_knobs_become_evaluation_args(tmp_path: Path) -> None:
         Served.base_url,
     )
     assert _eval_args(object(), settings, "huanhuan", 0, 1).engine == "local"
+    retrained = _eval_args(Served(), settings, "huanhuan@2", 8, 32)  # the Train tab's fresh served name
+    assert (retrained.adapter, retrained.served_adapter) == ("huanhuan", "huanhuan@2")
 
 
 @pytest.mark.parametrize(
