@@ -29,14 +29,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from common.dataclass_cli import from_mapping
 from training.checkpoints import write_json_atomic
 from training.config import TrainArgs
 from training.data import load_rows
 from training.job_spec import JobSpec, preset_values, spec_problems, training_command
+from training.memory_plan import gpu_memory_gib, plan_training_memory
 from training.progress import PROGRESS_FILE, read_progress
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,8 @@ class JobRefused(ValueError):
 
 
 GpuMemory = tuple[float, float]  # (free GiB now, total GiB) of the GPU training would run on
-TEMPLATE_TOKENS = 64  # the chat template's tokens around a row, and the system prompt's share, roughly
+TEMPLATE_TOKENS = 64  # the chat template's tokens around a row, roughly
+ANSWER_END_TOKENS = 8  # what closes an answer (end of turn), roughly
 
 
 def memory_verdict(spec: JobSpec, gpu: GpuMemory | None = None) -> str:
@@ -63,37 +65,23 @@ def memory_verdict(spec: JobSpec, gpu: GpuMemory | None = None) -> str:
     dataset of short rows is not refused for a max_length it never reaches; `python -m training` checks again
     with the tokenized rows before loading the model.
     """
-    gpu = gpu if gpu is not None else _gpu_memory()
+    gpu = gpu if gpu is not None else gpu_memory_gib()
     if gpu is None:
         return "ok"
-    from training.memory_plan import plan_training_memory
-
     free, total = gpu
     args = _planned_args(spec)
     rows = load_rows(spec.dataset_path).rows
     row_chars = max((len(row.prompt) + len(row.output) for row in rows), default=args.max_length)
     answer_chars = max((len(row.output) for row in rows), default=args.max_length)
-    verdict = plan_training_memory(args, total, total - free, row_chars + len(args.system_prompt) + TEMPLATE_TOKENS,
-                                   answer_chars + TEMPLATE_TOKENS // 8)  # fmt: skip
+    row_tokens = row_chars + len(args.system_prompt) + TEMPLATE_TOKENS
+    verdict = plan_training_memory(args, total, total - free, row_tokens, answer_chars + ANSWER_END_TOKENS)
     return "ok" if verdict.fits else verdict.message
 
 
 def _planned_args(spec: JobSpec) -> TrainArgs:
     """The TrainArgs the job would run with: the preset, the page's knobs, the model."""
-    known = {f.name for f in fields(TrainArgs)}
     values = {**preset_values(spec.preset), **spec.overrides(), "model_name_or_path": spec.model_path}
-    return TrainArgs(**{name: value for name, value in values.items() if name in known})
-
-
-def _gpu_memory() -> GpuMemory | None:
-    from common.devices import cuda_usable
-
-    if not cuda_usable():
-        return None
-    import torch
-
-    free, total = torch.cuda.mem_get_info()
-    return free / 2**30, total / 2**30
+    return from_mapping(TrainArgs, values)
 
 
 def process_group_alive(pgid: int) -> bool:

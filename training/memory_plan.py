@@ -129,6 +129,18 @@ def estimate_parts(
     }
 
 
+def gpu_memory_gib() -> tuple[float, float] | None:
+    """(free, total) GiB of the GPU training would run on, free as of now; None without a usable GPU."""
+    from common.devices import cuda_usable
+
+    if not cuda_usable():
+        return None
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return free / GIB, total / GIB
+
+
 def reserved_beside_vllm(total_gib: float, gpu_memory_utilization: float) -> float:
     """What a vLLM server started with `--gpu-memory-utilization` holds of the card."""
     return total_gib * gpu_memory_utilization

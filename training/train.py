@@ -134,16 +134,15 @@ def refuse_big_model_on_cpu(args: TrainArgs) -> None:
 
 def check_gpu_memory(args: TrainArgs, data: PreparedData) -> None:
     """On a GPU, refuse (with the numbers) a run whose planned peak exceeds the memory free now; on a CPU, nothing."""
-    if not cuda_usable():
+    from training.memory_plan import gpu_memory_gib, plan_training_memory
+
+    gpu = gpu_memory_gib()
+    if gpu is None:
         return
-    import torch
-
-    from training.memory_plan import GIB, plan_training_memory
-
-    free, total = torch.cuda.mem_get_info()
+    free, total = gpu
     rows = [example["input_ids"] for example in data.train]
     answers = [sum(label != IGNORE_INDEX for label in example["labels"]) for example in data.train]
-    verdict = plan_training_memory(args, total / GIB, (total - free) / GIB, max(map(len, rows), default=None),
+    verdict = plan_training_memory(args, total, total - free, max(map(len, rows), default=None),
                                    max(answers, default=None))  # fmt: skip
     log(verdict.message)
     if not verdict.fits:

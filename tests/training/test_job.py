@@ -155,10 +155,10 @@ def test_start_is_refused_with_the_numbers_when_training_cannot_fit_beside_the_s
     refused = job.memory_verdict(spec, gpu=(24.0 * 0.1, 24.0))
     assert "training needs about" in refused and "only 2.4 GiB of the 24.0 GiB GPU is free" in refused
     assert job.memory_verdict(spec, gpu=(16.0, 24.0)) == "ok"  # huanhuan's rows are short: a batch of 8 fits
-    monkeypatch.setattr(job, "_gpu_memory", lambda: (2.4, 24.0))
+    monkeypatch.setattr(job, "gpu_memory_gib", lambda: (2.4, 24.0))
     jobs = TrainingJobs(tmp_path / "jobs")
     with pytest.raises(JobRefused, match=r"only 2\.4 GiB of the 24\.0 GiB GPU is free"):
         jobs.start(spec)
     assert jobs.latest() is None  # nothing was started
-    monkeypatch.setattr(job, "_gpu_memory", lambda: None)  # a machine without a usable GPU: nothing to plan
+    monkeypatch.setattr(job, "gpu_memory_gib", lambda: None)  # a machine without a usable GPU: nothing to plan
     assert job.memory_verdict(spec) == "ok"

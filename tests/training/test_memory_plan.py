@@ -86,13 +86,14 @@ class Data:
 def test_python_m_training_checks_only_on_a_gpu_and_refuses_a_full_one(tmp_path: Path, monkeypatch) -> None:
     import torch
 
+    import common.devices
     from training import train
 
     args = lora_4b(tmp_path, per_device_train_batch_size=2)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: pytest.fail("asked the GPU on a CPU machine"))
-    monkeypatch.setattr(train, "cuda_usable", lambda: False)
+    monkeypatch.setattr(common.devices, "cuda_usable", lambda: False)
     train.check_gpu_memory(args, Data())  # a CPU: nothing to plan
-    monkeypatch.setattr(train, "cuda_usable", lambda: True)
+    monkeypatch.setattr(common.devices, "cuda_usable", lambda: True)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (int(2.4 * GIB), 24 * GIB))  # vLLM holds 0.9
     with pytest.raises(train.GpuMemoryRefused, match=r"only 2\.4 GiB of the 24\.0 GiB GPU is free"):
         train.check_gpu_memory(args, Data())
