@@ -60,11 +60,10 @@ KNOB_LABELS = {
 def serve_trained_adapter(engine: Engine, name: str) -> str:
     """Hot-load a freshly exported adapter by name and return the name it is served under.
 
-    A folder not served yet is loaded as itself; a folder served already is reloaded, which serves the new
-    weights under a fresh name (`name@N+1`) and unloads the old one, so a pane never shows stale weights.
+    One request: a reload serves a folder never served before as itself, and a folder served already under a
+    fresh name (`name@N+1`), unloading the old one, so a pane never shows stale weights.
     """
-    served = any(status.name == name and status.loaded for status in engine.adapters())
-    return engine.reload_adapter(name) if served else engine.load_adapter(name)
+    return engine.reload_adapter(name)
 
 
 def presets(training: TrainingSettings) -> list[str]:

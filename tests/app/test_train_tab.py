@@ -53,6 +53,7 @@ def test_a_retrained_adapter_is_served_under_a_fresh_name_and_the_old_one_unload
     engine = FakeEngine({"fake-base": Script()}, adapters={"other": tmp_path / "other"}, adapters_dir=tmp_path)
     write_adapter(tmp_path / "mine")
     assert serve_trained_adapter(engine, "mine") == "mine"
+    assert engine.adapter_calls == [("reload", "mine")]  # one request to the engine
     assert serve_trained_adapter(engine, "mine") == "mine@2"  # the export replaced the folder: fresh weights
     assert serve_trained_adapter(engine, "mine") == "mine@3"
     assert engine.loaded_adapters == {"other": tmp_path / "other", "mine@3": tmp_path / "mine"}
