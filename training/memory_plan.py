@@ -10,9 +10,15 @@ the run's settings; rows at max_length unless measured lengths are given) adds u
 - frozen or trained weights: parameters x bytes of the precision (bf16/fp16: 2, fp32: 4);
 - what training keeps per trainable parameter: LoRA weights live in fp32 under peft (weight + gradient + two
   AdamW moments = 16 bytes); a full fine-tune keeps gradient and moments in the weights' precision;
-- activations kept for the backward pass: about 34 x hidden bytes per token and layer in 16-bit (Korthikanti
-  et al. 2022, attention scores not stored with SDPA); with gradient checkpointing only each layer's input is
-  kept (2 x hidden) plus one layer recomputed at a time;
+- activations kept for the backward pass, counted per token and layer from the layer's own tensors
+  (`activation_bytes_per_token`): RMSNorm's fp32 copies, q/k/v with their norms and RoPE, the attention output,
+  the MLP's gate, up, SiLU and product (attention scores are not stored with SDPA), and for each LoRA target
+  with dropout the dropped-out copy of its input and its mask: 258 KB per token and layer for Qwen3-4B with
+  the recipe's LoRA. With gradient checkpointing only each layer's input is kept (2 x hidden) plus one layer
+  recomputed at a time. Measured on an H100 (2026-11-27, bench/README.md): the old rule of thumb (34 x
+  hidden, Korthikanti et al. 2022, for a GPT with a 4 x hidden MLP and no LoRA) was 2.5 times too low for
+  Qwen3-4B's 3.8 x hidden MLP with LoRA dropout, so a run without checkpointing was let through that needed
+  28 GiB against the 18 GiB planned;
 - the logits of the answer positions (training.answer_loss projects only those): answer tokens x vocabulary
   x 10 bytes (16-bit logits, their fp32 copy for the loss and its gradient), large for Qwen's 151,936 tokens;
 - 1 GiB of CUDA context and allocator slack, and a 10% margin on the whole.
@@ -30,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 GIB = 1024**3
-ACTIVATION_BYTES_PER_HIDDEN = 34  # per token and layer, 16-bit, no stored attention scores
-CHECKPOINTED_BYTES_PER_HIDDEN = 2  # each layer's input only
+CHECKPOINTED_BYTES_PER_HIDDEN = 2  # each layer's input only, 16-bit
+DROPOUT_BYTES_PER_INPUT = 3  # a LoRA target's dropped-out input copy (16-bit) and its mask (1 byte)
 LOGIT_BYTES = 10  # 16-bit logits + fp32 copy + its gradient, per token and vocabulary entry
 LORA_BYTES_PER_PARAM = 16  # fp32 weight + gradient + two AdamW moments
 CONTEXT_GIB = 1.0  # CUDA context, cuBLAS workspaces, allocator fragmentation
@@ -105,8 +111,8 @@ class MemoryVerdict:
 def estimate_parts(
     shape: ModelShape, args: Any, row_tokens: int | None = None, answer_tokens: int | None = None
 ) -> dict[str, float]:
-    """The peak's parts in GiB for a TrainArgs-like `args` (finetune_type, lora_r, lora_target_modules,
-    per_device_train_batch_size, max_length, gradient_checkpointing, precision); `row_tokens` and
+    """The peak's parts in GiB for a TrainArgs-like `args` (finetune_type, lora_r, lora_dropout,
+    lora_target_modules, per_device_train_batch_size, max_length, gradient_checkpointing, precision); `row_tokens` and
     `answer_tokens`: the longest row and answer trained on (default max_length)."""
     width = PRECISION_BYTES.get(args.precision, 2)
     tokens = args.per_device_train_batch_size * min(row_tokens or args.max_length, args.max_length)
@@ -116,17 +122,33 @@ def estimate_parts(
         training_state = trainable * LORA_BYTES_PER_PARAM
     else:
         training_state = shape.parameters * width * 3  # gradient + two AdamW moments in the weights' precision
+    per_layer = activation_bytes_per_token(shape, args)
     if args.gradient_checkpointing:
-        kept = shape.layers * CHECKPOINTED_BYTES_PER_HIDDEN + ACTIVATION_BYTES_PER_HIDDEN  # + one layer recomputed
+        kept = shape.layers * CHECKPOINTED_BYTES_PER_HIDDEN * shape.hidden + per_layer  # + one layer recomputed
     else:
-        kept = shape.layers * ACTIVATION_BYTES_PER_HIDDEN
+        kept = shape.layers * per_layer
     return {
         "weights": shape.parameters * width / GIB,
         "trainable + optimizer": training_state / GIB,
-        "activations": tokens * shape.hidden * kept * width / 2 / GIB,
+        "activations": tokens * kept * width / 2 / GIB,
         "logits": answers * shape.vocab * LOGIT_BYTES / GIB,
         "CUDA context": CONTEXT_GIB,
     }
+
+
+def activation_bytes_per_token(shape: ModelShape, args: Any) -> int:
+    """Bytes one token keeps for the backward pass in one decoder layer, in 16-bit training (fp32: twice that).
+
+    Qwen3's layer keeps: the two RMSNorms' fp32 input copies and outputs (16 x hidden with the residual and
+    projection inputs), q and k through their per-head norms and RoPE plus the attention output (12 x q width),
+    k and v (10 x kv width), the MLP's gate, up, SiLU output and their product (8 x intermediate); LoRA with
+    dropout adds, for each target, the dropped-out copy of its input and the mask (3 x its input width)."""
+    q_width, kv_width = shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+    kept = 16 * shape.hidden + 12 * q_width + 10 * kv_width + 8 * shape.intermediate
+    if args.finetune_type == "lora" and args.lora_dropout > 0:
+        inputs = shape.module_shapes()
+        kept += sum(DROPOUT_BYTES_PER_INPUT * inputs[m][0] for m in args.lora_target_modules if m in inputs)
+    return kept
 
 
 def gpu_memory_gib() -> tuple[float, float] | None:

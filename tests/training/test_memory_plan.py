@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from training.config import TrainArgs
-from training.memory_plan import GIB, ModelShape, plan_training_memory, reserved_beside_vllm
+from training.memory_plan import (
+    GIB,
+    ModelShape,
+    activation_bytes_per_token,
+    plan_training_memory,
+    reserved_beside_vllm,
+)
 
 QWEN3_4B = {  # Qwen/Qwen3-4B-Thinking-2507 config.json (the sizes the plan reads)
     "hidden_size": 2560, "num_hidden_layers": 36, "intermediate_size": 9728, "vocab_size": 151936,
@@ -61,6 +67,34 @@ def test_batch_length_and_checkpointing_move_the_estimate(tmp_path: Path) -> Non
     assert plan_training_memory(lora_4b(tmp_path, per_device_train_batch_size=8), 80.0, 0.0).need_gib > base + 10
     assert plan_training_memory(lora_4b(tmp_path, gradient_checkpointing=False), 80.0, 0.0).need_gib > base + 2
     assert plan_training_memory(lora_4b(tmp_path), 80.0, 0.0, row_tokens=200, answer_tokens=80).need_gib < base - 1
+
+
+# Peaks measured on one H100 80GB (2026-11-27, bench/README.md "GPU check"): Qwen3-4B's shape, the recipe's LoRA
+# (r=8, dropout 0.1, all seven linears), huanhuan.json's longest row (253 tokens) in the first batch, one fresh
+# process per setting: torch.cuda.max_memory_reserved() in GiB.
+H100_PEAKS = [  # (batch, gradient checkpointing, reserved peak GiB)
+    (4, False, 18.07), (8, False, 28.37), (16, False, 48.06), (16, True, 11.35),
+]  # fmt: skip
+LONGEST_ROW, LONGEST_ANSWER = 253, 160  # tokens, huanhuan.json with the real chat template
+
+
+@pytest.mark.parametrize(("batch", "checkpointing", "measured_gib"), H100_PEAKS)
+def test_the_plan_covers_the_peaks_measured_on_an_h100_without_crying_wolf(
+    tmp_path: Path, batch: int, checkpointing: bool, measured_gib: float
+) -> None:
+    args = lora_4b(tmp_path, per_device_train_batch_size=batch, gradient_checkpointing=checkpointing,
+                   lora_dropout=0.1)  # fmt: skip
+    need = plan_training_memory(args, 80.0, 0.0, LONGEST_ROW, LONGEST_ANSWER).need_gib
+    assert measured_gib < need < 1.45 * measured_gib
+
+
+def test_lora_dropout_costs_a_copy_of_every_targets_input(tmp_path: Path) -> None:
+    shape = ModelShape.from_config(QWEN3_4B)
+    with_dropout = activation_bytes_per_token(shape, lora_4b(tmp_path, lora_dropout=0.1))
+    without = activation_bytes_per_token(shape, lora_4b(tmp_path, lora_dropout=0.0))
+    inputs = 5 * 2560 + 4096 + 9728  # q, k, v, gate, up read the hidden state; o the attention; down the MLP
+    assert with_dropout - without == 3 * inputs
+    assert with_dropout == 258_048  # the 4B layer's kept bytes per token that match the H100 peaks above
 
 
 def test_a_full_fine_tune_keeps_gradients_and_moments_of_every_weight(tmp_path: Path) -> None:
