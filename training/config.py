@@ -88,6 +88,9 @@ class TrainArgs:
         "auto", "'auto' (bf16 on a GPU with native bf16, fp16 on older GPUs, fp32 on a CPU), 'bf16', 'fp16' or 'fp32'"
     )
     gradient_checkpointing: bool = _field(True, "recompute activations in backward to save memory")
+    checkpoint_only_if_needed: bool = _field(
+        False, "on a GPU, turn gradient checkpointing off when the memory plan says the run fits without it (faster)"
+    )
     group_by_length: bool = _field(True, "batch rows of similar length together (less padding)")
     seed: int = _field(42, "seed for the split, the sampler and the LoRA init")
     # --- evaluation, checkpoints, logging ---

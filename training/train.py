@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -132,21 +132,30 @@ def refuse_big_model_on_cpu(args: TrainArgs) -> None:
     )
 
 
-def check_gpu_memory(args: TrainArgs, data: PreparedData) -> None:
-    """On a GPU, refuse (with the numbers) a run whose planned peak exceeds the memory free now; on a CPU, nothing."""
+def check_gpu_memory(args: TrainArgs, data: PreparedData) -> TrainArgs:
+    """On a GPU, refuse (with the numbers) a run whose planned peak exceeds the memory free now, and with
+    --checkpoint_only_if_needed turn gradient checkpointing off when the run fits without it; returns the args
+    to train with. On a CPU, nothing."""
     from training.memory_plan import gpu_memory_gib, plan_training_memory
 
     gpu = gpu_memory_gib()
     if gpu is None:
-        return
+        return args
     free, total = gpu
     rows = [example["input_ids"] for example in data.train]
     answers = [sum(label != IGNORE_INDEX for label in example["labels"]) for example in data.train]
-    verdict = plan_training_memory(args, total, total - free, max(map(len, rows), default=None),
-                                   max(answers, default=None))  # fmt: skip
+    longest = (max(map(len, rows), default=None), max(answers, default=None))
+    if args.gradient_checkpointing and args.checkpoint_only_if_needed:
+        without = replace(args, gradient_checkpointing=False)
+        verdict = plan_training_memory(without, total, total - free, *longest)
+        if verdict.fits:
+            log(f"{verdict.message}: gradient checkpointing off (--checkpoint_only_if_needed)")
+            return without
+    verdict = plan_training_memory(args, total, total - free, *longest)
     log(verdict.message)
     if not verdict.fits:
         raise GpuMemoryRefused(verdict.message)
+    return args
 
 
 def load_model(args: TrainArgs, precision: str):
@@ -296,7 +305,7 @@ def run(args: TrainArgs, extra_callbacks: list | None = None) -> RunResult:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     data = prepare_data(args, tokenizer)
-    check_gpu_memory(args, data)
+    args = check_gpu_memory(args, data)
     trainer = fit(args, data, tokenizer, extra_callbacks)
     if not trainer.is_world_process_zero():  # under DDP rank 0 alone exports (and says so)
         return RunResult(run_metrics(args, trainer, data), trainer)

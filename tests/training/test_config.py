@@ -65,3 +65,4 @@ def test_seed_recipe_config() -> None:
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (8, 2)
     assert (args.eval_ratio, args.eval_steps, args.save_steps, args.save_total_limit) == (0.1, 50, 100, 3)
     assert args.load_best_model_at_end and args.gradient_checkpointing and args.precision == "auto"
+    assert args.checkpoint_only_if_needed  # off on a card where the run fits without it (bench/README.md)

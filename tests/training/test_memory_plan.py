@@ -133,3 +133,21 @@ def test_python_m_training_checks_only_on_a_gpu_and_refuses_a_full_one(tmp_path:
         train.check_gpu_memory(args, Data())
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (12 * GIB, 24 * GIB))  # vLLM holds 0.5
     train.check_gpu_memory(args, Data())  # the measured rows (300 tokens, 100 answer) fit
+
+
+def test_checkpointing_is_turned_off_only_when_asked_and_the_run_fits_without_it(tmp_path: Path, monkeypatch) -> None:
+    import torch
+
+    import common.devices
+    from training import train
+
+    monkeypatch.setattr(common.devices, "cuda_usable", lambda: True)
+    on_request = lora_4b(tmp_path, per_device_train_batch_size=8, checkpoint_only_if_needed=True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (78 * GIB, 80 * GIB))  # an idle H100
+    faster = train.check_gpu_memory(on_request, Data())
+    assert faster.gradient_checkpointing is False and on_request.gradient_checkpointing is True
+    assert train.check_gpu_memory(lora_4b(tmp_path, per_device_train_batch_size=8), Data()).gradient_checkpointing
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (22 * GIB, 24 * GIB))  # a 24 GiB card
+    assert train.check_gpu_memory(on_request, Data()).gradient_checkpointing  # too big without it: kept on
+    monkeypatch.setattr(common.devices, "cuda_usable", lambda: False)
+    assert train.check_gpu_memory(on_request, Data()) is on_request  # a CPU: nothing planned, nothing changed
