@@ -4,12 +4,13 @@ Each job has a folder `<jobs_dir>/<job id>/`: `state.json` (status, reason, pid,
 served as), `train.log` (the subprocess's output), `run/` (its output_dir, with training.progress's live
 `progress.jsonl`) and `adapter/` (its export). `<jobs_dir>/active` names the running job; it is created with
 O_EXCL, so of two Starts at once one wins and the other is refused with the running job's name. A page reload,
-a second tab or a restarted app reads the same files.
+a second tab or a restarted app reads the same files; a job that ended while the app was down is settled by the
+next read: installed and served when its export is complete, failed otherwise.
 
 The subprocess leads its own process group; Cancel stops the whole group (SIGTERM, then SIGKILL). Only a run
-that finished with exit code 0 is copied next to the adapters folder and renamed into it (training.export's
-swap: a served folder is never rewritten file by file); a failed or cancelled run never touches an adapter of
-the same name, and its state says why it ended.
+that finished with exit code 0 (or, with no app following it, a complete export) is copied next to the adapters
+folder and renamed into it (training.export's swap: a served folder is never rewritten file by file); a failed
+or cancelled run never touches an adapter of the same name, and its state says why it ended.
 
     jobs = TrainingJobs(Path("runs/jobs"), on_success=lambda name, path: name)
     state = jobs.start(JobSpec(...))          # JobRefused (with the reasons) when it cannot start
@@ -102,6 +103,7 @@ class TrainingJobs:
         self.on_success = on_success
         self.kill_grace_s = kill_grace_s
         self._lock = threading.Lock()
+        self._settling = threading.Lock()  # one settlement of an orphaned job at a time (the 1 s timer reads too)
         self._watched: dict[str, subprocess.Popen] = {}
 
     # --- reading ---
@@ -292,12 +294,22 @@ class TrainingJobs:
             return None
 
     def _settle_orphan(self, state: dict[str, Any]) -> dict[str, Any]:
-        """A 'running' job whose process is gone and that nobody watches ended while no app followed it."""
+        """A 'running' job whose process is gone and that nobody watches ended while no app followed it (the app
+        was restarted): its export, when it finished one, is installed and served as a watched job's would be;
+        otherwise it failed."""
         if state["status"] != "running" or state["id"] in self._watched:
             return state
         if state.get("pid") and process_group_alive(state["pid"]):
             return state
         if time.time() - state["started"] < 5 and not state.get("pid"):
             return state  # being started by another app process right now
-        self._finish(state["id"], "failed", "the training process ended while no app was following it")
+        with self._settling:
+            state = self.read_state(state["id"]) or state
+            if state["status"] == "running" and state.get("cancel_requested"):
+                self._finish(state["id"], "cancelled", "cancelled from the page; no adapter was changed")
+            elif state["status"] == "running":
+                if (self.jobs_dir / state["id"] / "adapter" / "metrics.json").is_file():  # the export is complete
+                    self._install(state["id"], state)
+                else:
+                    self._finish(state["id"], "failed", "the training process ended while no app was following it")
         return self.read_state(state["id"]) or state

@@ -77,6 +77,23 @@ def test_a_job_whose_process_is_gone_is_settled_as_failed(tmp_path: Path) -> Non
     assert not (tmp_path / "jobs" / "active").exists()
 
 
+def test_a_job_that_finished_while_the_app_was_restarting_is_installed_and_served(tmp_path: Path) -> None:
+    folder, adapters = tmp_path / "jobs" / "old-job", tmp_path / "adapters"
+    (folder / "adapter").mkdir(parents=True)
+    (folder / "adapter" / "adapter_config.json").write_text("{}")
+    (folder / "adapter" / "metrics.json").write_text("{}")  # written last, by the atomic export
+    state = {"id": "old-job", "name": "mine", "status": "running", "started": time.time() - 60, "pid": 2**22 + 7,
+             "adapters_dir": str(adapters), "replace": False, "cancel_requested": False}  # fmt: skip
+    (folder / "state.json").write_text(json.dumps(state))
+    (tmp_path / "jobs" / "active").write_text("old-job")
+    loaded: list[str] = []
+    jobs = TrainingJobs(tmp_path / "jobs", on_success=lambda name, path: loaded.append(name) or name)
+    latest = jobs.latest()
+    assert latest["status"] == "succeeded" and latest["served_as"] == "mine" and loaded == ["mine"]
+    assert (adapters / "mine" / "adapter_config.json").is_file()
+    assert jobs.latest()["status"] == "succeeded" and loaded == ["mine"]  # settled once, not again on the next read
+
+
 def wait_for(condition, timeout_s: float = 600.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
