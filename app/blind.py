@@ -4,7 +4,8 @@ Turning it on clears the conversation, swaps the two pickers' models at random (
 pickers and the stats lines (which name the model) and titles the panes "A" and "B". A vote (A better,
 B better, tie, both bad) on the last exchange is stored with its prompt, both replies, both model names,
 the seed and the system prompt (app.votes.VoteStore, one JSON line in the votes folder), and reveals the
-names: blind mode turns off and the pickers show again. Turning it off without a vote reveals them too.
+names: blind mode turns off and the pickers show again. Turning it off without a vote reveals them too. While
+it is on, Export refuses (the export names both models).
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ LABELS = {"left": "A", "right": "B"}
 CHOICES = {"left": "A is better", "right": "B is better", "tie": "Tie", "both_bad": "Both bad"}
 
 
-def build_blind_panel(turns: Any, settings: AppArgs, panes: dict[str, Any], state: gr.State, controls: Any) -> None:
-    """The Blind checkbox, the vote buttons and the reveal line, under the chat's message box."""
+def build_blind_panel(
+    turns: Any, settings: AppArgs, panes: dict[str, Any], state: gr.State, controls: Any
+) -> gr.Checkbox:
+    """The Blind checkbox, the vote buttons and the reveal line, under the chat's message box; returns the
+    checkbox (the export refuses while it is ticked: an export names both models)."""
     store = VoteStore(Path(settings.votes_dir))
     with gr.Row():
         blind = gr.Checkbox(label="Blind mode: shuffle the sides and hide the names until I vote", elem_id="blind")
@@ -66,6 +70,7 @@ def build_blind_panel(turns: Any, settings: AppArgs, panes: dict[str, Any], stat
     for key, button in buttons.items():
         button.click(lambda *v, key=key: vote(key, *v), inputs, outputs, concurrency_limit=None,
                      api_name=f"vote_{key}")  # fmt: skip
+    return blind
 
 
 def _reply(exchange: Exchange, side: str) -> dict[str, Any]:

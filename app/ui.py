@@ -107,8 +107,8 @@ def build_demo(engine: Engine, settings: AppArgs | None = None, training: Traini
             message, buttons = _message_row()
             controls = _settings_panel(settings, message, panes)
             _wire_chat(turns, settings, state, panes, controls, buttons)
-            build_blind_panel(turns, settings, panes, state, controls)
-            _export_panel(settings, state, controls)
+            blind = build_blind_panel(turns, settings, panes, state, controls)
+            _export_panel(settings, state, controls, blind)
             pickers = [panes[side].picker for side in SIDES]
             on_load, load_outputs = build_adapter_panel(engine, settings, pickers)
         with tabs:
@@ -251,13 +251,18 @@ def _outputs(view: TurnView) -> list[Any]:
     return [view.message_box, *chats, *stats, view.exchanges]
 
 
-def _export_panel(settings: AppArgs, state: gr.State, controls: Controls) -> None:
+BLIND_EXPORT_REFUSED = "Blind mode is on: vote first (or turn blind mode off). An export names both models."
+
+
+def _export_panel(settings: AppArgs, state: gr.State, controls: Controls, blind: gr.Checkbox) -> None:
     export_dir = Path(settings.export_dir) if settings.export_dir else Path(tempfile.mkdtemp(prefix="hh-export-"))
     with gr.Accordion("Export the conversation", open=False):
         button = gr.Button("Export JSON + Markdown", elem_id="export")
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="export-files")
 
-    def export(exchanges: list[Exchange], *values: Any) -> list[str]:
+    def export(exchanges: list[Exchange], blind_on: bool, *values: Any) -> list[str]:
+        if blind_on:
+            raise gr.Error(BLIND_EXPORT_REFUSED, print_exception=False)
         raw = controls.raw(values)
         meta = {
             "system_prompt": raw["system_prompt"],
@@ -270,4 +275,4 @@ def _export_panel(settings: AppArgs, state: gr.State, controls: Controls) -> Non
         stem = export_stem()  # both files of one export share a name no other session gets
         return [str(write_export(exchanges, meta, export_dir, kind, stem)) for kind in ("json", "md")]
 
-    button.click(export, [state, *controls.as_list()], files, concurrency_limit=None, api_name="export")
+    button.click(export, [state, blind, *controls.as_list()], files, concurrency_limit=None, api_name="export")

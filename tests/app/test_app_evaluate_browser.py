@@ -2,8 +2,9 @@
 the tiny Qwen3 and the adapter trained by `python -m training` (the session's fixtures).
 
 The tab runs a few held-out rows (progress seen, then the summary, chart and rows), sends a row to the chat,
-and Stop ends a longer run with the rows done kept and vLLM's requests dropped; a blind turn is voted on, the
-vote is on disk, and a new app object over the same votes folder counts it.
+and Stop ends a longer run with the rows done kept and vLLM's requests dropped; a blind turn cannot be exported
+before its vote, is voted on, the vote is on disk, the export works once the names are shown, and a new app
+object over the same votes folder counts it.
 
     .venv/bin/python -m pytest tests/app/test_app_evaluate_browser.py -m browser
 """
@@ -152,6 +153,10 @@ def test_a_blind_vote_is_stored_and_counted_after_a_restart(
 
     app.send("你是谁？")
     wait_idle(vllm_server)  # both replies are in (the stats that say so are hidden in blind mode)
+    app.page.get_by_text("Export the conversation").click()
+    app.click("export")  # an export names both models: refused until the vote reveals them
+    app.wait_text(".toast-wrap", "Blind mode is on: vote first")
+    assert not app.page.locator("#export-files a").count()
     for _attempt in range(10):  # a vote is refused until the page has both replies finished
         app.click("vote-left")
         try:
@@ -166,6 +171,8 @@ def test_a_blind_vote_is_stored_and_counted_after_a_restart(
     status = app.page.inner_text("#blind-status")
     assert f"A was {votes[0]['left']['model']}, B was {votes[0]['right']['model']}" in status.replace("`", "")
     assert app.page.is_visible("#model-left") and not app.page.is_checked("#blind input")
+    app.click("export")  # revealed: the export is written and offered
+    app.page.wait_for_selector("#export-files a", timeout=30_000)
     won = votes[0]["left"]["model"] == "huanhuan"
     restarted = serve_demo(build_demo(engine, settings))  # a new app object over the same votes folder
     try:
