@@ -28,7 +28,13 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 TRACE_JS = """() => {
-  window.__hh = {left: [], right: []};
+  window.__hh = {left: [], right: [], busy: 0};
+  if (!window.__hhBusy) {  // the page's main thread busy in tasks over 50 ms (rendering, scripts), one observer
+    window.__hhBusy = new PerformanceObserver((list) => {
+      list.getEntries().forEach((entry) => { window.__hh.busy += entry.duration; });
+    });
+    window.__hhBusy.observe({type: 'longtask'});
+  }
   for (const side of ['left', 'right']) {
     const pane = document.querySelector(`#chat-${side}`);
     const measure = () => {
@@ -236,6 +242,7 @@ def _measure(
         traces = app.page.evaluate("() => window.__hh")
         for side, record in zip(("left", "right"), engine.records, strict=False):
             rows.append({"turn": turn + 1, "side": side, "wire_bytes": wire_bytes, "updates": updates,
+                         "browser_busy_ms": traces["busy"],
                          **side_figures(record, traces[side], handoff.first_visible.get(side))})  # fmt: skip
     return rows
 
@@ -258,8 +265,9 @@ def side_figures(record: dict[str, Any], trace: list[list[float]], handed_over: 
 
 def report(rows: list[dict[str, Any]]) -> str:
     lines = ["| turn | side | model | tokens | engine tok/s | page tok/s | page/engine | +first ms "
-             "| whitespace-only lead ms | +first visible ms | of which merge ms | +last ms | bytes/update (turn) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+             "| whitespace-only lead ms | +first visible ms | of which merge ms | +last ms | bytes/update (turn) "
+             "| browser long tasks ms (turn) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     for row in rows:
         ratio = row["page_tps"] / row["engine_tps"] if row["engine_tps"] else 0.0
         per_update = row["wire_bytes"] / row["updates"] if row["updates"] else 0.0
@@ -267,7 +275,8 @@ def report(rows: list[dict[str, Any]]) -> str:
                      f"{row['page_tps']:.1f} | {ratio:.3f} | {row['first_latency_ms']:.0f} | "
                      f"{row['invisible_lead_ms']:.0f} | {row['first_visible_latency_ms']:.0f} | "
                      f"{row['handoff_ms']:.0f} | "
-                     f"{row['last_latency_ms']:.0f} | {per_update:.0f} ({row['updates']} updates) |")  # fmt: skip
+                     f"{row['last_latency_ms']:.0f} | {per_update:.0f} ({row['updates']} updates) | "
+                     f"{row['browser_busy_ms']:.0f} |")  # fmt: skip
     long = [r for r in rows if r["tokens"] >= MIN_TIMED_TOKENS and r["engine_tps"]]
     short = [r for r in rows if r not in long]
     if long:
