@@ -149,7 +149,7 @@ def check_gpu_memory(args: TrainArgs, data: PreparedData) -> TrainArgs:
         without = replace(args, gradient_checkpointing=False)
         verdict = plan_training_memory(without, total, total - free, *longest)
         if verdict.fits:
-            log(f"{verdict.message}: gradient checkpointing off (--checkpoint_only_if_needed)")
+            log(f"{verdict.message} without gradient checkpointing, so it is off (--checkpoint_only_if_needed)")
             return without
     verdict = plan_training_memory(args, total, total - free, *longest)
     log(verdict.message)

@@ -135,7 +135,9 @@ def test_python_m_training_checks_only_on_a_gpu_and_refuses_a_full_one(tmp_path:
     train.check_gpu_memory(args, Data())  # the measured rows (300 tokens, 100 answer) fit
 
 
-def test_checkpointing_is_turned_off_only_when_asked_and_the_run_fits_without_it(tmp_path: Path, monkeypatch) -> None:
+def test_checkpointing_is_turned_off_only_when_asked_and_the_run_fits_without_it(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     import torch
 
     import common.devices
@@ -146,6 +148,9 @@ def test_checkpointing_is_turned_off_only_when_asked_and_the_run_fits_without_it
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (78 * GIB, 80 * GIB))  # an idle H100
     faster = train.check_gpu_memory(on_request, Data())
     assert faster.gradient_checkpointing is False and on_request.gradient_checkpointing is True
+    assert (
+        "it fits without gradient checkpointing, so it is off (--checkpoint_only_if_needed)" in capsys.readouterr().out
+    )
     assert train.check_gpu_memory(lora_4b(tmp_path, per_device_train_batch_size=8), Data()).gradient_checkpointing
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (22 * GIB, 24 * GIB))  # a 24 GiB card
     assert train.check_gpu_memory(on_request, Data()).gradient_checkpointing  # too big without it: kept on
