@@ -57,16 +57,26 @@ MESSAGES = [
 ]
 
 
+def bench_paths(shape: str, cache: Path) -> tuple[Path, Path]:
+    """Where the bench model of this shape and its random LoRA live in `cache`."""
+    return cache / f"bench-qwen3-{shape}", cache / f"bench-qwen3-{shape}-adapters" / "lora"
+
+
 def prepare(shape: str, cache: Path) -> tuple[Path, Path]:
     """The random-weight model of this shape and a random LoRA (r=8, all linear layers) for it, built (when not
     yet in `cache`) in a process of its own: torch work on this process's main thread would give it a second
     OpenMP team, which slows every later `generate` here (bench/README.md, "where LocalEngine's time went")."""
-    flags = ["--shape", shape, "--cache", str(cache), "--prepare-only"]
-    subprocess.run([sys.executable, "-m", "bench.bench_side_by_side", *flags], cwd=REPO_ROOT, check=True)
-    return cache / f"bench-qwen3-{shape}", cache / f"bench-qwen3-{shape}-adapters" / "lora"
+    from training.tiny_qwen3 import TinyShape, is_current_build
+
+    model_dir, adapter_dir = bench_paths(shape, cache)
+    built = is_current_build(model_dir, TinyShape(**SHAPES[shape]), 0)
+    if not (built and (adapter_dir / "adapter_model.safetensors").is_file()):  # no process start when cached
+        flags = ["--shape", shape, "--cache", str(cache), "--prepare-only"]
+        subprocess.run([sys.executable, "-m", "bench.bench_side_by_side", *flags], cwd=REPO_ROOT, check=True)
+    return model_dir, adapter_dir
 
 
-def build(shape: str, cache: Path) -> tuple[Path, Path]:
+def build(shape: str, cache: Path) -> None:
     """prepare()'s work, in the calling process."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -74,8 +84,8 @@ def build(shape: str, cache: Path) -> tuple[Path, Path]:
 
     from training.tiny_qwen3 import TinyShape, build_tiny_qwen3
 
-    model_dir = build_tiny_qwen3(cache / f"bench-qwen3-{shape}", shape=TinyShape(**SHAPES[shape]))
-    adapter_dir = cache / f"bench-qwen3-{shape}-adapters" / "lora"
+    model_dir, adapter_dir = bench_paths(shape, cache)
+    build_tiny_qwen3(model_dir, shape=TinyShape(**SHAPES[shape]))
     if not (adapter_dir / "adapter_model.safetensors").is_file():
         torch.manual_seed(0)
         targets = list(QWEN3_LORA_TARGETS)
@@ -83,7 +93,6 @@ def build(shape: str, cache: Path) -> tuple[Path, Path]:
         base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
         get_peft_model(base, config).save_pretrained(adapter_dir)
         del base
-    return model_dir, adapter_dir
 
 
 def plain_generate(engine, models: list[str], new_tokens: int, **extra) -> int:
