@@ -214,7 +214,9 @@ def _eval_args(engine: Any, settings: AppArgs, right: str, limit: Any, max_token
     if rows < 0 or not 1 <= tokens <= settings.max_new_tokens_limit:
         raise ValueError(f"rows must be >= 0 and max new tokens 1 to {settings.max_new_tokens_limit}")
     base_folder = settings.model or settings.train_model
-    folder = folder_of(right) or right  # a retrained adapter is served as `name@N`; its split is in folder `name`
+    folder = folder_of(right)  # a retrained adapter is served as `name@N`; its split is in folder `name`
+    if folder is None:
+        raise ValueError(f"'{right}' is not an adapter of the adapters folder")
     return EvalArgs(adapter=folder, served_adapter=right, adapters_dir=str(settings.adapters_dir), model=base_folder,
                     engine="openai" if hasattr(engine, "base_url") else "local",
                     base_url=getattr(engine, "base_url", ""), limit=rows, max_tokens=tokens,

@@ -18,7 +18,7 @@ from typing import Any
 
 from evaluation.config import EvalArgs, parse_eval_args
 from evaluation.run import EvalItem, EvalPlan, evaluate
-from serving.protocol import BASE_MODEL_ALIAS, EngineError, SamplingParams
+from serving.protocol import BASE_MODEL_ALIAS, EngineError, SamplingParams, folder_of
 from training.heldout import HeldoutError, HeldoutRecord, read_heldout, rebuild_heldout
 
 
@@ -34,14 +34,16 @@ def log(message: str) -> None:
 
 
 def adapter_dir(adapters_dir: str | Path, name: str) -> Path:
-    """The folder of adapter `name` inside `adapters_dir` (where its held-out record and eval/ report live).
+    """The folder of adapter `name` inside `adapters_dir` (where its held-out record and eval/ report live);
+    `name` may be a served name (`huanhuan@2`, a retrained adapter: folder `huanhuan`).
 
-    The app's one way to an adapter's folder: a name with a path separator or `..` is refused, so a page
-    never reaches outside the configured adapters folder.
+    The app's one way to an adapter's folder: anything but an adapter name (serving.protocol.folder_of: no path
+    separator, no `..`) is refused, so a page never reaches outside the configured adapters folder.
     """
-    if not name or name in (".", "..") or "/" in name or "\\" in name or os.sep in name:
+    folder = folder_of(name)
+    if folder is None:
         raise EvalError(f"'{name}' is not an adapter name (a folder name inside the adapters folder)")
-    return adapter_folder(EvalArgs(adapter=name, adapters_dir=str(adapters_dir)))
+    return adapter_folder(EvalArgs(adapter=folder, adapters_dir=str(adapters_dir)))
 
 
 def adapter_folder(args: EvalArgs) -> Path:

@@ -73,6 +73,7 @@ def test_adapter_dir_finds_a_name_in_the_folder_and_refuses_paths(tmp_path: Path
     (tmp_path / "huanhuan").mkdir()
     (tmp_path / "huanhuan" / "adapter_config.json").write_text("{}")
     assert adapter_dir(tmp_path, "huanhuan") == tmp_path / "huanhuan"
+    assert adapter_dir(tmp_path, "huanhuan@2") == tmp_path / "huanhuan"  # served again after a retrain
     for bad in ("../huanhuan", "/etc", "..", ""):
         with pytest.raises(EvalError, match="not an adapter name"):
             adapter_dir(tmp_path, bad)
