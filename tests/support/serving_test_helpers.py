@@ -49,7 +49,9 @@ def write_adapter(folder: Path, r: int = 8, **config) -> Path:
 def removing_additions(folder: Path) -> Iterator[Path]:
     """Yields `folder` (a session's shared adapters folder); afterwards removes every entry added to it."""
     before = {entry.name for entry in folder.iterdir()}
-    yield folder
-    for entry in folder.iterdir():
-        if entry.name not in before:
-            entry.unlink() if entry.is_symlink() or entry.is_file() else shutil.rmtree(entry)
+    try:
+        yield folder
+    finally:  # a failing test must not leave its additions to the tests that share the folder
+        for entry in folder.iterdir():
+            if entry.name not in before:
+                entry.unlink() if entry.is_symlink() or entry.is_file() else shutil.rmtree(entry)
