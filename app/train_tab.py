@@ -11,6 +11,7 @@ adapters: a retrained adapter is served under a fresh name (`name@2`, ...), neve
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from app import train_view
 from app.adapter_panel import picker_updates
 from app.config import AppArgs, training_refusal
 from serving.protocol import Engine
+from training.config import TrainArgs
 from training.job import JobRefused, TrainingJobs
 from training.job_spec import JobSpec, check_dataset, preset_values
 
@@ -123,10 +125,9 @@ def _check_upload(file: str | None, preset: str, training: Any) -> str:
     """The upload checked as training will read it: every bad row named by line."""
     if not file:
         return f"Dataset: the default, `{training.dataset_path}`."
-    try:
-        max_bad_ratio = float(preset_values(Path(preset)).get("max_bad_ratio", 0.05))
-    except (OSError, ValueError):
-        max_bad_ratio = 0.05
+    max_bad_ratio = TrainArgs().max_bad_ratio  # the default, unless the preset says otherwise
+    with contextlib.suppress(OSError, ValueError):
+        max_bad_ratio = float(preset_values(Path(preset)).get("max_bad_ratio", max_bad_ratio))
     check = check_dataset(Path(file), max_bad_ratio)
     head = ("✓ " if check.ok else "⚠ Cannot train on this file: ") + check.message
     return head + ("\n\n```\n" + "\n".join(check.bad_rows) + "\n```" if check.bad_rows else "")
@@ -155,9 +156,11 @@ def _tick(jobs: TrainingJobs, engine: Engine, settings: AppArgs, seen: Any, left
     seen = seen if isinstance(seen, dict) else {}
     if state is None:
         return [train_view.status_line(None, []), gr.skip(), "", seen, gr.skip(), gr.skip()]
+    same = seen.get("id") == state["id"]
+    if same and seen.get("status") == state["status"] != "running":  # an ended job already shown: nothing to read
+        return [gr.skip()] * 6
     progress = jobs.progress(state)
     points = len(train_view.loss_points(progress))
-    same = seen.get("id") == state["id"]
     curve = gr.skip() if same and seen.get("points") == points else train_view.curve_frame(progress)
     pickers = [gr.skip(), gr.skip()]
     if same and seen.get("status") == "running" and state["status"] == "succeeded" and state.get("served_as"):
