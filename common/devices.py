@@ -9,6 +9,7 @@ decision is a pure function of those facts, so an old driver or an old card can 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Gpu:
     driver: str  # e.g. "580.82.07"
     capability: tuple[int, int]  # e.g. (9, 0) for an H100
     memory_gib: float
+    free_gib: float = 0.0  # free as of the query (nvidia-smi's memory.free: what every process leaves)
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def query_gpus() -> tuple[tuple[Gpu, ...], str]:
     """(GPUs listed by nvidia-smi, error): the error says why none were listed."""
     if not shutil.which("nvidia-smi"):
         return (), "nvidia-smi not found"
-    query = "--query-gpu=name,driver_version,compute_cap,memory.total"
+    query = "--query-gpu=name,driver_version,compute_cap,memory.total,memory.free"
     try:
         done = subprocess.run(
             ["nvidia-smi", query, "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30
@@ -124,18 +126,30 @@ def query_gpus() -> tuple[tuple[Gpu, ...], str]:
 
 
 def parse_nvidia_smi(csv_text: str) -> tuple[Gpu, ...]:
-    """Parse `nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total --format=csv,noheader,nounits`."""
+    """Parse `nvidia-smi --query-gpu=name,driver_version,compute_cap,memory.total[,memory.free]
+    --format=csv,noheader,nounits`."""
     gpus = []
     for line in csv_text.strip().splitlines():
         parts = [part.strip() for part in line.split(",")]
-        if len(parts) != 4:
+        if len(parts) not in (4, 5):
             continue
-        name, driver, capability, memory_mib = parts
+        name, driver, capability, memory_mib, *free_mib = parts
         major, _, minor = capability.partition(".")
-        memory = float(memory_mib) / 1024 if memory_mib.replace(".", "", 1).isdigit() else 0.0
         cap = (int(major), int(minor or 0)) if major.isdigit() else (0, 0)
-        gpus.append(Gpu(name=name, driver=driver, capability=cap, memory_gib=round(memory, 1)))
+        gpus.append(Gpu(name=name, driver=driver, capability=cap, memory_gib=_gib(memory_mib),
+                        free_gib=_gib(free_mib[0]) if free_mib else 0.0))  # fmt: skip
     return tuple(gpus)
+
+
+def _gib(mib: str) -> float:
+    return round(float(mib) / 1024, 1) if mib.replace(".", "", 1).isdigit() else 0.0
+
+
+def visible_gpu(gpus: tuple[Gpu, ...]) -> Gpu | None:
+    """The GPU torch calls cuda:0: the first of CUDA_VISIBLE_DEVICES when it names an index, else the first."""
+    first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    index = int(first) if first.isdigit() else 0
+    return gpus[index] if index < len(gpus) else None
 
 
 def torch_facts() -> TorchFacts:

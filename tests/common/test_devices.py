@@ -12,6 +12,7 @@ from common.devices import (
     cuda_verdict,
     min_build_capability,
     parse_nvidia_smi,
+    visible_gpu,
 )
 
 CUDA13_TORCH = TorchFacts("2.13.0", "13.0", ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"), True)
@@ -73,6 +74,17 @@ def test_nvidia_smi_csv_is_parsed() -> None:
         Gpu("NVIDIA H100 80GB HBM3", "580.82.07", (9, 0), 79.6),
         Gpu("Tesla T4", "535.104.05", (7, 5), 15.0),
     )
+
+
+def test_free_memory_is_read_from_nvidia_smi_and_the_visible_gpu_is_cuda_0(monkeypatch) -> None:
+    gpus = parse_nvidia_smi(
+        "NVIDIA H100 80GB HBM3, 580.82.07, 9.0, 81559, 8192\nTesla T4, 535.104.05, 7.5, 15360, 15000\n"
+    )
+    assert (gpus[0].memory_gib, gpus[0].free_gib) == (79.6, 8.0)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,0")
+    assert visible_gpu(gpus) == gpus[1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5f3c")  # a UUID: the first listed
+    assert visible_gpu(gpus) == gpus[0]
 
 
 def test_the_oldest_architecture_of_a_torch_build() -> None:

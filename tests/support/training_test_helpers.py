@@ -4,7 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from training.config import TrainArgs
+
+CUDA_TORCH_FACTS = {"version": "2.11.0", "cuda_build": "13.0", "arch_list": ("sm_80", "sm_90"), "cuda_available": True}
+
+
+def simulate_gpu(monkeypatch: pytest.MonkeyPatch, free_gib: float | None, total_gib: float = 24.0) -> None:
+    """What nvidia-smi and torch would say on a machine with one GPU of `total_gib`, `free_gib` free (None: a
+    CPU machine). Opening a CUDA context to ask (torch.cuda.mem_get_info) fails the test."""
+    import torch
+
+    import common.devices
+    from common.devices import Gpu, TorchFacts
+
+    gpus = () if free_gib is None else (Gpu("NVIDIA L4", "580.82.07", (8, 9), total_gib, free_gib),)
+    monkeypatch.setattr(common.devices, "query_gpus", lambda: (gpus, "" if gpus else "nvidia-smi not found"))
+    monkeypatch.setattr(common.devices, "torch_facts", lambda: TorchFacts(**CUDA_TORCH_FACTS))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: pytest.fail("opened a CUDA context to read memory"))
 
 
 def quick_args(model_dir: Path, dataset: Path, work: Path, **overrides) -> TrainArgs:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.training_test_helpers import simulate_gpu
 from training.config import TrainArgs
 from training.memory_plan import (
     GIB,
@@ -118,41 +119,32 @@ class Data:
 
 
 def test_python_m_training_checks_only_on_a_gpu_and_refuses_a_full_one(tmp_path: Path, monkeypatch) -> None:
-    import torch
-
-    import common.devices
     from training import train
 
     args = lora_4b(tmp_path, per_device_train_batch_size=2)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: pytest.fail("asked the GPU on a CPU machine"))
-    monkeypatch.setattr(common.devices, "cuda_usable", lambda: False)
-    train.check_gpu_memory(args, Data())  # a CPU: nothing to plan
-    monkeypatch.setattr(common.devices, "cuda_usable", lambda: True)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (int(2.4 * GIB), 24 * GIB))  # vLLM holds 0.9
+    simulate_gpu(monkeypatch, None)
+    assert train.check_gpu_memory(args, Data()) is args  # a CPU: nothing to plan
+    simulate_gpu(monkeypatch, 2.4, 24.0)  # vLLM holds 0.9
     with pytest.raises(train.GpuMemoryRefused, match=r"only 2\.4 GiB of the 24\.0 GiB GPU is free"):
         train.check_gpu_memory(args, Data())
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (12 * GIB, 24 * GIB))  # vLLM holds 0.5
+    simulate_gpu(monkeypatch, 12.0, 24.0)  # vLLM holds 0.5
     train.check_gpu_memory(args, Data())  # the measured rows (300 tokens, 100 answer) fit
 
 
 def test_checkpointing_is_turned_off_only_when_asked_and_the_run_fits_without_it(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    import torch
-
-    import common.devices
     from training import train
 
-    monkeypatch.setattr(common.devices, "cuda_usable", lambda: True)
     on_request = lora_4b(tmp_path, per_device_train_batch_size=8, checkpoint_only_if_needed=True)
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (78 * GIB, 80 * GIB))  # an idle H100
+    simulate_gpu(monkeypatch, 78.0, 80.0)  # an idle H100
     faster = train.check_gpu_memory(on_request, Data())
     assert faster.gradient_checkpointing is False and on_request.gradient_checkpointing is True
     assert (
         "it fits without gradient checkpointing, so it is off (--checkpoint_only_if_needed)" in capsys.readouterr().out
     )
     assert train.check_gpu_memory(lora_4b(tmp_path, per_device_train_batch_size=8), Data()).gradient_checkpointing
-    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (22 * GIB, 24 * GIB))  # a 24 GiB card
+    simulate_gpu(monkeypatch, 22.0, 24.0)  # a 24 GiB card
     assert train.check_gpu_memory(on_request, Data()).gradient_checkpointing  # too big without it: kept on
-    monkeypatch.setattr(common.devices, "cuda_usable", lambda: False)
+    simulate_gpu(monkeypatch, None)
     assert train.check_gpu_memory(on_request, Data()) is on_request  # a CPU: nothing planned, nothing changed
