@@ -1,9 +1,9 @@
 """Plan a training run's GPU memory before it starts: estimate the peak, compare it with what is free beside
 the model server, and refuse with the numbers when it cannot fit. `python -m training` runs the check on a
 GPU before loading the model, with the longest row it will really train on; the app's Train tab runs it
-before Start from the settings alone (every row at max_length: the worst case).
+before Start with the rows' lengths estimated from their characters (training.job.memory_verdict).
 
-On one GPU, vLLM takes `--gpu-memory-utilization` of the card (0.9 by default) for itself, whatever it needs.
+On one GPU, vLLM takes `--gpu-memory-utilization` of the card (0.85 by default) for itself, whatever it needs.
 A training job started beside it gets the rest. The estimate (pure arithmetic on the model's config.json and
 the run's settings; rows at max_length unless measured lengths are given) adds up:
 
@@ -16,16 +16,16 @@ the run's settings; rows at max_length unless measured lengths are given) adds u
   with dropout the dropped-out copy of its input and its mask: 258 KB per token and layer for Qwen3-4B with
   the recipe's LoRA. With gradient checkpointing only each layer's input is kept (2 x hidden) plus one layer
   recomputed at a time. Measured on an H100 (2026-11-27, bench/README.md): the old rule of thumb (34 x
-  hidden, Korthikanti et al. 2022, for a GPT with a 4 x hidden MLP and no LoRA) was 2.5 times too low for
-  Qwen3-4B's 3.8 x hidden MLP with LoRA dropout, so a run without checkpointing was let through that needed
-  28 GiB against the 18 GiB planned;
+  hidden, Korthikanti et al. 2022, for a GPT with a 4 x hidden MLP and no LoRA: 87,040 bytes a token and layer
+  at 4B) was about 3 times too low for Qwen3-4B's 3.8 x hidden MLP with LoRA dropout, so a run without
+  checkpointing was let through that needed 28 GiB against the 18 GiB planned;
 - the logits of the answer positions (training.answer_loss projects only those): answer tokens x vocabulary
   x 10 bytes (16-bit logits, their fp32 copy for the loss and its gradient), large for Qwen's 151,936 tokens;
 - 1 GiB of CUDA context and allocator slack, and a 10% margin on the whole.
 
     verdict = plan_training_memory(args, total_gib=24.0, reserved_gib=reserved_beside_vllm(24.0, 0.9))
     if not verdict.fits:
-        print(verdict.message)   # "training needs about 11.3 GiB ... but only 2.4 GiB of the 24.0 GiB GPU ..."
+        print(verdict.message)   # "training needs about 11.7 GiB ... but only 2.4 GiB of the 24.0 GiB GPU ..."
 """
 
 from __future__ import annotations
