@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,6 @@ from training.progress import PROGRESS_FILE, read_progress
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACTIVE_FILE = "active"
-FINAL = ("succeeded", "failed", "cancelled")
 # on_success(adapter name, exported folder) -> the name it is served under; it may raise to say loading failed.
 OnSuccess = Callable[[str, Path], str]
 
@@ -99,7 +99,7 @@ class TrainingJobs:
     """The jobs folder of one app: start one job, follow it, cancel it."""
 
     def __init__(self, jobs_dir: Path, on_success: OnSuccess | None = None, kill_grace_s: float = 10.0):
-        self.jobs_dir = Path(jobs_dir)
+        self.jobs_dir = Path(jobs_dir).resolve()  # the subprocess runs in the repo root, the app maybe not
         self.on_success = on_success
         self.kill_grace_s = kill_grace_s
         self._lock = threading.Lock()
@@ -178,7 +178,7 @@ class TrainingJobs:
         folder.mkdir(parents=True)
         dataset = folder / f"dataset{Path(spec.dataset_path).suffix or '.json'}"
         shutil.copyfile(spec.dataset_path, dataset)  # the job keeps its own copy (an upload is a temp file)
-        spec = JobSpec(**{**vars(spec), "dataset_path": dataset})
+        spec = replace(spec, dataset_path=dataset)
         command = training_command(spec, folder / "run", folder / "adapter")
         state = {
             "id": job_id, "name": spec.name, "status": "running", "reason": "", "started": time.time(),

@@ -134,7 +134,8 @@ def training_command(spec: JobSpec, output_dir: Path, export_dir: Path) -> list[
     """`python -m training` for this job: the preset, the paths, the knobs; a checkpoint at every evaluation."""
     command = [
         sys.executable, "-m", "training", "--config", str(Path(spec.preset).resolve()),
-        "--model_name_or_path", str(spec.model_path), "--dataset_path", str(Path(spec.dataset_path).resolve()),
+        "--model_name_or_path", str(Path(spec.model_path).resolve()),
+        "--dataset_path", str(Path(spec.dataset_path).resolve()),
         "--output_dir", str(output_dir), "--export_dir", str(export_dir), "--logging_steps", "1",
     ]  # fmt: skip
     overrides = spec.overrides()

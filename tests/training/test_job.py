@@ -64,6 +64,9 @@ def test_the_command_runs_the_preset_with_the_knobs(tmp_path: Path) -> None:
     assert command[1:3] == ["-m", "training"] and flags["--config"] == str(TINY_PRESET)
     assert flags["--max_steps"] == "5" and flags["--eval_steps"] == "2" and flags["--save_steps"] == "2"
     assert flags["--learning_rate"] == "0.001" and "--lora_r" not in flags
+    # the subprocess runs in the repo root: every path it gets, and the app's jobs folder, are absolute
+    assert all(Path(flags[flag]).is_absolute() for flag in ("--config", "--model_name_or_path", "--dataset_path"))
+    assert TrainingJobs(Path("relative-jobs")).jobs_dir.is_absolute()
 
 
 def test_a_job_whose_process_is_gone_is_settled_as_failed(tmp_path: Path) -> None:
