@@ -233,6 +233,12 @@ def _shown(settings: AppArgs, folder: Path, adapter: str, stopped: bool) -> list
     text = (folder / "summary.md").read_text(encoding="utf-8")
     with Image.open(folder / "chart.png") as image:
         chart = image.copy()
-    return [progress_html("done", summary["rows_scored"], summary["rows_planned"])
-            + f"<p>Finished: {done}. Report: <code>eval/</code> in the adapter's folder.</p>",
-            text, chart, table_rows(report["rows"]), report, votes_line(settings, adapter)]  # fmt: skip
+    return [
+        progress_html("done", summary["rows_scored"], summary["rows_planned"])
+        + f"<p>Finished: {done}. Report: <code>eval/</code> in the adapter's folder.</p>",
+        text,
+        chart,
+        gr.skip(),  # the table: report.change fills it, sorted as the page asks
+        report,
+        votes_line(settings, adapter),
+    ]
