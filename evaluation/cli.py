@@ -159,7 +159,8 @@ def run_evaluation(
     `progress(phase, done, total)` and `stop` (a threading.Event) are handed to evaluation.run.evaluate; a
     stopped run still writes the report of the rows it finished (marked partial). With `engine` (the app's
     Evaluate tab) that engine is used as it is, nothing is started, and `left` (default: the served base)
-    plays the base's part; an in-process engine batches, an OpenAI-compatible one gets concurrent requests.
+    plays the base's part (`left_side`: a model other than the base needs vLLM's reference loss); an
+    in-process engine batches, an OpenAI-compatible one gets concurrent requests.
     """
     folder = adapter_folder(args)
     served = args.served_adapter or folder.name
@@ -170,19 +171,34 @@ def run_evaluation(
         with open_engine(args, folder, model, served) as (opened, loss, base):
             return _run(args, record, plan, folder, (opened, loss, base), progress, stop)
     base = check_served(engine, served, getattr(engine, "base_url", "the engine"), left)
-    side = left if left and left != base else BASE_MODEL_ALIAS
+    side = left_side(args, engine, base, left)
     plan = build_plan(args, record, model, served, batched=not hasattr(engine, "base_url"), base=side)
     loss = _engine_loss(args, engine, base, model, folder, served)
     return _run(args, record, plan, folder, (engine, loss, left or base), progress, stop)
+
+
+def left_side(args: EvalArgs, engine: Any, base: str, left: str | None) -> str:
+    """The model that plays the base's part: `left`, or the base itself. Another left model needs the reference
+    loss from the server (vLLM): the in-process one (transformers) knows only the base and the adapter."""
+    if not left or left == base:
+        return BASE_MODEL_ALIAS
+    if not _loss_on_server(args, engine):
+        raise EvalError(f"the left model must be the base '{base}' here: the reference loss is computed in-process, "
+                        f"for the base and the adapter only ('{left}' can be compared on vLLM)")  # fmt: skip
+    return left
 
 
 def _engine_loss(args: EvalArgs, engine: Any, base: str, model: Path, folder: Path, served: str) -> Any:
     """vLLM's prompt_logprobs on an OpenAI-compatible engine (unless --loss transformers), else transformers."""
     from evaluation.refloss import TransformersReferenceLoss, VllmReferenceLoss
 
-    if args.loss != "transformers" and hasattr(engine, "base_url"):
+    if _loss_on_server(args, engine):
         return VllmReferenceLoss(engine.base_url, engine.api_key, base)
     return TransformersReferenceLoss(model, folder, served)
+
+
+def _loss_on_server(args: EvalArgs, engine: Any) -> bool:
+    return args.loss != "transformers" and hasattr(engine, "base_url")
 
 
 def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, opened: tuple[Any, Any, str],

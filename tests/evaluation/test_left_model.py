@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.cli import EvalError, check_served
+from evaluation.cli import EvalError, check_served, left_side
+from evaluation.config import EvalArgs
 from evaluation.run import EvalItem, EvalPlan
 from serving.protocol import BASE_MODEL_ALIAS, ModelInfo
 
@@ -29,3 +30,15 @@ def test_a_left_model_that_is_not_served_is_refused_with_what_is() -> None:
     for missing in ("v3", "given-only"):
         with pytest.raises(EvalError, match=f"the model '{missing}' is not served by here .*huanhuan"):
             check_served(Listed(), "huanhuan", "here", left=missing)
+
+
+class OnServer(Listed):
+    base_url, api_key = "http://127.0.0.1:1/v1", "key"
+
+
+def test_another_left_model_needs_the_servers_reference_loss() -> None:
+    assert left_side(EvalArgs(), Listed(), "tiny", "tiny") == BASE_MODEL_ALIAS
+    assert left_side(EvalArgs(), OnServer(), "tiny", "v2") == "v2"
+    for args, engine in ((EvalArgs(), Listed()), (EvalArgs(loss="transformers"), OnServer())):
+        with pytest.raises(EvalError, match="the left model must be the base 'tiny' here"):
+            left_side(args, engine, "tiny", "v2")  # refused before any row is generated
