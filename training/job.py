@@ -103,6 +103,7 @@ class TrainingJobs:
         self.on_success = on_success
         self.kill_grace_s = kill_grace_s
         self._lock = threading.Lock()
+        self._state_lock = threading.Lock()  # one read-change-write of a state.json at a time
         self._settling = threading.Lock()  # one settlement of an orphaned job at a time (the 1 s timer reads too)
         self._watched: dict[str, subprocess.Popen] = {}
 
@@ -201,11 +202,9 @@ class TrainingJobs:
     def cancel(self) -> str:
         """Stop the running job's whole process group; returns a line for the user."""
         job_id = self._active_id()
-        state = self.read_state(job_id) if job_id else None
-        if not state or state["status"] != "running":
+        state = self._update_state(job_id, only_if_running=True, cancel_requested=True) if job_id else None
+        if state is None:
             return "No training job is running."
-        state["cancel_requested"] = True
-        write_json_atomic(self.jobs_dir / job_id / "state.json", state)
         self._stop_group(state["pid"])
         watcher = self._watched.get(job_id)
         if watcher is None:  # started by an app that is gone: nobody else will settle it
@@ -275,11 +274,20 @@ class TrainingJobs:
         self._finish(job_id, "succeeded", reason, served_as=served)
 
     def _finish(self, job_id: str, status: str, reason: str, served_as: str | None = None) -> None:
-        state = self.read_state(job_id) or {"id": job_id}
-        state.update(status=status, reason=reason, ended=time.time(), served_as=served_as)
-        write_json_atomic(self.jobs_dir / job_id / "state.json", state)
+        self._update_state(job_id, status=status, reason=reason, ended=time.time(), served_as=served_as)
         if self._active_id() == job_id:
             (self.jobs_dir / ACTIVE_FILE).unlink(missing_ok=True)
+
+    def _update_state(self, job_id: str, only_if_running: bool = False, **changes: Any) -> dict[str, Any] | None:
+        """Read, change and write a job's state.json as one step (Cancel and the job's end can meet); with
+        `only_if_running`, a job that has ended is left as it is and None is returned."""
+        with self._state_lock:
+            state = self.read_state(job_id) or {"id": job_id}
+            if only_if_running and state.get("status") != "running":
+                return None
+            state.update(changes)
+            write_json_atomic(self.jobs_dir / job_id / "state.json", state)
+            return state
 
     def _active_age_s(self) -> float:
         try:

@@ -7,6 +7,7 @@ with a 40-row upload and a few steps (take the heavy lock: `flock /tmp/heavy.loc
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -95,6 +96,31 @@ def test_a_job_that_finished_while_the_app_was_restarting_is_installed_and_serve
     assert latest["status"] == "succeeded" and latest["served_as"] == "mine" and loaded == ["mine"]
     assert (adapters / "mine" / "adapter_config.json").is_file()
     assert jobs.latest()["status"] == "succeeded" and loaded == ["mine"]  # settled once, not again on the next read
+
+
+def test_a_cancel_that_meets_the_jobs_end_does_not_write_the_old_state_back(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "jobs" / "job-1"
+    folder.mkdir(parents=True)
+    state = {"id": "job-1", "name": "mine", "status": "running", "started": time.time(), "pid": 2**22 + 7}
+    (folder / "state.json").write_text(json.dumps(state))
+    (tmp_path / "jobs" / "active").write_text("job-1")
+    jobs = TrainingJobs(tmp_path / "jobs")
+    jobs._watched["job-1"] = object()  # a watcher of this app settles it
+    read, ending = jobs.read_state, []
+
+    def read_while_the_job_ends(job_id: str):  # the job's own end lands between Cancel's read and its write
+        found = read(job_id)
+        if not ending:
+            ending.append(threading.Thread(target=jobs._finish, args=(job_id, "succeeded", "trained")))
+            ending[0].start()
+            ending[0].join(timeout=0.3)
+        return found
+
+    monkeypatch.setattr(jobs, "read_state", read_while_the_job_ends)
+    monkeypatch.setattr(jobs, "_stop_group", lambda pgid: None)
+    said = jobs.cancel()
+    ending[0].join()
+    assert read("job-1")["status"] == "succeeded" and "had ended before Cancel: succeeded" in said
 
 
 def wait_for(condition, timeout_s: float = 600.0, what: str = "") -> None:
