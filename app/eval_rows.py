@@ -11,11 +11,10 @@ better" (for the reference loss, lower is better, so the gain is base - adapter)
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
+from app.export import export_stem
 from evaluation.report import METRICS
 
 GAIN_METRICS = {"chrf": "chrF", "rouge_l": "ROUGE-L", "loss": "reference loss", "has_marker": "persona marker"}
@@ -88,7 +87,7 @@ def write_eval_export(report: dict[str, Any], out_dir: Path, stem: str | None = 
     """`evaluation-<time>-<id>.json` (summary and every row) and `.md` (readable) into out_dir."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = stem or f"evaluation-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    stem = stem or export_stem("evaluation")
     paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.md"]
     paths[0].write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
     paths[1].write_text(to_markdown(report), encoding="utf-8")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import gradio as gr
 from app.adapter_panel import picker_choices
 from app.config import AppArgs
 from app.eval_rows import GAIN_METRICS, ORDERS, TABLE_HEADERS, read_report, row_prompt, table_rows, write_eval_export
+from app.export import export_folder
 from app.votes import VoteStore, win_rate
 from serving.protocol import folder_of
 
@@ -145,7 +145,7 @@ def _rows_panel(message: gr.Textbox, tabs: gr.Tabs, chat_tab: str) -> tuple[gr.D
 
 
 def _export(settings: AppArgs, report: gr.State) -> None:
-    export_dir = Path(settings.export_dir) if settings.export_dir else Path(tempfile.mkdtemp(prefix="hh-export-"))
+    export_dir = export_folder(settings.export_dir)
     with gr.Accordion("Export the evaluation", open=False):
         button = gr.Button("Export JSON + Markdown", elem_id="eval-export")
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="eval-export-files")

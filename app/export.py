@@ -6,9 +6,11 @@ path = write_export(exchanges, meta, out_dir, "json")   # or "md"
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 import uuid
 from dataclasses import asdict
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +63,16 @@ def _quote(text: str) -> str:
     return "\n".join("> " + line if line else ">" for line in text.splitlines() or [""])
 
 
-def export_stem() -> str:
+def export_stem(kind: str = "conversation") -> str:
     """A file stem unique across sessions exporting in the same second (the folder is shared)."""
-    return f"conversation-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    return f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+@cache
+def export_folder(export_dir: str) -> Path:
+    """Where the page's exports go: `--export-dir`, or one fresh temporary folder per process when it is empty
+    (the chat's and the Evaluate tab's exports share it)."""
+    return Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="hh-export-"))
 
 
 def write_export(

@@ -12,10 +12,8 @@ they read the page into `TurnInputs`, run `app.turns.ChatTurns`, and render with
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -26,7 +24,7 @@ from app.blind import build_blind_panel
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange
 from app.evaluate_tab import build_evaluate_tab
-from app.export import export_stem, write_export
+from app.export import export_folder, export_stem, write_export
 from app.personas import CUSTOM_PERSONA, PERSONAS, persona_text
 from app.train_tab import TrainingSettings, build_train_tab
 from app.turns import ChatTurns, TurnInputs, TurnView, finish_stopped, undo
@@ -255,7 +253,7 @@ BLIND_EXPORT_REFUSED = "Blind mode is on: vote first (or turn blind mode off). A
 
 
 def _export_panel(settings: AppArgs, state: gr.State, controls: Controls, blind: gr.Checkbox) -> None:
-    export_dir = Path(settings.export_dir) if settings.export_dir else Path(tempfile.mkdtemp(prefix="hh-export-"))
+    export_dir = export_folder(settings.export_dir)
     with gr.Accordion("Export the conversation", open=False):
         button = gr.Button("Export JSON + Markdown", elem_id="export")
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="export-files")

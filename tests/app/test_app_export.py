@@ -32,3 +32,11 @@ def test_markdown_export_quotes_thinking(tmp_path) -> None:
     assert "> line one\n> line two" in text and "### Left: base" in text and "臣妾在" in text
     path = write_export(_exchanges(), {}, tmp_path, "md")
     assert path.suffix == ".md" and path.read_text(encoding="utf-8").startswith("# Side-by-side")
+
+
+def test_the_chat_and_the_evaluate_tab_share_one_export_folder(tmp_path) -> None:
+    from app.export import export_folder, export_stem
+
+    assert export_folder("") == export_folder("") and export_folder("").is_dir()  # one temporary folder a process
+    assert export_folder(str(tmp_path)) == tmp_path
+    assert export_stem("evaluation").startswith("evaluation-") and export_stem() != export_stem()
