@@ -262,6 +262,23 @@ class OpenAIEngine:
             raise engine_error_from(error, self.base_url, model) from error
 
     def _send(self, messages: list[ChatMessage], model: str, params: SamplingParams, extra_body: dict) -> Any:
+        """Open the stream; a connection that breaks before any answer is tried once more on a fresh connection.
+
+        The client pools keep-alive connections, and a server may close an idle one just as a request goes out on
+        it (many streams at once make this likely). Nothing is generating for a request without an answer (vLLM
+        aborts a request whose connection is gone), so one new attempt is safe. A timeout, or a second failure,
+        is reported.
+        """
+        import openai
+
+        try:
+            return self._open(messages, model, params, extra_body)
+        except openai.APITimeoutError:
+            raise
+        except openai.APIConnectionError:
+            return self._open(messages, model, params, extra_body)
+
+    def _open(self, messages: list[ChatMessage], model: str, params: SamplingParams, extra_body: dict) -> Any:
         return self._client.chat.completions.create(
             model=model,
             messages=messages,  # type: ignore[arg-type]
