@@ -14,20 +14,10 @@ import pytest
 
 from serving.openai_engine import OpenAIEngine
 from serving.protocol import AnswerDelta, EngineUnavailableError, SamplingParams
+from tests.support.serving_test_helpers import read_http_request
 
 CHUNK = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "base",
          "choices": [{"index": 0, "delta": {"content": "hello"}, "finish_reason": "stop"}]}  # fmt: skip
-
-
-def read_request(connection: socket.socket) -> None:
-    """Read one HTTP request (head and body) from the connection."""
-    request = b""
-    while b"\r\n\r\n" not in request:
-        request += connection.recv(65536)
-    head, _, body = request.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
-    while len(body) < length:
-        body += connection.recv(65536)
 
 
 class DroppingServer:
@@ -45,7 +35,7 @@ class DroppingServer:
             connection, _ = self._listener.accept()
             self.connections += 1
             with connection:
-                read_request(connection)
+                read_http_request(connection)
                 if self.connections > self.drops:
                     self._answer(connection)
 

@@ -12,6 +12,7 @@ import threading
 
 from serving.openai_engine import OpenAIEngine
 from serving.protocol import ReasoningDelta, SamplingParams
+from tests.support.serving_test_helpers import read_http_request
 
 CHUNK = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "base",
          "choices": [{"index": 0, "delta": {"content": "thinking"}, "finish_reason": None}]}  # fmt: skip
@@ -29,15 +30,7 @@ class StalledServer:
     def _serve(self) -> None:
         connection, _ = self._listener.accept()
         with connection:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += connection.recv(65536)
-            head, _, body = request.partition(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-            )
-            while len(body) < length:
-                body += connection.recv(65536)
+            read_http_request(connection)
             event = f"data: {json.dumps(CHUNK)}\n\n".encode()
             head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
             connection.sendall(head + f"{len(event):x}\r\n".encode() + event + b"\r\n")

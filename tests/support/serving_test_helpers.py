@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,3 +56,15 @@ def removing_additions(folder: Path) -> Iterator[Path]:
         for entry in folder.iterdir():
             if entry.name not in before:
                 entry.unlink() if entry.is_symlink() or entry.is_file() else shutil.rmtree(entry)
+
+
+def read_http_request(connection: socket.socket) -> None:
+    """Read one HTTP request, head and body, from a raw socket (servers that script how they answer)."""
+    request = b""
+    while b"\r\n\r\n" not in request:
+        request += connection.recv(65536)
+    head, _, body = request.partition(b"\r\n\r\n")
+    lengths = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")]
+    length = int(lengths[0].split(b":")[1]) if lengths else 0
+    while len(body) < length:
+        body += connection.recv(65536)
