@@ -19,7 +19,7 @@ import gradio as gr
 
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange
-from app.render import stats_line
+from app.render import LIVE_SUFFIX, stats_line
 from app.votes import VoteStore
 
 LABELS = {"left": "A", "right": "B"}
@@ -38,7 +38,7 @@ def build_blind_panel(
     with gr.Row(visible=False) as vote_row:
         buttons = {key: gr.Button(label, elem_id=f"vote-{key.replace('_', '-')}") for key, label in CHOICES.items()}
     pickers = [panes[side].picker for side in SIDES]
-    chats = [panes[side].chatbot for side in SIDES]
+    chats = [chat for side in SIDES for chat in (panes[side].history, panes[side].chatbot)]
     stats = [panes[side].stats for side in SIDES]
     outputs = [blind, *pickers, *chats, *stats, vote_row, status, state]
 
@@ -49,7 +49,7 @@ def build_blind_panel(
         swap = secrets.randbelow(2) == 1
         values = [right, left] if swap else [left, right]
         hidden = [gr.update(value=value, visible=False) for value in values]
-        empty = [gr.update(value=[], label=LABELS[side]) for side in SIDES]
+        empty = [gr.update(value=[], label=label) for label in chat_labels(LABELS["left"], LABELS["right"])]
         quiet = [gr.update(value=stats_line(None), visible=False)] * 2
         note = "Blind: the sides are shuffled and unnamed. Chat, then vote on the last exchange to reveal them."
         return [gr.skip(), *hidden, *empty, *quiet, gr.update(visible=True), note, []]
@@ -82,6 +82,11 @@ def _reply(exchange: Exchange, side: str) -> dict[str, Any]:
 def _revealed(left: str, right: str, said: str, blind: Any) -> list[Any]:
     """Pickers, panes and stats shown again under their real names."""
     shown = [gr.update(visible=True)] * 2
-    titles = [gr.update(label=title) for title in ("Left", "Right")]
+    titles = [gr.update(label=label) for label in chat_labels("Left", "Right")]
     note = f"{said} A was `{left}`, B was `{right}`."
     return [blind, *shown, *titles, *shown, gr.update(visible=False), note, gr.skip()]
+
+
+def chat_labels(left: str, right: str) -> list[str]:
+    """Labels of [left history, left live, right history, right live] for the sides' titles."""
+    return [label for title in (left, right) for label in (title, title + LIVE_SUFFIX)]

@@ -18,6 +18,7 @@ ANSWER_MARK = '<span class="hh-answer"></span>'
 ERROR_MARK = '<span class="hh-error"></span>'
 NOTE_MARK = '<span class="hh-note"></span>'
 WAITING_MARK = '<span class="hh-waiting"></span>'
+LIVE_SUFFIX = " · this turn"  # the label of the box a running turn streams into, after the side's title
 
 
 # Titles are rendered as HTML by the page, so the tag is written escaped: the page shows "(no </think>)".

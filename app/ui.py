@@ -1,10 +1,15 @@
 """The Gradio page: `build_demo(engine, settings) -> gr.Blocks`. Nothing is launched here.
 
-Layout: a Chat tab with two columns (model picker, chat, stats line per side), one message box that sends to
-both, Send/Stop/Regenerate/Undo/Clear, a Settings accordion (persona, system prompt, sampling, seed), Blind mode
+Layout: a Chat tab with two columns (model picker, conversation, stats line per side), one message box that sends
+to both, Send/Stop/Regenerate/Undo/Clear, a Settings accordion (persona, system prompt, sampling, seed), Blind mode
 and votes (app/blind.py), Export (JSON + Markdown) and the Adapters panel (app/adapter_panel.py); an Evaluate
 tab (app/evaluate_tab.py) and, when training is offered, a Train tab (app/train_tab.py). Handlers are thin:
 they read the page into `TurnInputs`, run `app.turns.ChatTurns`, and render with `app.render`.
+
+Each side shows its conversation in two Chatbots: the finished exchanges (`#history-left`), and below it, while a
+turn runs, the exchange being streamed (`#live-left`); both sit in `#chat-left`. A turn's streamed updates carry
+only that exchange, so what the browser receives and re-renders per update does not grow with the conversation;
+when the turn ends, one update moves the exchange into the history (the streamed box hides again).
 
     demo = build_demo(engine, AppArgs(max_new_tokens=256))
     demo.launch(css=CSS)
@@ -34,13 +39,17 @@ from serving.protocol import Engine, EngineError
 CSS = """
 .hh-stats { font-size: 0.85em; opacity: 0.85; }
 #chat-left, #chat-right { min-height: 420px; }
+#live-left:not(:has([data-testid="user"])), #live-right:not(:has([data-testid="user"])) { display: none; }
+#chat-left:has(#live-left [data-testid="user"]) #history-left:not(:has([data-testid="user"])),
+#chat-right:has(#live-right [data-testid="user"]) #history-right:not(:has([data-testid="user"])) { display: none; }
 """
 
 
 @dataclass
 class SidePane:
     picker: gr.Dropdown
-    chatbot: gr.Chatbot
+    history: gr.Chatbot  # the finished exchanges
+    chatbot: gr.Chatbot  # the exchange a running turn streams into (hidden at rest)
     stats: gr.Markdown
 
 
@@ -124,12 +133,18 @@ def _side_pane(side: str, picker_kwargs: dict[str, Any]) -> SidePane:
         picker = gr.Dropdown(
             label=f"{title} model", elem_id=f"model-{side}", interactive=True, allow_custom_value=True, **picker_kwargs
         )  # names are checked against the engine in the handler
-        chatbot = gr.Chatbot(
-            label=title, elem_id=f"chat-{side}", height=460, allow_tags=False, sanitize_html=True,
-            buttons=["copy"], feedback_options=None, layout="panel",
-        )  # fmt: skip
+        with gr.Column(elem_id=f"chat-{side}"):
+            history = _chatbot(title, f"history-{side}", max_height=460)  # CSS hides each box while it is empty
+            live = _chatbot(title + render.LIVE_SUFFIX, f"live-{side}", max_height=460)
         stats = gr.Markdown(render.stats_line(None), elem_id=f"stats-{side}", elem_classes=["hh-stats"])
-    return SidePane(picker, chatbot, stats)
+    return SidePane(picker, history, live, stats)
+
+
+def _chatbot(label: str, elem_id: str, **kwargs: Any) -> gr.Chatbot:
+    return gr.Chatbot(
+        label=label, elem_id=elem_id, allow_tags=False, sanitize_html=True, buttons=["copy"], feedback_options=None,
+        layout="panel", **kwargs,
+    )  # fmt: skip
 
 
 def _message_row() -> tuple[gr.Textbox, Buttons]:
@@ -189,7 +204,11 @@ def _wire_chat(
     controls: Controls,
     buttons: Buttons,
 ) -> None:
-    views = [controls.message, *(panes[s].chatbot for s in SIDES), *(panes[s].stats for s in SIDES), state]
+    histories, lives = [panes[s].history for s in SIDES], [panes[s].chatbot for s in SIDES]
+    stats = [panes[s].stats for s in SIDES]
+    streamed = [controls.message, *lives, *stats, state]  # what a running turn updates: never the history
+    at_rest = [*histories, *lives]
+    every_view = [controls.message, *stats, state, *at_rest]
     inputs = [state, *controls.as_list()]
 
     def send(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
@@ -203,25 +222,34 @@ def _wire_chat(
 
     def stop(request: gr.Request, exchanges: list[Exchange], box: str) -> list[Any]:
         turns.stop(request.session_hash or "")  # closes both streams; the turn's handler ends by itself
-        return _outputs(TurnView(finish_stopped(exchanges), message_box=box, running=False))
+        return _every_view(TurnView(finish_stopped(exchanges), message_box=box, running=False))
 
     def undo_last(request: gr.Request, exchanges: list[Exchange], box: str) -> list[Any]:
         turns.stop(request.session_hash or "", discard=True)
         remaining, box = undo(finish_stopped(exchanges), box or "")
-        return _outputs(TurnView(remaining, message_box=box, running=False))
+        return _every_view(TurnView(remaining, message_box=box, running=False))
 
     def clear(request: gr.Request, box: str) -> list[Any]:
         turns.stop(request.session_hash or "", discard=True)
-        return _outputs(TurnView([], message_box=box, running=False))
+        return _every_view(TurnView([], message_box=box, running=False))
 
     # No `cancels=`: in Gradio 6.31 a cancel also kills the NEXT send of the session (seen in the browser);
     # TurnControl closes the streams (vLLM aborts) and the handler returns within ~0.1 s on its own.
-    gr.on([buttons.send.click, controls.message.submit], send, inputs, views, api_name="send")
-    buttons.regenerate.click(regenerate, inputs, views, api_name="regenerate")
+    rest = {"fn": _rest_views, "inputs": [state], "outputs": at_rest, "concurrency_limit": None,
+            "api_visibility": "private", "show_progress": "hidden"}  # fmt: skip
+    gr.on([buttons.send.click, controls.message.submit], send, inputs, streamed, api_name="send").then(**rest)
+    buttons.regenerate.click(
+        _history_before_last,
+        [state],
+        histories,
+        concurrency_limit=None,
+        api_visibility="private",
+        show_progress="hidden",
+    ).then(regenerate, inputs, streamed, api_name="regenerate").then(**rest)
     box = [state, controls.message]
-    buttons.stop.click(stop, box, views, concurrency_limit=None, api_name="stop")
-    buttons.undo.click(undo_last, box, views, concurrency_limit=None, api_name="undo")
-    buttons.clear.click(clear, [controls.message], views, concurrency_limit=None, api_name="clear")
+    buttons.stop.click(stop, box, every_view, concurrency_limit=None, api_name="stop")
+    buttons.undo.click(undo_last, box, every_view, concurrency_limit=None, api_name="undo")
+    buttons.clear.click(clear, [controls.message], every_view, concurrency_limit=None, api_name="clear")
 
 
 def _stream_views(
@@ -232,21 +260,41 @@ def _stream_views(
     exchanges: list[Exchange],
     values: tuple[Any, ...],
 ) -> Iterator[list[Any]]:
-    """Run one turn step and render every view; a bad input becomes a message and changes nothing."""
+    """Run one turn step and render what it streams; a bad input becomes a message and changes nothing."""
     try:
         inputs = controls.read(values, settings)
         for view in step(inputs, exchanges if isinstance(exchanges, list) else [], request.session_hash or ""):
-            yield _outputs(view)
+            yield _streamed_views(view)
     except EngineError as error:
         raise gr.Error(str(error), print_exception=False) from error
 
 
-def _outputs(view: TurnView) -> list[Any]:
-    """Values for [message box, left chat, right chat, left stats, right stats, state]."""
+def _streamed_views(view: TurnView) -> list[Any]:
+    """[message box, left and right live exchange, left and right stats, state]: the turn's exchange only."""
+    lives = [render.chatbot_messages(view.exchanges[-1:], side) for side in SIDES]
+    return [view.message_box, *lives, *_stats_lines(view), view.exchanges]
+
+
+def _stats_lines(view: TurnView) -> list[str]:
     last = view.exchanges[-1] if view.exchanges else None
-    chats = [render.chatbot_messages(view.exchanges, side) for side in SIDES]
-    stats = [render.stats_line(last.replies.get(side) if last else None) for side in SIDES]
-    return [view.message_box, *chats, *stats, view.exchanges]
+    return [render.stats_line(last.replies.get(side) if last else None) for side in SIDES]
+
+
+def _rest_views(exchanges: list[Exchange]) -> list[Any]:
+    """[left and right history, left and right live]: every exchange in the history, the live boxes empty."""
+    exchanges = exchanges if isinstance(exchanges, list) else []
+    return [*(render.chatbot_messages(exchanges, side) for side in SIDES), [], []]
+
+
+def _history_before_last(exchanges: list[Exchange]) -> list[Any]:
+    """[left and right history] without the last exchange (Regenerate streams it again in the live boxes)."""
+    earlier = exchanges[:-1] if isinstance(exchanges, list) else []
+    return [render.chatbot_messages(earlier, side) for side in SIDES]
+
+
+def _every_view(view: TurnView) -> list[Any]:
+    """[message box, left and right stats, state, histories, lives]: the conversation at rest (Stop, Undo, Clear)."""
+    return [view.message_box, *_stats_lines(view), view.exchanges, *_rest_views(view.exchanges)]
 
 
 BLIND_EXPORT_REFUSED = "Blind mode is on: vote first (or turn blind mode off). An export names both models."

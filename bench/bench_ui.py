@@ -36,7 +36,7 @@ TRACE_JS = """() => {
     window.__hhBusy.observe({type: 'longtask'});
   }
   for (const side of ['left', 'right']) {
-    const pane = document.querySelector(`#chat-${side}`);
+    const pane = document.querySelector(`#live-${side}`);  // the box the running turn streams into
     const measure = () => {
       let n = 0;
       pane.querySelectorAll('.message-content:has(.hh-thinking), .message-content:has(.hh-answer)')
@@ -142,9 +142,11 @@ def rate(tokens: int, first: float, last: float) -> float:
 
 
 def page_span(trace: list[list[float]]) -> tuple[float, float]:
-    """When the pane first showed new text (beyond the baseline the trace starts with) and when it last changed."""
-    shown = [t for t, length in trace if length > trace[0][1]]
-    return shown[0], trace[-1][0]
+    """When the live box first showed new text (beyond the baseline the trace starts with) and when its text last
+    grew (after that, the turn's end empties the box: the exchange moves into the history)."""
+    shown = [(t, length) for t, length in trace if length > trace[0][1]]
+    longest = max(length for _, length in shown)
+    return shown[0][0], next(t for t, length in shown if length == longest)
 
 
 @contextlib.contextmanager
@@ -179,7 +181,7 @@ class WireCounter:
 
     def __init__(self, page: Any) -> None:
         self._stream_ids: set[str] = set()
-        self.bytes = self.chunks = 0
+        self.sizes: list[int] = []
         session = page.context.new_cdp_session(page)
         session.on("Network.requestWillBeSent", self._request)
         session.on("Network.dataReceived", self._data)
@@ -191,13 +193,11 @@ class WireCounter:
 
     def _data(self, event: dict[str, Any]) -> None:
         if event["requestId"] in self._stream_ids:
-            self.bytes += event["dataLength"]
-            self.chunks += 1
+            self.sizes.append(event["dataLength"])
 
-    def take(self) -> tuple[int, int]:
-        """(bytes, chunks) since the last take."""
-        taken = (self.bytes, self.chunks)
-        self.bytes = self.chunks = 0
+    def take(self) -> list[int]:
+        """The size of each chunk since the last take."""
+        taken, self.sizes = self.sizes, []
         return taken
 
 
@@ -238,10 +238,12 @@ def _measure(
         app.send(f"第{turn + 1}回：你是谁？")
         app.wait_finished(timeout_s=600)
         time.sleep(0.5)
-        wire_bytes, updates = wire.take()
+        sizes = wire.take()
         traces = app.page.evaluate("() => window.__hh")
         for side, record in zip(("left", "right"), engine.records, strict=False):
-            rows.append({"turn": turn + 1, "side": side, "wire_bytes": wire_bytes, "updates": updates,
+            rows.append({"turn": turn + 1, "side": side, "updates": len(sizes), "wire_bytes": sum(sizes),
+                         "median_update_bytes": statistics.median(sizes) if sizes else 0,
+                         "largest_update_bytes": max(sizes, default=0),
                          "browser_busy_ms": traces["busy"],
                          **side_figures(record, traces[side], handoff.first_visible.get(side))})  # fmt: skip
     return rows
@@ -266,8 +268,8 @@ def side_figures(record: dict[str, Any], trace: list[list[float]], handed_over: 
 def report(rows: list[dict[str, Any]]) -> str:
     lines = ["| turn | side | model | tokens | engine tok/s | page tok/s | page/engine | +first ms "
              "| whitespace-only lead ms | +first visible ms | of which merge ms | +last ms | bytes/update (turn) "
-             "| browser long tasks ms (turn) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+             "| median / largest update bytes (turn) | browser long tasks ms (turn) |",
+             "|" + " --- |" * 15]  # fmt: skip
     for row in rows:
         ratio = row["page_tps"] / row["engine_tps"] if row["engine_tps"] else 0.0
         per_update = row["wire_bytes"] / row["updates"] if row["updates"] else 0.0
@@ -276,6 +278,7 @@ def report(rows: list[dict[str, Any]]) -> str:
                      f"{row['invisible_lead_ms']:.0f} | {row['first_visible_latency_ms']:.0f} | "
                      f"{row['handoff_ms']:.0f} | "
                      f"{row['last_latency_ms']:.0f} | {per_update:.0f} ({row['updates']} updates) | "
+                     f"{row['median_update_bytes']:.0f} / {row['largest_update_bytes']} | "
                      f"{row['browser_busy_ms']:.0f} |")  # fmt: skip
     long = [r for r in rows if r["tokens"] >= MIN_TIMED_TOKENS and r["engine_tps"]]
     short = [r for r in rows if r not in long]

@@ -58,6 +58,21 @@ def test_a_normal_turn_through_the_api(client, engine: FakeEngine) -> None:
     assert "Hello there!" in left_chat[-1]["content"][0]["text"] and "fake-base" in left_stats
 
 
+def test_each_streamed_update_carries_only_the_turns_exchange(client) -> None:
+    send(client, "first")
+    job = client.submit(
+        "second", "fake-base", "huanhuan", "persona", True, GOOD["temperature"], GOOD["top_p"], GOOD["top_k"],
+        GOOD["max_tokens"], GOOD["seed"], api_name="/send",
+    )  # fmt: skip
+    job.result()
+    updates = job.outputs()
+    assert len(updates) >= 2
+    for _box, left_chat, right_chat, *_stats in updates:
+        for chat in (left_chat, right_chat):
+            users = [m["content"][0]["text"] for m in chat if m["role"] == "user"]
+            assert users == ["second"], chat  # the earlier exchange stays in the page's history, unsent
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [

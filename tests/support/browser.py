@@ -1,6 +1,7 @@
 """Drive the app's page in headless Debian chromium (Playwright's Python API; a browser is never downloaded).
 
-`AppPage` knows the page's stable hooks: `#chat-left/#chat-right` (Chatbot), `.hh-thinking` / `.hh-answer` /
+`AppPage` knows the page's stable hooks: `#chat-left/#chat-right` (a side's conversation: `#history-left`, the
+finished exchanges, and `#live-left`, the exchange a running turn streams into), `.hh-thinking` / `.hh-answer` /
 `.hh-error` marker spans inside messages, `#stats-left/#stats-right`, `#message`, `#send`, `#stop`, ...
 """
 
@@ -18,17 +19,19 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 
-# Samples, in the page itself, both panes' text lengths and whether each side's stats line says it finished.
+# Samples, in the page itself, the text length of the exchange each side streams now, whether each side's stats
+# line says it finished, and whether the page is at rest (the last exchange moved into the history).
 SAMPLE_JS = """() => {
   const pane = (side) => {
-    const chat = document.querySelector(`#chat-${side}`);
+    const chat = document.querySelector(`#live-${side}`);
     const marked = '.message-content:has(.hh-thinking), .message-content:has(.hh-answer)';
     const text = chat ? chat.querySelectorAll(marked) : [];
     let length = 0; text.forEach((node) => { length += node.innerText.length; });
     const stats = document.querySelector(`#stats-${side}`);
     return {length, finished: !!stats && /tok\\/s|stopped|error/.test(stats.innerText)};
   };
-  return {t: performance.now(), left: pane('left'), right: pane('right')};
+  const resting = !document.querySelector('#live-left [data-testid="user"], #live-right [data-testid="user"]');
+  return {t: performance.now(), left: pane('left'), right: pane('right'), resting};
 }"""
 
 
@@ -80,8 +83,9 @@ class AppPage:
         """Texts of the messages in one pane holding a marker span (hh-thinking, hh-answer, hh-error, ...)."""
         return self.page.locator(f"#chat-{side} .message-content:has(.{marker})").all_inner_texts()
 
-    def user_messages(self, side: str) -> list[str]:
-        return self.page.locator(f'#chat-{side} [data-testid="user"]').all_inner_texts()
+    def user_messages(self, side: str, box: str = "chat") -> list[str]:
+        """The user messages a side shows: in its whole conversation (`chat`), its `history` or its `live` box."""
+        return self.page.locator(f'#{box}-{side} [data-testid="user"]').all_inner_texts()
 
     def stats(self, side: str) -> str:
         return self.page.inner_text(f"#stats-{side}")
@@ -93,11 +97,12 @@ class AppPage:
         return self.page.evaluate(SAMPLE_JS)
 
     def wait_finished(self, timeout_s: float = 120.0) -> None:
-        """Until both stats lines report a finished reply (tok/s, stopped or error)."""
+        """Until both stats lines report a finished reply (tok/s, stopped or error) and the exchange has moved into
+        the history."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             state = self.sample()
-            if state["left"]["finished"] and state["right"]["finished"]:
+            if state["left"]["finished"] and state["right"]["finished"] and state["resting"]:
                 return
             time.sleep(0.1)
         raise AssertionError(f"the turn did not finish in {timeout_s} s: {self.stats('left')} | {self.stats('right')}")

@@ -1,0 +1,86 @@
+"""A running turn streams into its own box under the history (`#live-left`), so what the page receives and
+re-renders per update stays the size of one exchange as the conversation grows; when the turn ends the exchange
+moves into the history (`#history-left`) and the live box hides. Regenerate and Undo keep the two boxes right.
+
+The fake engine is enough: what is shown where is the page's doing, whatever engine streams.
+
+    .venv/bin/python -m pytest tests/app/test_app_history_browser.py
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from app.config import AppArgs
+from app.ui import build_demo
+from tests.app.fake_engine import FakeEngine, Script
+from tests.support.browser import AppPage
+from tests.support.served_page import serve_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+# Records, in the page, every change to the left history box, and when the left side's turn started (its message
+# shows in the live box) and finished (its stats line reports tok/s).
+WATCH_JS = """() => {
+  const watch = window.__watch = {history: [], started: null, finished: null};
+  const observe = (selector, callback) => new MutationObserver(callback)
+    .observe(document.querySelector(selector), {subtree: true, childList: true, characterData: true});
+  observe('#history-left', () => watch.history.push(performance.now()));
+  observe('#live-left', () => {
+    if (watch.started === null && document.querySelector('#live-left [data-testid="user"]')) {
+      watch.started = performance.now();
+    }
+  });
+  observe('#stats-left', () => {
+    if (watch.finished === null && /tok\\/s/.test(document.querySelector('#stats-left').innerText)) {
+      watch.finished = performance.now();
+    }
+  });
+}"""
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    adapter = tmp_path_factory.mktemp("adapters") / "huanhuan"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    slow = Script(thinking=["想", "一", "想"], answer=["臣妾", "在", "此", "。"], delay_s=0.15)
+    engine = FakeEngine({"fake-base": slow, "huanhuan": slow}, adapters={"huanhuan": adapter})
+    yield from serve_demo(build_demo(engine, AppArgs()))
+
+
+def test_a_turn_streams_in_its_own_box_and_then_joins_the_history(app: AppPage) -> None:
+    app.send("第一句")
+    app.wait_finished()
+    assert app.user_messages("left", "history") == ["第一句"] and app.user_messages("left", "live") == []
+    assert not app.page.is_visible("#live-left")
+    app.page.evaluate(WATCH_JS)
+    app.send("第二句")
+    assert app.user_messages("left", "live") == ["第二句"] and app.page.is_visible("#live-left")
+    assert app.user_messages("left", "history") == ["第一句"]
+    app.wait_finished()
+    watched = app.page.evaluate("() => window.__watch")
+    assert watched["started"] is not None and watched["finished"] is not None, watched
+    streaming = [t for t in watched["history"] if watched["started"] <= t <= watched["finished"]]
+    assert not streaming, f"the history changed {len(streaming)} times while the turn streamed"
+    assert watched["history"], "the history never took the exchange"
+    for side in ("left", "right"):
+        assert app.user_messages(side, "history") == ["第一句", "第二句"] and app.user_messages(side, "live") == []
+    assert app.texts("right", "hh-answer") == ["臣妾在此。", "臣妾在此。"]
+
+
+def test_regenerate_and_undo_keep_each_exchange_once(app: AppPage) -> None:
+    app.send("第一句")
+    app.wait_finished()
+    app.send("第二句")
+    app.wait_finished()
+    app.click("regenerate")
+    app.page.wait_for_function("() => !!document.querySelector('#live-left [data-testid=\"user\"]')")
+    assert app.user_messages("left", "history") == ["第一句"]  # the last exchange streams again below it
+    app.wait_finished()
+    assert app.user_messages("left") == ["第一句", "第二句"] and app.user_messages("right") == ["第一句", "第二句"]
+    app.click("undo")
+    app.page.wait_for_function("() => document.querySelector('#message textarea').value === '第二句'")
+    assert app.user_messages("left") == ["第一句"] and app.user_messages("left", "live") == []
