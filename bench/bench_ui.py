@@ -50,6 +50,31 @@ TRACE_JS = """() => {
 }"""
 
 
+# Installed before the page loads: when each side's first visible text reaches the page's script on Gradio's event
+# stream (the lines its reader yields), before the page renders it. Splits the page's latency into the server and
+# the wire (plus any wait for the page's busy main thread) and the rendering after it.
+ARRIVAL_JS = r"""(() => {
+  window.__hhArrived = {};
+  const visible = /hh-(?:thinking|answer)\\"><\/span>(?:\\n|\s)*[^\s\\"]|\["append",\[[^\]]*\],"(?:\\n|\s)*[^\s\\"]/;
+  const read = ReadableStreamDefaultReader.prototype.read;
+  ReadableStreamDefaultReader.prototype.read = async function () {
+    const result = await read.call(this);
+    if (typeof result.value === 'string' && result.value.startsWith('data:')) {
+      const now = Date.now() / 1000;
+      let data = null;
+      try { data = JSON.parse(result.value.slice(5))?.output?.data; } catch (error) { data = null; }
+      if (Array.isArray(data)) {
+        ['left', 'right'].forEach((side, i) => {
+          const shows = visible.test(JSON.stringify(data[1 + i]));
+          if (shows && !(side in window.__hhArrived)) window.__hhArrived[side] = now;
+        });
+      }
+    }
+    return result;
+  };
+})()"""
+
+
 MIN_TIMED_TOKENS = 64  # a stream shorter than this is too short to time: reported apart, out of the median
 
 
@@ -210,6 +235,7 @@ def run_turns(
     rows = []
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.add_init_script(ARRIVAL_JS)
         wire = WireCounter(page)
         app = AppPage(page).open(app_url)
         try:
@@ -231,6 +257,7 @@ def _measure(
             app.click("clear")
             app.page.wait_for_function("() => !document.querySelector('#chat-left [data-testid=\"user\"]')")
         app.page.evaluate(TRACE_JS)
+        app.page.evaluate("() => { window.__hhArrived = {}; }")
         engine.records.clear()
         handoff.first_visible.clear()
         time.sleep(0.3)
@@ -240,17 +267,22 @@ def _measure(
         time.sleep(0.5)
         sizes = wire.take()
         traces = app.page.evaluate("() => window.__hh")
+        arrived = app.page.evaluate("() => window.__hhArrived")
         for side, record in zip(("left", "right"), engine.records, strict=False):
-            rows.append({"turn": turn + 1, "side": side, "updates": len(sizes), "wire_bytes": sum(sizes),
+            figures = side_figures(record, traces[side], handoff.first_visible.get(side), arrived.get(side))
+            rows.append({"turn": turn + 1, "side": side, "updates": len(sizes),
                          "median_update_bytes": statistics.median(sizes) if sizes else 0,
                          "largest_update_bytes": max(sizes, default=0),
                          "browser_busy_ms": traces["busy"],
-                         **side_figures(record, traces[side], handoff.first_visible.get(side))})  # fmt: skip
+                         **figures})  # fmt: skip
     return rows
 
 
-def side_figures(record: dict[str, Any], trace: list[list[float]], handed_over: float | None) -> dict[str, Any]:
-    """One side of one turn: the engine's record against the page's trace and the handler's hand-over."""
+def side_figures(
+    record: dict[str, Any], trace: list[list[float]], handed_over: float | None, arrived: float | None
+) -> dict[str, Any]:
+    """One side of one turn: the engine's record against the page's trace, the handler's hand-over and when the
+    text reached the page's script."""
     page_first, page_last = page_span(trace)
     tokens = record.get("tokens", 0)
     first_visible = record.get("first_visible", record["first"])
@@ -261,24 +293,24 @@ def side_figures(record: dict[str, Any], trace: list[list[float]], handed_over: 
         "first_visible_latency_ms": (page_first - first_visible) * 1000,
         "invisible_lead_ms": (first_visible - record["first"]) * 1000,
         "handoff_ms": ((handed_over or first_visible) - first_visible) * 1000,
+        "rendering_ms": (page_first - arrived) * 1000 if arrived else None,
         "last_latency_ms": (page_last - record["last"]) * 1000,
     }  # fmt: skip
 
 
 def report(rows: list[dict[str, Any]]) -> str:
     lines = ["| turn | side | model | tokens | engine tok/s | page tok/s | page/engine | +first ms "
-             "| whitespace-only lead ms | +first visible ms | of which merge ms | +last ms | bytes/update (turn) "
-             "| median / largest update bytes (turn) | browser long tasks ms (turn) |",
+             "| whitespace-only lead ms | +first visible ms | of which merge ms | of which rendering ms | +last ms "
+             "| median / largest update bytes (updates in the turn) | browser long tasks ms (turn) |",
              "|" + " --- |" * 15]  # fmt: skip
     for row in rows:
         ratio = row["page_tps"] / row["engine_tps"] if row["engine_tps"] else 0.0
-        per_update = row["wire_bytes"] / row["updates"] if row["updates"] else 0.0
+        rendering = "–" if row["rendering_ms"] is None else f"{row['rendering_ms']:.0f}"
         lines.append(f"| {row['turn']} | {row['side']} | {row['model']} | {row['tokens']} | {row['engine_tps']:.1f} | "
                      f"{row['page_tps']:.1f} | {ratio:.3f} | {row['first_latency_ms']:.0f} | "
                      f"{row['invisible_lead_ms']:.0f} | {row['first_visible_latency_ms']:.0f} | "
-                     f"{row['handoff_ms']:.0f} | "
-                     f"{row['last_latency_ms']:.0f} | {per_update:.0f} ({row['updates']} updates) | "
-                     f"{row['median_update_bytes']:.0f} / {row['largest_update_bytes']} | "
+                     f"{row['handoff_ms']:.0f} | {rendering} | {row['last_latency_ms']:.0f} | "
+                     f"{row['median_update_bytes']:.0f} / {row['largest_update_bytes']} ({row['updates']}) | "
                      f"{row['browser_busy_ms']:.0f} |")  # fmt: skip
     long = [r for r in rows if r["tokens"] >= MIN_TIMED_TOKENS and r["engine_tps"]]
     short = [r for r in rows if r not in long]
