@@ -34,11 +34,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from common.dataclass_cli import from_mapping
+from common.dataclass_cli import parse_config
 from training.checkpoints import write_json_atomic
 from training.config import TrainArgs
 from training.data import load_rows
-from training.job_spec import JobSpec, preset_values, spec_problems, training_command
+from training.job_spec import JobSpec, spec_problems, training_command
 from training.memory_plan import gpu_memory_gib, plan_training_memory
 from training.progress import PROGRESS_FILE, read_progress
 
@@ -80,9 +80,9 @@ def memory_verdict(spec: JobSpec, gpu: GpuMemory | None = None) -> str:
 
 
 def _planned_args(spec: JobSpec) -> TrainArgs:
-    """The TrainArgs the job would run with: the preset, the page's knobs, the model."""
-    values = {**preset_values(spec.preset), **spec.overrides(), "model_name_or_path": spec.model_path}
-    return from_mapping(TrainArgs, values)
+    """The TrainArgs the job's `python -m training` command parses (the preset, the page's knobs, the paths)."""
+    command = training_command(spec, Path("planned-run"), Path("planned-adapter"))
+    return parse_config(TrainArgs, command[3:], "python -m training")
 
 
 def process_group_alive(pgid: int) -> bool:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.dataclass_cli import load_yaml_fields
+from training.config import TrainArgs
 from training.data import DatasetError, LoadReport, load_rows
 
 KNOBS = ("max_steps", "num_train_epochs", "learning_rate", "lora_r", "max_length", "eval_steps")
@@ -56,13 +58,8 @@ class DatasetCheck:
 
 
 def preset_values(preset: Path) -> dict[str, Any]:
-    """The fields a config preset sets (its YAML mapping)."""
-    import yaml
-
-    values = yaml.safe_load(Path(preset).read_text(encoding="utf-8")) or {}
-    if not isinstance(values, dict):
-        raise ValueError(f"{preset}: a config preset is a YAML mapping of training fields")
-    return values
+    """The fields a config preset sets; a field `python -m training` does not know is a ValueError, as there."""
+    return load_yaml_fields(TrainArgs, Path(preset))
 
 
 def check_dataset(path: Path, max_bad_ratio: float) -> DatasetCheck:

@@ -58,6 +58,23 @@ def test_name_knob_and_model_problems_are_all_listed(tmp_path: Path, forty_rows_
     assert "above the server's --max-lora-rank 8" in "\n".join(spec_problems(spec))
 
 
+def test_a_preset_field_training_does_not_know_is_refused_before_start(tmp_path: Path, forty_rows_path: Path) -> None:
+    preset = tmp_path / "typo.yaml"
+    preset.write_text(TINY_PRESET.read_text(encoding="utf-8") + "learning_rat: 0.1\n", encoding="utf-8")
+    spec = make_spec(tmp_path, forty_rows_path, tmp_path / "adapters")
+    spec.preset = preset
+    assert "unknown field(s) learning_rat" in "\n".join(spec_problems(spec))
+
+
+def test_the_memory_check_plans_the_arguments_the_job_will_run_with(tmp_path: Path) -> None:
+    from training import job
+
+    spec = make_spec(tmp_path / "model", tmp_path / "d.json", tmp_path, max_steps=5, eval_steps=2, lora_r=4)
+    planned = job._planned_args(spec)
+    assert (planned.lora_r, planned.max_steps, planned.eval_steps, planned.save_steps) == (4, 5, 2, 2)
+    assert planned.model_name_or_path == str((tmp_path / "model").resolve())
+
+
 def test_the_command_runs_the_preset_with_the_knobs(tmp_path: Path) -> None:
     spec = make_spec(tmp_path, tmp_path / "d.json", tmp_path, max_steps=5, eval_steps=2, learning_rate=1e-3)
     command = training_command(spec, tmp_path / "run", tmp_path / "adapter")
