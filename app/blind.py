@@ -54,11 +54,14 @@ def build_blind_panel(
         note = "Blind: the sides are shuffled and unnamed. Chat, then vote on the last exchange to reveal them."
         return [gr.skip(), *hidden, *empty, *quiet, gr.update(visible=True), note, []]
 
-    def vote(choice: str, exchanges: list[Exchange], left: str, right: str, seed: Any, system: str) -> list[Any]:
+    def vote(
+        choice: str, on: bool, exchanges: list[Exchange], left: str, right: str, seed: Any, system: str
+    ) -> list[Any]:
         last = exchanges[-1] if exchanges else None
+        if not on:  # the buttons show in blind mode only; a script calling the API gets the same rule
+            return _unchanged(outputs, "⚠ Blind mode is off: there is no blind exchange to vote on.")
         if last is None or not all(reply.finished for reply in last.replies.values()):
-            return [gr.skip()] * (len(outputs) - 2) + ["⚠ Send a message and let both sides finish before voting.",
-                                                       gr.skip()]  # fmt: skip
+            return _unchanged(outputs, "⚠ Send a message and let both sides finish before voting.")
         record = store.append({"vote": choice, "prompt": last.user, "seed": seed, "system_prompt": system,
                                **{side: _reply(last, side) for side in SIDES}})  # fmt: skip
         names = {side: record[side]["model"] for side in SIDES}
@@ -66,11 +69,16 @@ def build_blind_panel(
         return _revealed(left, right, f"Vote saved: {said}.", False)
 
     blind.input(toggle, [blind, *pickers], outputs, concurrency_limit=None)
-    inputs = [state, *pickers, controls.seed, controls.system_prompt]
+    inputs = [blind, state, *pickers, controls.seed, controls.system_prompt]
     for key, button in buttons.items():
         button.click(lambda *v, key=key: vote(key, *v), inputs, outputs, concurrency_limit=None,
                      api_name=f"vote_{key}")  # fmt: skip
     return blind
+
+
+def _unchanged(outputs: list[Any], status: str) -> list[Any]:
+    """Every output left as it is but the status line (the second to last output)."""
+    return [gr.skip()] * (len(outputs) - 2) + [status, gr.skip()]
 
 
 def _reply(exchange: Exchange, side: str) -> dict[str, Any]:

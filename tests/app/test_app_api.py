@@ -32,8 +32,14 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> FakeEngine:
 
 
 @pytest.fixture(scope="module")
-def url(engine: FakeEngine) -> Iterator[str]:
-    yield from serve_demo(build_demo(engine, AppArgs(max_message_chars=1000, max_new_tokens_limit=256)))
+def votes_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("votes")
+
+
+@pytest.fixture(scope="module")
+def url(engine: FakeEngine, votes_dir: Path) -> Iterator[str]:
+    settings = AppArgs(max_message_chars=1000, max_new_tokens_limit=256, votes_dir=str(votes_dir))
+    yield from serve_demo(build_demo(engine, settings))
 
 
 @pytest.fixture
@@ -71,6 +77,13 @@ def test_each_streamed_update_carries_only_the_turns_exchange(client) -> None:
         for chat in (left_chat, right_chat):
             users = [m["content"][0]["text"] for m in chat if m["role"] == "user"]
             assert users == ["second"], chat  # the earlier exchange stays in the page's history, unsent
+
+
+def test_a_vote_through_the_api_with_blind_mode_off_is_refused_and_not_stored(client, votes_dir: Path) -> None:
+    send(client, "hello")
+    outputs = client.predict(False, "fake-base", "huanhuan", 0, "persona", api_name="/vote_left")
+    assert "Blind mode is off" in str(outputs)
+    assert not list(votes_dir.glob("**/*.jsonl")) or not any(p.read_text() for p in votes_dir.glob("**/*.jsonl"))
 
 
 @pytest.mark.parametrize(
