@@ -17,11 +17,9 @@ middleware: every route but the health probes needs the key (e.g. vLLM's unguard
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ from pathlib import Path
 
 from common.devices import cuda_usable
 from common.net import free_port
+from common.process_group import stop_process_group
 from serving.adapter_routes import ENV_ADAPTERS_DIR, ENV_BASE_MODEL, ENV_MAX_LORA_RANK
 from serving.adapters import AdapterRegistry
 from serving.protocol import EngineError, EngineUnavailableError
@@ -228,26 +227,10 @@ class VLLMServer:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                process.wait(timeout=wait_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        _kill_group_leftovers(process.pid)
+        stop_process_group(process.pid, grace_s, leader=process)
 
     def __enter__(self) -> VLLMServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _kill_group_leftovers(pgid: int) -> None:
-    """Children that outlive the leader (engine core workers) still carry its process group id."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)

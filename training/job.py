@@ -19,12 +19,10 @@ or cancelled run never touches an adapter of the same name, and its state says w
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -35,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from common.dataclass_cli import parse_config
+from common.process_group import process_group_alive, stop_process_group
 from training.checkpoints import write_json_atomic
 from training.config import TrainArgs
 from training.data import load_rows
@@ -83,16 +82,6 @@ def _planned_args(spec: JobSpec) -> TrainArgs:
     """The TrainArgs the job's `python -m training` command parses (the preset, the page's knobs, the paths)."""
     command = training_command(spec, Path("planned-run"), Path("planned-adapter"))
     return parse_config(TrainArgs, command[3:], "python -m training")
-
-
-def process_group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class TrainingJobs:
@@ -219,18 +208,9 @@ class TrainingJobs:
         return f"Cancelled '{state['name']}'; no adapter was changed."
 
     def _stop_group(self, pgid: int) -> None:
-        """SIGTERM to the group, SIGKILL after kill_grace_s; returns once no process of it is left (the watcher
-        thread reaps the leader)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + self.kill_grace_s
-        while process_group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while process_group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        """Stop the job's whole process group; returns once none of it is left (the watcher thread reaps the
+        leader)."""
+        stop_process_group(pgid, self.kill_grace_s)
 
     def _watch(self, job_id: str, process: subprocess.Popen) -> None:
         code = process.wait()

@@ -20,11 +20,11 @@ import pytest
 from app.config import AppArgs
 from app.train_tab import TrainingSettings
 from app.ui import build_demo
+from common.process_group import process_group_alive
 from serving.protocol import EngineError
 from tests.support.browser import AppPage
 from tests.support.paths import REPO_ROOT
 from tests.support.served_page import serve_demo
-from training.job import process_group_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from common.net import free_port
+from common.process_group import stop_process_group
 
 BASE_ID = "local/tiny-qwen3"
 STARTUP_TIMEOUT_S = 300
@@ -112,16 +112,8 @@ class TransformersServer:
     def stop(self) -> None:
         """SIGTERM to the whole process group, SIGKILL after 15 s (and to anything left in the group)."""
         process, self._process = self._process, None
-        if process is None:
-            return
-        for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=wait_s)
-                break
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        if process is not None:
+            stop_process_group(process.pid, 15.0, leader=process)
 
     def __enter__(self) -> TransformersServer:
         return self.start()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from training.job import JobRefused, TrainingJobs, process_group_alive
+from common.process_group import process_group_alive
+from training.job import JobRefused, TrainingJobs
 from training.job_spec import JobSpec, check_dataset, spec_problems, training_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
