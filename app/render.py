@@ -18,6 +18,7 @@ ANSWER_MARK = '<span class="hh-answer"></span>'
 ERROR_MARK = '<span class="hh-error"></span>'
 NOTE_MARK = '<span class="hh-note"></span>'
 WAITING_MARK = '<span class="hh-waiting"></span>'
+SENDING = "_sending…_"  # a stats line between Send and the turn's first update (set in the browser)
 LIVE_SUFFIX = " · this turn"  # the label of the box a running turn streams into, after the side's title
 
 

@@ -207,8 +207,8 @@ def _wire_chat(
     histories, lives = [panes[s].history for s in SIDES], [panes[s].chatbot for s in SIDES]
     stats = [panes[s].stats for s in SIDES]
     streamed = [controls.message, *lives, *stats, state]  # what a running turn updates: never the history
-    at_rest = [*histories, *lives]
-    every_view = [controls.message, *stats, state, *at_rest]
+    at_rest = [*histories, *lives, *stats]
+    every_view = [controls.message, state, *at_rest]
     inputs = [state, *controls.as_list()]
 
     def send(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
@@ -235,21 +235,35 @@ def _wire_chat(
 
     # No `cancels=`: in Gradio 6.31 a cancel also kills the NEXT send of the session (seen in the browser);
     # TurnControl closes the streams (vLLM aborts) and the handler returns within ~0.1 s on its own.
+    # Gradio's progress tracker on every output (a timer in five boxes) delayed a turn's first text on the page
+    # (bench/README.md, "Gradio's progress tracker"). Instead, the stats lines say "sending…" in the browser at
+    # once (no server round trip), until the turn's first update or, for a turn that never starts, the rest step.
+    progress = {"show_progress": "hidden"}
+    sending = {"fn": None, "inputs": [controls.message, *stats], "outputs": stats, "js": SENDING_JS,
+               "api_visibility": "private", "show_progress": "hidden"}  # fmt: skip
     rest = {"fn": _rest_views, "inputs": [state], "outputs": at_rest, "concurrency_limit": None,
             "api_visibility": "private", "show_progress": "hidden"}  # fmt: skip
-    gr.on([buttons.send.click, controls.message.submit], send, inputs, streamed, api_name="send").then(**rest)
-    buttons.regenerate.click(
-        _history_before_last,
-        [state],
-        histories,
-        concurrency_limit=None,
-        api_visibility="private",
+    triggers = [buttons.send.click, controls.message.submit]
+    gr.on(triggers, **sending)
+    sent = gr.on(triggers, send, inputs, streamed, api_name="send", **progress)
+    sent.then(**rest)
+    sent.failure(**rest)  # Gradio 6.31 runs `.then` after a success only (seen in the browser)
+    buttons.regenerate.click(**{**sending, "js": f"() => {[render.SENDING] * 2}"})
+    regenerated = buttons.regenerate.click(
+        _history_before_last, [state], histories, concurrency_limit=None, api_visibility="private",
         show_progress="hidden",
-    ).then(regenerate, inputs, streamed, api_name="regenerate").then(**rest)
+    ).then(regenerate, inputs, streamed, api_name="regenerate", **progress)  # fmt: skip
+    regenerated.then(**rest)
+    regenerated.failure(**rest)
     box = [state, controls.message]
     buttons.stop.click(stop, box, every_view, concurrency_limit=None, api_name="stop")
     buttons.undo.click(undo_last, box, every_view, concurrency_limit=None, api_name="undo")
     buttons.clear.click(clear, [controls.message], every_view, concurrency_limit=None, api_name="clear")
+
+
+# The stats lines the moment Send is clicked, in the browser (an empty message sends nothing): (message, left
+# stats, right stats) -> both stats.
+SENDING_JS = f"""(message, left, right) => (message || '').trim() ? {[render.SENDING] * 2} : [left, right]"""
 
 
 def _stream_views(
@@ -281,9 +295,11 @@ def _stats_lines(view: TurnView) -> list[str]:
 
 
 def _rest_views(exchanges: list[Exchange]) -> list[Any]:
-    """[left and right history, left and right live]: every exchange in the history, the live boxes empty."""
+    """[left and right history, left and right live, left and right stats]: every exchange in the history, the
+    live boxes empty, the stats of the last exchange."""
     exchanges = exchanges if isinstance(exchanges, list) else []
-    return [*(render.chatbot_messages(exchanges, side) for side in SIDES), [], []]
+    histories = [render.chatbot_messages(exchanges, side) for side in SIDES]
+    return [*histories, [], [], *_stats_lines(TurnView(exchanges))]
 
 
 def _history_before_last(exchanges: list[Exchange]) -> list[Any]:
@@ -293,8 +309,8 @@ def _history_before_last(exchanges: list[Exchange]) -> list[Any]:
 
 
 def _every_view(view: TurnView) -> list[Any]:
-    """[message box, left and right stats, state, histories, lives]: the conversation at rest (Stop, Undo, Clear)."""
-    return [view.message_box, *_stats_lines(view), view.exchanges, *_rest_views(view.exchanges)]
+    """[message box, state, histories, lives, stats]: the conversation at rest (Stop, Undo, Clear)."""
+    return [view.message_box, view.exchanges, *_rest_views(view.exchanges)]
 
 
 BLIND_EXPORT_REFUSED = "Blind mode is on: vote first (or turn blind mode off). An export names both models."

@@ -1,6 +1,8 @@
 """A running turn streams into its own box under the history (`#live-left`), so what the page receives and
 re-renders per update stays the size of one exchange as the conversation grows; when the turn ends the exchange
 moves into the history (`#history-left`) and the live box hides. Regenerate and Undo keep the two boxes right.
+The stats lines say "sending…" the moment Send is clicked, before the server answers; a message the app refuses
+leaves them as they were.
 
 The fake engine is enough: what is shown where is the page's doing, whatever engine streams.
 
@@ -41,6 +43,15 @@ WATCH_JS = """() => {
 }"""
 
 
+# Records, in the page, every text the left stats line shows.
+STATS_JS = """() => {
+  const stats = document.querySelector('#stats-left');
+  window.__stats = [];
+  new MutationObserver(() => window.__stats.push(stats.innerText))
+    .observe(stats, {subtree: true, childList: true, characterData: true});
+}"""
+
+
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     adapter = tmp_path_factory.mktemp("adapters") / "huanhuan"
@@ -48,7 +59,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (adapter / "adapter_config.json").write_text("{}")
     slow = Script(thinking=["想", "一", "想"], answer=["臣妾", "在", "此", "。"], delay_s=0.15)
     engine = FakeEngine({"fake-base": slow, "huanhuan": slow}, adapters={"huanhuan": adapter})
-    yield from serve_demo(build_demo(engine, AppArgs()))
+    yield from serve_demo(build_demo(engine, AppArgs(max_message_chars=50)))
 
 
 def test_a_turn_streams_in_its_own_box_and_then_joins_the_history(app: AppPage) -> None:
@@ -84,3 +95,21 @@ def test_regenerate_and_undo_keep_each_exchange_once(app: AppPage) -> None:
     app.click("undo")
     app.page.wait_for_function("() => document.querySelector('#message textarea').value === '第二句'")
     assert app.user_messages("left") == ["第一句"] and app.user_messages("left", "live") == []
+
+
+def test_the_stats_say_sending_at_once_and_a_refused_message_leaves_them_as_they_were(app: AppPage) -> None:
+    app.send("第一句")
+    app.wait_finished()
+    app.page.evaluate(STATS_JS)
+    app.send("第二句")
+    app.wait_finished()
+    seen = app.page.evaluate("() => window.__stats")
+    sending = next(i for i, text in enumerate(seen) if "sending" in text)
+    assert not [text for text in seen[:sending] if "waiting" in text or "streaming" in text], seen
+    assert [text for text in seen[sending:] if "tok/s" in text], seen
+    finished = app.stats("left")
+    app.page.fill("#message textarea", "长" * 51)
+    app.page.click("#send")
+    app.wait_text(".toast-wrap", "the limit is 50")
+    app.page.wait_for_function("(s) => document.querySelector('#stats-left').innerText === s", arg=finished)
+    assert app.user_messages("left") == ["第一句", "第二句"] and app.message_box() == "长" * 51
