@@ -24,7 +24,7 @@ from app.config import AppArgs
 from app.eval_rows import GAIN_METRICS, ORDERS, TABLE_HEADERS, read_report, row_prompt, table_rows, write_eval_export
 from app.export import export_folder
 from app.votes import VoteStore, win_rate
-from serving.protocol import folder_of
+from serving.protocol import folder_of, server_url
 
 DEFAULT_ROWS = 8
 
@@ -218,8 +218,8 @@ def _eval_args(engine: Any, settings: AppArgs, right: str, limit: Any, max_token
     if folder is None:
         raise ValueError(f"'{right}' is not an adapter of the adapters folder")
     return EvalArgs(adapter=folder, served_adapter=right, adapters_dir=str(settings.adapters_dir), model=base_folder,
-                    engine="openai" if hasattr(engine, "base_url") else "local",
-                    base_url=getattr(engine, "base_url", ""), limit=rows, max_tokens=tokens,
+                    engine="local" if server_url(engine) is None else "openai",
+                    base_url=server_url(engine) or "", limit=rows, max_tokens=tokens,
                     temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k, seed=settings.seed,
                     concurrency=8).validate()  # fmt: skip
 

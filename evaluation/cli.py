@@ -18,7 +18,7 @@ from typing import Any
 
 from evaluation.config import EvalArgs, parse_eval_args
 from evaluation.run import EvalItem, EvalPlan, evaluate
-from serving.protocol import BASE_MODEL_ALIAS, EngineError, SamplingParams, folder_of
+from serving.protocol import BASE_MODEL_ALIAS, EngineError, SamplingParams, folder_of, server_url
 from training.heldout import HeldoutError, HeldoutRecord, read_heldout, rebuild_heldout
 
 
@@ -170,9 +170,9 @@ def run_evaluation(
         plan = build_plan(args, record, model, served, batched=args.engine == "local")
         with open_engine(args, folder, model, served) as (opened, loss, base):
             return _run(args, record, plan, folder, (opened, loss, base), progress, stop)
-    base = check_served(engine, served, getattr(engine, "base_url", "the engine"), left)
+    base = check_served(engine, served, server_url(engine) or "the engine", left)
     side = left_side(args, engine, base, left)
-    plan = build_plan(args, record, model, served, batched=not hasattr(engine, "base_url"), base=side)
+    plan = build_plan(args, record, model, served, batched=server_url(engine) is None, base=side)
     loss = _engine_loss(args, engine, base, model, folder, served)
     return _run(args, record, plan, folder, (engine, loss, left or base), progress, stop)
 
@@ -198,7 +198,7 @@ def _engine_loss(args: EvalArgs, engine: Any, base: str, model: Path, folder: Pa
 
 
 def _loss_on_server(args: EvalArgs, engine: Any) -> bool:
-    return args.loss != "transformers" and hasattr(engine, "base_url")
+    return args.loss != "transformers" and server_url(engine) is not None
 
 
 def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, opened: tuple[Any, Any, str],

@@ -215,6 +215,11 @@ class AdapterStatus:
         return cls(**{**known, "problems": tuple(known.get("problems") or ())})
 
 
+def server_url(engine: object) -> str | None:
+    """The `/v1` URL of the server an engine talks to (OpenAIEngine); None for an in-process engine."""
+    return getattr(engine, "base_url", None)
+
+
 @runtime_checkable
 class Engine(Protocol):
     """What the app needs from an engine. Implementations: OpenAIEngine, LocalEngine."""
