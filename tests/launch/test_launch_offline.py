@@ -26,6 +26,7 @@ import pytest
 from common.net import free_port
 from tests.support.browser import AppPage, chromium
 from tests.support.paths import REPO_ROOT
+from tests.support.signals import default_sigint
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
 READY_LINE = re.compile(r"==> ready in (\d+) s")
@@ -52,7 +53,7 @@ def start_launch(
     log = log_path.open("w", encoding="utf-8")
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               env={**os.environ, **(env or {})})  # fmt: skip
+                               env={**os.environ, **(env or {})}, preexec_fn=default_sigint)  # fmt: skip
     launch = Launch(process, log_path, 0.0, f"http://127.0.0.1:{port}")
     while time.monotonic() - started < timeout_s:
         if READY_LINE.search(launch.log()):

@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from tests.support.paths import REPO_ROOT
+from tests.support.signals import default_sigint
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,9 @@ def test_model_ids_and_strict_openai_reach_the_app(tmp_path: Path) -> None:
                "--strict-openai", "--no-install", "--home", str(tmp_path), "--port", str(unused_port())]  # fmt: skip
     log = tmp_path / "launch.log"
     with log.open("w") as out:
-        launch = subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        launch = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=default_sigint
+        )
     try:
         deadline = time.monotonic() + 300
         while "==> ready in" not in log.read_text() and time.monotonic() < deadline:
