@@ -63,11 +63,3 @@ def test_a_server_that_keeps_dropping_connections_is_reported_after_the_second_t
     with pytest.raises(EngineUnavailableError, match="cannot reach the model server"):
         first_delta(server)
     assert server.connections == 2
-
-
-def test_server_url_names_the_server_of_an_http_engine_and_none_for_an_in_process_one() -> None:
-    from serving.protocol import server_url
-    from tests.app.fake_engine import FakeEngine
-
-    assert server_url(OpenAIEngine("http://127.0.0.1:9/v1/", "key", base_model="base")) == "http://127.0.0.1:9/v1"
-    assert server_url(FakeEngine()) is None
