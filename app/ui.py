@@ -286,11 +286,11 @@ def _stream_views(
 def _streamed_views(view: TurnView) -> list[Any]:
     """[message box, left and right live exchange, left and right stats, state]: the turn's exchange only."""
     lives = [render.chatbot_messages(view.exchanges[-1:], side) for side in SIDES]
-    return [view.message_box, *lives, *_stats_lines(view), view.exchanges]
+    return [view.message_box, *lives, *_stats_lines(view.exchanges), view.exchanges]
 
 
-def _stats_lines(view: TurnView) -> list[str]:
-    last = view.exchanges[-1] if view.exchanges else None
+def _stats_lines(exchanges: list[Exchange]) -> list[str]:
+    last = exchanges[-1] if exchanges else None
     return [render.stats_line(last.replies.get(side) if last else None) for side in SIDES]
 
 
@@ -299,7 +299,7 @@ def _rest_views(exchanges: list[Exchange]) -> list[Any]:
     live boxes empty, the stats of the last exchange."""
     exchanges = exchanges if isinstance(exchanges, list) else []
     histories = [render.chatbot_messages(exchanges, side) for side in SIDES]
-    return [*histories, [], [], *_stats_lines(TurnView(exchanges))]
+    return [*histories, [], [], *_stats_lines(exchanges)]
 
 
 def _history_before_last(exchanges: list[Exchange]) -> list[Any]:

@@ -201,7 +201,7 @@ def engine_from(args: argparse.Namespace):
 
 
 class WireCounter:
-    """Bytes and chunks the browser receives on Gradio's event stream (/queue/data), through the DevTools
+    """The size of each chunk the browser receives on Gradio's event stream (/queue/data), through the DevTools
     protocol; one chunk is one server-sent message, i.e. one page update."""
 
     def __init__(self, page: Any) -> None:
