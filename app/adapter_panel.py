@@ -40,7 +40,8 @@ def build_adapter_panel(
         status = gr.Markdown(elem_id="adapter-status")
     outputs = [table, choice, status, *pickers]
     inputs = [choice, *pickers]
-    limits: dict[str, Any] = {"concurrency_limit": 1}  # one adapter change at a time, across all users
+    # One adapter change at a time, across all users; the progress tracker on the status line only (QUIET's note).
+    limits: dict[str, Any] = {"concurrency_limit": 1, "show_progress_on": [status]}
 
     def run(action: str, name: str | None, left: str | None, right: str | None) -> list[Any]:
         message, served = apply_action(engine, action, name)

@@ -19,6 +19,7 @@ import gradio as gr
 
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange
+from app.event_options import QUIET
 from app.render import LIVE_SUFFIX, stats_line
 from app.votes import VoteStore
 
@@ -68,11 +69,11 @@ def build_blind_panel(
         said = CHOICES[choice] if choice in ("tie", "both_bad") else f"{CHOICES[choice]} ({names[choice]})"
         return _revealed(left, right, f"Vote saved: {said}.", False)
 
-    blind.input(toggle, [blind, *pickers], outputs, concurrency_limit=None)
+    blind.input(toggle, [blind, *pickers], outputs, concurrency_limit=None, **QUIET)
     inputs = [blind, state, *pickers, controls.seed, controls.system_prompt]
     for key, button in buttons.items():
         button.click(lambda *v, key=key: vote(key, *v), inputs, outputs, concurrency_limit=None,
-                     api_name=f"vote_{key}")  # fmt: skip
+                     api_name=f"vote_{key}", **QUIET)  # fmt: skip
     return blind
 
 

@@ -22,6 +22,7 @@ import gradio as gr
 from app.adapter_panel import picker_choices
 from app.config import AppArgs
 from app.eval_rows import GAIN_METRICS, ORDERS, TABLE_HEADERS, read_report, row_prompt, table_rows, write_eval_export
+from app.event_options import QUIET
 from app.export import export_folder
 from app.votes import VoteStore, win_rate
 from serving.protocol import folder_of, server_url
@@ -101,7 +102,7 @@ def build_evaluate_tab(engine: Any, settings: AppArgs, message: gr.Textbox, tabs
         finally:
             runs.finish(session, event)
 
-    run.click(start, [left, right, limit, max_tokens], outputs, api_name="evaluate")
+    run.click(start, [left, right, limit, max_tokens], outputs, api_name="evaluate", show_progress_on=[progress])
 
     def halt(request: gr.Request) -> str:
         return _stopping(runs.stop(request.session_hash or ""))
@@ -138,9 +139,9 @@ def _rows_panel(message: gr.Textbox, tabs: gr.Tabs, chat_tab: str) -> tuple[gr.D
         return [prompt, gr.Tabs(selected=chat_tab), f"Row #{int(number)} is in the chat's message box: press Send."]
 
     for control in (metric, order):
-        control.change(resort, [report, metric, order], table, queue=False)
-    report.change(resort, [report, metric, order], table, queue=False)
-    send.click(to_chat, [report, row], [message, tabs, note], queue=False, api_name="evaluate_row_to_chat")
+        control.change(resort, [report, metric, order], table, queue=False, **QUIET)
+    report.change(resort, [report, metric, order], table, queue=False, **QUIET)
+    send.click(to_chat, [report, row], [message, tabs, note], queue=False, api_name="evaluate_row_to_chat", **QUIET)
     return table, report
 
 

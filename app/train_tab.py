@@ -21,6 +21,7 @@ import gradio as gr
 from app import train_view
 from app.adapter_panel import picker_updates
 from app.config import AppArgs, training_refusal
+from app.event_options import QUIET
 from serving.protocol import Engine
 from training.config import TrainArgs
 from training.job import JobRefused, TrainingJobs
@@ -110,7 +111,7 @@ def build_train_tab(engine: Engine, settings: AppArgs, training: TrainingSetting
     cancel.click(lambda: jobs.cancel(), None, message, concurrency_limit=None, api_name="train_cancel")
     gr.Timer(1.0).tick(
         lambda *v: _tick(jobs, engine, settings, *v), [seen, *pickers], [status, curve, log, seen, *pickers],
-        concurrency_limit=None, show_progress="hidden",
+        concurrency_limit=None, **QUIET,
     )  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from app.blind import build_blind_panel
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange
 from app.evaluate_tab import build_evaluate_tab
+from app.event_options import QUIET
 from app.export import export_folder, export_stem, write_export
 from app.personas import CUSTOM_PERSONA, PERSONAS, persona_text
 from app.train_tab import TrainingSettings, build_train_tab
@@ -122,7 +123,7 @@ def build_demo(engine: Engine, settings: AppArgs | None = None, training: Traini
             build_evaluate_tab(engine, settings, message, tabs, "chat")
             if training is not None:  # the Train tab (app/train_tab.py); absent on a public link by default
                 build_train_tab(engine, settings, training, pickers)
-        demo.load(on_load, None, load_outputs, queue=False)
+        demo.load(on_load, None, load_outputs, queue=False, **QUIET)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue_size)
     return demo
 
@@ -238,27 +239,25 @@ def _wire_chat(
     # Gradio's progress tracker on every output (a timer in five boxes) delayed a turn's first text on the page
     # (bench/README.md, "Gradio's progress tracker"). Instead, the stats lines say "sending…" in the browser at
     # once (no server round trip), until the turn's first update or, for a turn that never starts, the rest step.
-    progress = {"show_progress": "hidden"}
     sending = {"fn": None, "inputs": [controls.message, *stats], "outputs": stats, "js": SENDING_JS,
-               "api_visibility": "private", "show_progress": "hidden"}  # fmt: skip
+               "api_visibility": "private", **QUIET}  # fmt: skip
     rest = {"fn": _rest_views, "inputs": [state], "outputs": at_rest, "concurrency_limit": None,
-            "api_visibility": "private", "show_progress": "hidden"}  # fmt: skip
+            "api_visibility": "private", **QUIET}  # fmt: skip
     triggers = [buttons.send.click, controls.message.submit]
     gr.on(triggers, **sending)
-    sent = gr.on(triggers, send, inputs, streamed, api_name="send", **progress)
+    sent = gr.on(triggers, send, inputs, streamed, api_name="send", **QUIET)
     sent.then(**rest)
     sent.failure(**rest)  # Gradio 6.31 runs `.then` after a success only (seen in the browser)
     buttons.regenerate.click(**{**sending, "js": f"() => {[render.SENDING] * 2}"})
     regenerated = buttons.regenerate.click(
-        _history_before_last, [state], histories, concurrency_limit=None, api_visibility="private",
-        show_progress="hidden",
-    ).then(regenerate, inputs, streamed, api_name="regenerate", **progress)  # fmt: skip
+        _history_before_last, [state], histories, concurrency_limit=None, api_visibility="private", **QUIET
+    ).then(regenerate, inputs, streamed, api_name="regenerate", **QUIET)  # fmt: skip
     regenerated.then(**rest)
     regenerated.failure(**rest)
     box = [state, controls.message]
-    buttons.stop.click(stop, box, every_view, concurrency_limit=None, api_name="stop")
-    buttons.undo.click(undo_last, box, every_view, concurrency_limit=None, api_name="undo")
-    buttons.clear.click(clear, [controls.message], every_view, concurrency_limit=None, api_name="clear")
+    buttons.stop.click(stop, box, every_view, concurrency_limit=None, api_name="stop", **QUIET)
+    buttons.undo.click(undo_last, box, every_view, concurrency_limit=None, api_name="undo", **QUIET)
+    buttons.clear.click(clear, [controls.message], every_view, concurrency_limit=None, api_name="clear", **QUIET)
 
 
 # The stats lines the moment Send is clicked, in the browser (an empty message sends nothing): (message, left
