@@ -32,12 +32,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from common.dataclass_cli import parse_config
 from common.process_group import process_group_alive, stop_process_group
 from training.checkpoints import write_json_atomic
-from training.config import TrainArgs
 from training.data import load_rows
-from training.job_spec import JobSpec, spec_problems, training_command
+from training.job_spec import JobSpec, planned_args, spec_problems, training_command
 from training.memory_plan import gpu_memory_gib, plan_training_memory
 from training.progress import PROGRESS_FILE, read_progress
 
@@ -69,19 +67,13 @@ def memory_verdict(spec: JobSpec, gpu: GpuMemory | None = None) -> str:
     if gpu is None:
         return "ok"
     free, total = gpu
-    args = _planned_args(spec)
+    args = planned_args(spec)
     rows = load_rows(spec.dataset_path).rows
     row_chars = max((len(row.prompt) + len(row.output) for row in rows), default=args.max_length)
     answer_chars = max((len(row.output) for row in rows), default=args.max_length)
     row_tokens = row_chars + len(args.system_prompt) + TEMPLATE_TOKENS
     verdict = plan_training_memory(args, total, total - free, row_tokens, answer_chars + ANSWER_END_TOKENS)
     return "ok" if verdict.fits else verdict.message
-
-
-def _planned_args(spec: JobSpec) -> TrainArgs:
-    """The TrainArgs the job's `python -m training` command parses (the preset, the page's knobs, the paths)."""
-    command = training_command(spec, Path("planned-run"), Path("planned-adapter"))
-    return parse_config(TrainArgs, command[3:], "python -m training")
 
 
 class TrainingJobs:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from common.dataclass_cli import load_yaml_fields
-from training.config import TrainArgs
+from training.config import TrainArgs, parse_args
 from training.data import DatasetError, LoadReport, load_rows
 
 KNOBS = ("max_steps", "num_train_epochs", "learning_rate", "lora_r", "max_length", "eval_steps")
@@ -113,18 +113,27 @@ def name_problems(spec: JobSpec) -> list[str]:
 
 def spec_problems(spec: JobSpec) -> list[str]:
     """Every reason this job cannot start (empty: it can). Dataset problems name each bad row by line."""
-    problems = name_problems(spec) + knob_problems(spec)
+    knobs = knob_problems(spec)
+    problems = name_problems(spec) + knobs
     try:
         preset = preset_values(spec.preset)
+        if not knobs:
+            planned_args(spec)  # the preset with the knobs, validated as the job's command will
     except (OSError, ValueError) as error:
         return [*problems, f"config preset {spec.preset}: {error}"]
-    check = check_dataset(Path(spec.dataset_path), float(preset.get("max_bad_ratio", 0.05)))
+    check = check_dataset(Path(spec.dataset_path), float(preset.get("max_bad_ratio", TrainArgs.max_bad_ratio)))
     if not check.ok:
         problems.append(f"dataset {Path(spec.dataset_path).name}: {check.message}")
         problems += [f"  {line}" for line in check.bad_rows]
     if not (Path(spec.model_path) / "config.json").is_file():
         problems.append(f"no base model at {spec.model_path} (config.json missing)")
     return problems
+
+
+def planned_args(spec: JobSpec) -> TrainArgs:
+    """The TrainArgs the job's `python -m training` command parses and validates (the preset, the knobs, the
+    paths); ValueError names every field it refuses, as the command would."""
+    return parse_args(training_command(spec, Path("planned-run"), Path("planned-adapter"))[3:])
 
 
 def training_command(spec: JobSpec, output_dir: Path, export_dir: Path) -> list[str]:

@@ -15,7 +15,7 @@ import pytest
 
 from common.process_group import process_group_alive
 from training.job import JobRefused, TrainingJobs
-from training.job_spec import JobSpec, check_dataset, spec_problems, training_command
+from training.job_spec import JobSpec, check_dataset, planned_args, spec_problems, training_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_PRESET = REPO_ROOT / "configs" / "lora_tiny.yaml"
@@ -67,11 +67,19 @@ def test_a_preset_field_training_does_not_know_is_refused_before_start(tmp_path:
     assert "unknown field(s) learning_rat" in "\n".join(spec_problems(spec))
 
 
-def test_the_memory_check_plans_the_arguments_the_job_will_run_with(tmp_path: Path) -> None:
-    from training import job
+def test_a_preset_that_training_would_refuse_with_the_knobs_is_refused_before_start(
+    tmp_path: Path, forty_rows_path: Path
+) -> None:
+    preset = tmp_path / "bad-ratio.yaml"
+    preset.write_text(TINY_PRESET.read_text(encoding="utf-8") + "warmup_ratio: 2.0\n", encoding="utf-8")
+    spec = make_spec(tmp_path, forty_rows_path, tmp_path / "adapters")
+    spec.preset = preset
+    assert "warmup_ratio must be in [0, 1), got 2.0" in "\n".join(spec_problems(spec))
 
+
+def test_the_memory_check_plans_the_arguments_the_job_will_run_with(tmp_path: Path) -> None:
     spec = make_spec(tmp_path / "model", tmp_path / "d.json", tmp_path, max_steps=5, eval_steps=2, lora_r=4)
-    planned = job._planned_args(spec)
+    planned = planned_args(spec)
     assert (planned.lora_r, planned.max_steps, planned.eval_steps, planned.save_steps) == (4, 5, 2, 2)
     assert planned.model_name_or_path == str((tmp_path / "model").resolve())
 
