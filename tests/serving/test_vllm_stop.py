@@ -9,21 +9,15 @@ from __future__ import annotations
 import threading
 import time
 
-import httpx
 import pytest
 
 from serving.protocol import ChatRequest, SamplingParams
+from tests.support.threads import thread_stack
+from tests.support.vllm_metrics import metric
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 LONG = SamplingParams(temperature=0.0, max_tokens=1500, seed=0)
 MESSAGES = [{"role": "user", "content": "讲一个很长的故事"}]
-
-
-def running_requests(server) -> float:
-    text = httpx.get(server.base_url.removesuffix("/v1") + "/metrics", timeout=30).text
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:num_requests_running")
-    )
 
 
 def test_closing_both_streams_mid_reply_ends_both_requests_on_the_server(vllm_server) -> None:
@@ -31,16 +25,16 @@ def test_closing_both_streams_mid_reply_ends_both_requests_on_the_server(vllm_se
     streams = engine.open_streams([ChatRequest(MESSAGES, "tiny", LONG), ChatRequest(MESSAGES, "huanhuan", LONG)])
     for stream in streams:
         next(stream)  # both are generating
-    assert running_requests(vllm_server) > 0
+    assert metric(vllm_server, "vllm:num_requests_running") > 0
     readers = [threading.Thread(target=lambda s=s: list(s), daemon=True) for s in streams]
     for reader in readers:
         reader.start()
     for stream in streams:
         stream.close()
     deadline = time.monotonic() + 120  # generous: this asserts that generation ends, not how fast
-    while running_requests(vllm_server) > 0:
+    while metric(vllm_server, "vllm:num_requests_running") > 0:
         assert time.monotonic() < deadline, "vLLM still generates for a closed stream"
         time.sleep(0.05)
     for reader in readers:
         reader.join(60)
-        assert not reader.is_alive()
+        assert not reader.is_alive(), thread_stack(reader)
