@@ -102,7 +102,7 @@ def open_engine(args: EvalArgs, folder: Path, model: Path, served: str) -> Itera
 
     if args.engine == "local":
         engine = create_engine("local", model_path=model, adapters={served: folder})
-        yield engine, TransformersReferenceLoss(model, folder, served), engine.base_model
+        yield engine, TransformersReferenceLoss.on_engine(engine, served), engine.base_model
         return
     if args.engine == "openai":
         key = os.environ.get(args.api_key_env, "") if args.api_key_env else ""
@@ -189,11 +189,16 @@ def left_side(args: EvalArgs, engine: Any, base: str, left: str | None) -> str:
 
 
 def _engine_loss(args: EvalArgs, engine: Any, base: str, model: Path, folder: Path, served: str) -> Any:
-    """vLLM's prompt_logprobs on an OpenAI-compatible engine (unless --loss transformers), else transformers."""
+    """vLLM's prompt_logprobs on an OpenAI-compatible engine (unless --loss transformers), else transformers: on a
+    LocalEngine's own model, or on a copy loaded here."""
     from evaluation.refloss import TransformersReferenceLoss, VllmReferenceLoss
 
     if _loss_on_server(args, engine):
         return VllmReferenceLoss(engine.base_url, engine.api_key, base)
+    from serving.local_engine import LocalEngine  # torch: only where the loss is computed here
+
+    if isinstance(engine, LocalEngine):  # the replies' own model: no second copy in memory
+        return TransformersReferenceLoss.on_engine(engine, served)
     return TransformersReferenceLoss(model, folder, served)
 
 

@@ -8,13 +8,14 @@ exp(loss).
 - `VllmReferenceLoss`: vLLM's completions endpoint with `prompt_logprobs` on the token ids, against the
   served base or adapter name (one request per row and side, max_tokens 1). One at a time by default:
   vLLM 0.32's LoRA logits path breaks when prompt_logprobs requests share a batch (vllm-project/vllm#16668).
-- `TransformersReferenceLoss`: transformers + peft in-process (LocalEngine, or no vLLM), batched.
+- `TransformersReferenceLoss`: transformers + peft in-process, batched: its own copy of the model, or
+  (`on_engine`) the LocalEngine's model when the replies come from one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,7 +76,10 @@ def _mean_nll(entries: Sequence[Any], tokens: Sequence[int]) -> float:
 
 
 class TransformersReferenceLoss:
-    """Reference loss with transformers + peft in this process (the base through `disable_adapter()`)."""
+    """Reference loss with transformers + peft in this process: a copy of base + adapter loaded here, or
+    (`on_engine`) the LocalEngine's own model, on its model thread, so a second copy never takes the memory.
+    Each batch runs with peft's per-row `adapter_names` (`"__base__"` for the base), so the model's active
+    adapter is never switched."""
 
     def __init__(self, model_path: Path, adapter_path: Path, adapter_name: str, batch_size: int = 8):
         from peft import PeftModel
@@ -85,34 +89,44 @@ class TransformersReferenceLoss:
 
         device, dtype = resolve_placement("auto", "auto")
         base = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-        self.model = PeftModel.from_pretrained(base, str(adapter_path), adapter_name=adapter_name).to(device).eval()
+        model = PeftModel.from_pretrained(base, str(adapter_path), adapter_name=adapter_name).to(device).eval()
+        self._model: Callable[[], Any] = lambda: model
+        self._run: Callable[..., Any] = lambda fn, *args: fn(*args)
         self.adapter_name = adapter_name
         self.batch_size = batch_size
 
-    def losses(self, model: str, items: Sequence[TokenPair]) -> list[float]:
-        from contextlib import nullcontext
+    @classmethod
+    def on_engine(cls, engine: Any, adapter_name: str, batch_size: int = 8) -> TransformersReferenceLoss:
+        """The loss on a LocalEngine's model (which serves `adapter_name`), run in order with its generates."""
+        loss = cls.__new__(cls)
+        loss._model = lambda: engine.model  # read when used: loading the first adapter replaces engine.model
+        loss._run = engine.run_on_model_thread
+        loss.adapter_name, loss.batch_size = adapter_name, batch_size
+        return loss
 
+    def losses(self, model: str, items: Sequence[TokenPair]) -> list[float]:
         if model not in (BASE_MODEL_ALIAS, self.adapter_name):
             raise EngineError(f"unknown model '{model}' for the reference loss (have base and {self.adapter_name})")
+        adapter = "__base__" if model == BASE_MODEL_ALIAS else self.adapter_name
         out: list[float] = []
-        context = self.model.disable_adapter() if model == BASE_MODEL_ALIAS else nullcontext()
-        with context:
-            for start in range(0, len(items), self.batch_size):
-                out += self._batch(items[start : start + self.batch_size])
+        for start in range(0, len(items), self.batch_size):
+            out += self._run(self._batch, items[start : start + self.batch_size], adapter)
         return out
 
-    def _batch(self, items: Sequence[TokenPair]) -> list[float]:
+    def _batch(self, items: Sequence[TokenPair], adapter: str) -> list[float]:
         import torch
 
+        model = self._model()
         width = max(len(p) + len(c) for p, c in items)
         ids = torch.zeros((len(items), width), dtype=torch.long)
         mask = torch.zeros_like(ids)
         for row, (prompt, completion) in enumerate(items):
             ids[row, : len(prompt) + len(completion)] = torch.tensor([*prompt, *completion])
             mask[row, : len(prompt) + len(completion)] = 1
-        device = self.model.device
+        device = model.device
         with torch.inference_mode():
-            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                           adapter_names=[adapter] * len(items)).logits.float()  # fmt: skip
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1).cpu()
         out = []
         for row, (prompt, completion) in enumerate(items):

@@ -58,3 +58,31 @@ def test_stop_event_ends_a_batched_run_early_and_keeps_its_rows(trained_adapter_
     assert seen[:3] == [("generate", 0, 6), ("generate", 1, 6), ("generate", 2, 6)]
     rows, stats = evaluate(plan, engine, loss, store)
     assert not stats.stopped and stats.rows_done_before == 2 and len(rows) == 6
+
+
+def test_the_loss_on_a_local_engine_uses_its_model_and_matches_a_loaded_copy(
+    trained_adapter_dir: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import transformers
+
+    from evaluation.refloss import TransformersReferenceLoss
+    from serving.local_engine import LocalEngine
+    from serving.protocol import BASE_MODEL_ALIAS
+
+    items = [([1, 2, 3, 4], [5, 6, 7]), ([8, 9], [10, 11, 12, 13])]
+    copy = TransformersReferenceLoss(tiny_model_dir, trained_adapter_dir, "huanhuan")
+    expected = {model: copy.losses(model, items) for model in (BASE_MODEL_ALIAS, "huanhuan")}
+    engine = LocalEngine(tiny_model_dir, adapters={"huanhuan": trained_adapter_dir})
+    try:
+        monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", _no_second_copy)
+        shared = TransformersReferenceLoss.on_engine(engine, "huanhuan")
+        got = {model: shared.losses(model, items) for model in (BASE_MODEL_ALIAS, "huanhuan")}
+    finally:
+        engine.close()
+    assert got["huanhuan"] != pytest.approx(got[BASE_MODEL_ALIAS], abs=1e-3)  # the rows ran on different weights
+    for model, losses in expected.items():
+        assert losses == pytest.approx(got[model], abs=1e-3)
+
+
+def _no_second_copy(*args, **kwargs):
+    raise AssertionError("the loss on a LocalEngine loaded a second copy of the model")
