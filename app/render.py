@@ -20,6 +20,9 @@ NOTE_MARK = '<span class="hh-note"></span>'
 WAITING_MARK = '<span class="hh-waiting"></span>'
 SENDING = "_sending…_"  # a stats line between Send and the turn's first update (set in the browser)
 LIVE_SUFFIX = " · this turn"  # the label of the box a running turn streams into, after the side's title
+# What an empty conversation shows. Rendering it at page load also readies the page's Markdown renderer, so the
+# first turn's first text is not the first Markdown the page renders (bench/README.md, "The first turn").
+EMPTY_HISTORY = "*Send a message: both sides answer it.*"
 
 
 # Titles are rendered as HTML by the page, so the tag is written escaped: the page shows "(no </think>)".

@@ -135,7 +135,7 @@ def _side_pane(side: str, picker_kwargs: dict[str, Any]) -> SidePane:
             label=f"{title} model", elem_id=f"model-{side}", interactive=True, allow_custom_value=True, **picker_kwargs
         )  # names are checked against the engine in the handler
         with gr.Column(elem_id=f"chat-{side}"):
-            history = _chatbot(title, f"history-{side}", max_height=460)  # CSS hides each box while it is empty
+            history = _chatbot(title, f"history-{side}", max_height=460, placeholder=render.EMPTY_HISTORY)
             live = _chatbot(title + render.LIVE_SUFFIX, f"live-{side}", max_height=460)
         stats = gr.Markdown(render.stats_line(None), elem_id=f"stats-{side}", elem_classes=["hh-stats"])
     return SidePane(picker, history, live, stats)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from app import render
 from app.config import AppArgs
 from app.ui import build_demo
 from tests.app.fake_engine import FakeEngine, Script
@@ -63,9 +64,12 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_a_turn_streams_in_its_own_box_and_then_joins_the_history(app: AppPage) -> None:
+    hint = render.EMPTY_HISTORY.strip("*")
+    assert hint in app.page.inner_text("#history-left")  # an empty conversation says how to start
     app.send("第一句")
     app.wait_finished()
     assert app.user_messages("left", "history") == ["第一句"] and app.user_messages("left", "live") == []
+    assert hint not in app.page.inner_text("#history-left")
     assert not app.page.is_visible("#live-left")
     app.page.evaluate(WATCH_JS)
     app.send("第二句")
