@@ -107,7 +107,9 @@ class TransformersReferenceLoss:
     def losses(self, model: str, items: Sequence[TokenPair]) -> list[float]:
         if model not in (BASE_MODEL_ALIAS, self.adapter_name):
             raise EngineError(f"unknown model '{model}' for the reference loss (have base and {self.adapter_name})")
-        adapter = "__base__" if model == BASE_MODEL_ALIAS else self.adapter_name
+        from serving.local_engine import PEFT_BASE_NAME  # the one name peft's adapter_names gives the base
+
+        adapter = PEFT_BASE_NAME if model == BASE_MODEL_ALIAS else self.adapter_name
         out: list[float] = []
         for start in range(0, len(items), self.batch_size):
             out += self._run(self._batch, items[start : start + self.batch_size], adapter)
