@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
+from serving.http_clients import once_more_if_broken
 from serving.protocol import BASE_MODEL_ALIAS, EngineError
 
 TokenPair = tuple[list[int], list[int]]  # (prompt ids, reference completion ids)
@@ -35,9 +36,9 @@ class VllmReferenceLoss:
     """Reference loss from a vLLM server's `prompt_logprobs` (an OpenAI-compatible server without it fails)."""
 
     def __init__(self, base_url: str, api_key: str, base_model: str, concurrency: int = 1, timeout_s: float = 600):
-        import openai
+        from serving.http_clients import openai_client
 
-        self._client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout_s)
+        self._client = openai_client(base_url, api_key, timeout_s)
         self.base_model = base_model
         self.concurrency = concurrency
 
@@ -50,9 +51,9 @@ class VllmReferenceLoss:
         prompt, completion = item
         ids = [*prompt, *completion]
         try:
-            response = self._client.completions.create(
+            response = once_more_if_broken(lambda: self._client.completions.create(
                 model=name, prompt=ids, max_tokens=1, temperature=0.0, extra_body={"prompt_logprobs": 0}
-            )
+            ))  # fmt: skip
         except Exception as error:
             from serving.openai_errors import engine_error_from
 

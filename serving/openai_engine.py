@@ -4,8 +4,9 @@ Ollama, llama.cpp, cloud APIs).
 Thinking comes from `delta.reasoning` (vLLM with a reasoning parser), else `delta.reasoning_content`
 (older vLLM, transformers serve, DeepSeek-style APIs), else the reply is split on inline `<think>...</think>`.
 Closing a stream shuts its socket down at once (even while another thread waits in a read), so the server
-sees the disconnect and aborts the request without waiting for the next token. vLLM extensions (`top_k`)
-reach only servers that take them (serving/openai_params.py). Model ids are sent as the server writes them
+sees the disconnect and aborts the request without waiting for the next token; a stream read to its end leaves
+its pooled connection to the next request. vLLM extensions (`top_k`) reach only servers that take them
+(serving/openai_params.py). Model ids are sent as the server writes them
 (`org/name`, `name:tag`, a path on the server), never opened here; ids given to the engine are served even
 when `/v1/models` fails or omits them. Adapters are listed, loaded, reloaded and unloaded BY NAME through the
 `/v1/adapters` routes our vLLM server runs (serving/adapter_routes.py), one request per action; a server
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +33,7 @@ from urllib.parse import quote
 
 from serving.adapter_routes import REGISTRY_HEADER
 from serving.adapters import validate_adapter
+from serving.http_clients import adapter_client, once_more_if_broken, openai_client
 from serving.openai_errors import engine_error_from, error_reason, refusal_reason
 from serving.openai_params import ServerParams, notice_for
 from serving.protocol import (
@@ -69,6 +72,7 @@ class OpenAIStream:
         self._response: Any = None
         self._deltas: Iterator[Delta] | None = None
         self._closed = False
+        self._reading = threading.Lock()  # held by the thread inside a read of the response
 
     def start(self) -> OpenAIStream:
         """Send the request now (open_streams calls this for every stream at once); errors surface on next()."""
@@ -89,11 +93,13 @@ class OpenAIStream:
 
     def __next__(self) -> Delta:
         if self._closed:
+            self._release()
             raise StopIteration
         self.start()
         assert self._deltas is not None
         try:
-            return next(self._deltas)
+            with self._reading:
+                return next(self._deltas)
         except StopIteration:
             raise
         except Exception as error:
@@ -101,13 +107,30 @@ class OpenAIStream:
                 raise StopIteration from None
             self.close()
             raise engine_error_from(error, self._engine.base_url, self._model) from error
+        finally:
+            if self._closed:
+                self._release()
 
     def close(self) -> None:
-        """Stop reading and close the HTTP stream; the server sees the disconnect and aborts the request."""
+        """Stop reading and close the HTTP stream; the server sees the disconnect and aborts the request.
+
+        Safe from any thread. A reply still arriving has its socket shut down, which wakes a reader blocked in
+        a read; the socket itself is closed by whichever thread holds no read, so a read never starts on a
+        closed (and perhaps reused) file descriptor. A reply already read to its end gave its connection back
+        to the client's pool: that socket is left alone, as another request may be using it.
+        """
         self._closed = True
         if self._response is not None:
             _shut_down_socket(self._response)
-            self._response.close()
+            self._release()
+
+    def _release(self) -> None:
+        """Close the response now unless a reader is inside a read; that reader closes it when the read returns."""
+        if self._response is not None and self._reading.acquire(blocking=False):
+            try:
+                self._response.close()
+            finally:
+                self._reading.release()
 
     def _read(self, response: Any) -> Iterator[Delta]:
         split = ReplySplit(starts_in_thinking=self._engine.starts_in_thinking)
@@ -135,7 +158,10 @@ class OpenAIStream:
 
 def _shut_down_socket(stream: Any) -> None:
     """Send the FIN now: closing a socket that another thread is reading only takes effect when that read
-    returns (at the server's next chunk, which during a long prefill or a slow adapter can take seconds)."""
+    returns (at the server's next chunk, which during a long prefill or a slow adapter can take seconds).
+    A response read to its end (httpx marks it closed before the pool gets its connection back) is skipped."""
+    if stream.response.is_closed:
+        return
     with contextlib.suppress(Exception):  # no socket (already closed, or a transport without one): close() does
         network_stream = stream.response.extensions["network_stream"]
         network_stream.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
@@ -181,8 +207,6 @@ class OpenAIEngine:
         strict_openai: bool = False,
         timeout_s: float = 600.0,
     ):
-        import openai
-
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key  # for a second client on the same server (evaluation's reference loss)
         self.max_lora_rank = max_lora_rank
@@ -190,8 +214,8 @@ class OpenAIEngine:
         self.server = ServerParams(strict=strict_openai)  # which vLLM extensions this server takes
         self._base_model = base_model
         self.given_ids = list(dict.fromkeys(i for i in [base_model or "", *model_ids] if i))  # offered always
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, max_retries=0, timeout=timeout_s)
-        self.http = _adapter_client(self.base_url, api_key, timeout_s)  # the `/v1/adapters` routes
+        self._client = openai_client(self.base_url, api_key, timeout_s)
+        self.http = adapter_client(self.base_url, api_key, timeout_s)  # the `/v1/adapters` routes
 
     @property
     def base_model(self) -> str:
@@ -210,7 +234,7 @@ class OpenAIEngine:
         `model_ids`).
         """
         try:
-            listed = list(self._client.models.list())
+            listed = once_more_if_broken(lambda: list(self._client.models.list()))
         except Exception as error:
             if self.given_ids and hasattr(error, "status_code"):  # it answered, without a model list
                 return [ModelInfo(model_id, is_adapter=False, listed=False) for model_id in self.given_ids]
@@ -262,21 +286,9 @@ class OpenAIEngine:
             raise engine_error_from(error, self.base_url, model) from error
 
     def _send(self, messages: list[ChatMessage], model: str, params: SamplingParams, extra_body: dict) -> Any:
-        """Open the stream; a connection that breaks before any answer is tried once more on a fresh connection.
-
-        The client pools keep-alive connections, and a server may close an idle one just as a request goes out on
-        it (many streams at once make this likely). Nothing is generating for a request without an answer (vLLM
-        aborts a request whose connection is gone), so one new attempt is safe. A timeout, or a second failure,
-        is reported.
-        """
-        import openai
-
-        try:
-            return self._open(messages, model, params, extra_body)
-        except openai.APITimeoutError:
-            raise
-        except openai.APIConnectionError:
-            return self._open(messages, model, params, extra_body)
+        """Open the stream; a connection that breaks before any answer is tried once more (a pooled keep-alive
+        connection the server closed just then). A timeout, or a second failure, is reported."""
+        return once_more_if_broken(lambda: self._open(messages, model, params, extra_body))
 
     def _open(self, messages: list[ChatMessage], model: str, params: SamplingParams, extra_body: dict) -> Any:
         return self._client.chat.completions.create(
@@ -347,7 +359,7 @@ class OpenAIEngine:
     def _base_root(self) -> str | None:
         """The base model's path on the server (vLLM lists it as `root`), for the base-model check."""
         try:
-            listed = list(self._client.models.list())
+            listed = once_more_if_broken(lambda: list(self._client.models.list()))
         except Exception as error:
             raise engine_error_from(error, self.base_url, None) from error
         for model in listed:
@@ -367,12 +379,6 @@ def _reason(response: Any) -> str:
         return error_reason(response.json()) or response.text.strip()
     except ValueError:
         return response.text.strip()
-
-
-def _adapter_client(base_url: str, api_key: str, timeout_s: float) -> Any:
-    import httpx
-
-    return httpx.Client(base_url=base_url + "/", headers={"Authorization": f"Bearer {api_key}"}, timeout=timeout_s)
 
 
 def _raise(error: BaseException) -> Iterator[Delta]:

@@ -58,13 +58,21 @@ def removing_additions(folder: Path) -> Iterator[Path]:
                 entry.unlink() if entry.is_symlink() or entry.is_file() else shutil.rmtree(entry)
 
 
-def read_http_request(connection: socket.socket) -> None:
-    """Read one HTTP request, head and body, from a raw socket (servers that script how they answer)."""
+def read_http_request(connection: socket.socket) -> bytes:
+    """Read one HTTP request, head and body, from a raw socket (servers that script how they answer); returns its
+    head, or b"" when the client closed the connection first."""
     request = b""
     while b"\r\n\r\n" not in request:
-        request += connection.recv(65536)
+        data = connection.recv(65536)
+        if not data:
+            return b""
+        request += data
     head, _, body = request.partition(b"\r\n\r\n")
     lengths = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")]
     length = int(lengths[0].split(b":")[1]) if lengths else 0
     while len(body) < length:
-        body += connection.recv(65536)
+        data = connection.recv(65536)
+        if not data:
+            return b""
+        body += data
+    return head
