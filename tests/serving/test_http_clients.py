@@ -52,16 +52,21 @@ class ModelListServer:
                 connection.sendall(head.encode() + MODELS)
 
 
-def test_the_client_drops_an_idle_connection_before_vllm_would_close_it() -> None:
+def test_both_clients_drop_an_idle_connection_before_vllm_would_close_it() -> None:
     assert IDLE_CONNECTION_EXPIRY_S <= VLLM_KEEP_ALIVE_S - 2, "keep a margin for a busy machine"
     server = ModelListServer()
     engine = server.engine()
-    engine.models()
-    engine.models()
-    assert server.connections == 1, "precondition: a connection used again at once is kept"
+
+    def ask_both() -> None:  # the openai client, then the adapter routes' client: one connection each
+        engine.models()
+        engine.http.get("models").raise_for_status()
+
+    ask_both()
+    ask_both()
+    assert server.connections == 2, "precondition: a connection used again at once is kept"
     time.sleep(IDLE_CONNECTION_EXPIRY_S + 0.5)
-    engine.models()
-    assert server.connections == 2, "a connection idle past the expiry was used again"
+    ask_both()
+    assert server.connections == 4, "a connection idle past the expiry was used again"
 
 
 def test_a_model_list_whose_connection_breaks_before_the_answer_is_asked_once_more() -> None:
