@@ -137,9 +137,7 @@ def test_close_never_frees_the_socket_under_a_read_in_progress(monkeypatch) -> N
     reader.start()
     assert in_read.wait(30)
     stream.close()
-    assert read_sockets[0].fileno() != -1, (
-        "close() freed the socket a read was about to use"
-    )
+    assert read_sockets[0].fileno() != -1, "close() freed the socket a read was about to use"
     may_read.set()
     reader.join(30)
     assert not reader.is_alive(), "the reader did not wake after close()"
