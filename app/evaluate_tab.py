@@ -4,9 +4,9 @@ The right model must be an adapter of the configured adapters folder: its held-o
 training time) gives the prompts, and the report lands in its `eval/` (evaluation.cli.run_evaluation, the same
 code as `python -m evaluation`; the app never builds adapter paths, evaluation.cli.adapter_dir does). A run
 shows its progress, Stop ends it (the requests are closed, so the server stops generating; the rows done are
-kept and a rerun resumes), then the summary with the blind-vote win rate (app.votes), the chart and the rows
-sorted by the adapter's gain (worst first). A row can be sent to the chat's message box; Export writes JSON
-and Markdown like the chat's export.
+kept and a rerun resumes; closing or reloading the page ends it too), then the summary with the blind-vote win
+rate (app.votes), the chart and the rows sorted by the adapter's gain (worst first). A row can be sent to the
+chat's message box; Export writes JSON and Markdown like the chat's export.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,16 @@ class EvalRuns:
         event.set()
         return True
 
+    def run(self, session: str, work: Callable[[threading.Event], Iterator[Any]]) -> Iterator[Any]:
+        """Yield from `work(stop_event)` as the session's run; however it ends, its event is set, so the work
+        thread stops too when Gradio closes this generator (the page was closed or reloaded mid-run)."""
+        event = self.start(session)
+        try:
+            yield from work(event)
+        finally:
+            event.set()
+            self.finish(session, event)
+
 
 def progress_html(phase: str, done: int, total: int) -> str:
     label = {"generate": "replies", "loss": "reference loss"}.get(phase, phase)
@@ -95,12 +106,7 @@ def build_evaluate_tab(engine: Any, settings: AppArgs, message: gr.Textbox, tabs
     outputs = [progress, summary, chart, table, report, votes]
 
     def start(request: gr.Request, *values: Any) -> Any:
-        session = request.session_hash or ""
-        event = runs.start(session)
-        try:
-            yield from _run(engine, settings, event, *values)
-        finally:
-            runs.finish(session, event)
+        yield from runs.run(request.session_hash or "", lambda event: _run(engine, settings, event, *values))
 
     run.click(start, [left, right, limit, max_tokens], outputs, api_name="evaluate", show_progress_on=[progress])
 

@@ -1,5 +1,6 @@
 """The Evaluate tab's pieces without a browser: the knobs' validation (bad input gets one clear message), the
-per-session Stop, the progress bar's text and the win-rate line it reads from the votes folder.
+per-session Stop (also when the page goes away mid-run), the progress bar's text and the win-rate line it reads
+from the votes folder.
 """
 
 from __future__ import annotations
@@ -60,6 +61,27 @@ def test_stop_reaches_only_the_sessions_own_run() -> None:
     assert runs.stop("s2") and again.is_set()
     runs.finish("s2", again)
     assert not runs.stop("s2")  # a finished run is not "running"
+
+
+def test_a_run_whose_page_went_away_stops_its_work() -> None:
+    runs, events = EvalRuns(), []
+
+    def work(stop):
+        events.append(stop)
+        yield "first rows"
+        yield "more rows"
+
+    page = runs.run("s1", work)
+    assert next(page) == "first rows" and not events[0].is_set()
+    page.close()  # what Gradio does to a running event's generator when the page is closed or reloaded
+    assert events[0].is_set(), "the evaluation's work thread would go on through every row"
+    assert not runs.stop("s1")
+
+
+def test_a_run_that_ends_is_no_longer_running() -> None:
+    runs = EvalRuns()
+    assert list(runs.run("s1", lambda stop: iter(["all rows"]))) == ["all rows"]
+    assert not runs.stop("s1")
 
 
 def test_progress_and_votes_lines(tmp_path: Path) -> None:
