@@ -85,9 +85,11 @@ class ChatTurns:
             if problem:  # this side fails at once, without an upstream call; the other side goes on
                 fail_reply(exchange.replies[side], problem)
                 del requests[side]
-        yield TurnView(exchanges, message_box=keep_box)
-        control = self._register(session)
+        control = self._register(session)  # before the first view: Stop, Clear and Undo reach the turn from now on
         try:
+            yield TurnView(exchanges, message_box=keep_box)
+            if control.stopped:  # stopped while the page got its first view: nothing is sent
+                requests = {}
             for batch in stream_sides(self.engine, requests, control):
                 if control.discarded:
                     break

@@ -122,6 +122,15 @@ def test_stop_closes_both_streams_and_keeps_partial_text(tmp_path) -> None:
     assert not turns.stop("session-1")  # nothing left running
 
 
+def test_stop_right_after_the_first_view_sends_nothing(fake_engine: FakeEngine) -> None:
+    turns = ChatTurns(fake_engine, AppArgs())
+    page = turns.send(inputs(), [], "s")
+    assert next(page).running  # the page shows the user's message, the turn has not sent anything yet
+    assert turns.stop("s"), "Stop found no turn to stop"
+    last = list(page)[-1].exchanges[-1].replies
+    assert fake_engine.requests == [] and {r.status for r in last.values()} == {"stopped"}
+
+
 def test_regenerate_replaces_the_last_replies_and_undo_gives_back_the_message(fake_engine: FakeEngine) -> None:
     turns = ChatTurns(fake_engine, AppArgs())
     first = run(turns, "send", inputs(message="q1"), [], "s")[-1].exchanges
