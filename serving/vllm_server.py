@@ -223,11 +223,13 @@ class VLLMServer:
         path.write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
 
     def stop(self, grace_s: float = 20.0) -> None:
-        """Stop vLLM and every process it started (its whole process group): SIGTERM, then SIGKILL."""
+        """Stop vLLM and every process it started (its whole process group): SIGTERM, then SIGKILL. Also when
+        vLLM's API server has already exited: its engine process (same group) may outlive it and hold the GPU."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        stop_process_group(process.pid, grace_s, leader=process)
+        leader_alive = process.poll() is None
+        stop_process_group(process.pid, grace_s, leader=process if leader_alive else None)
 
     def __enter__(self) -> VLLMServer:
         return self.start()

@@ -128,3 +128,33 @@ def test_the_adapter_routes_run_inside_vllm_behind_the_key_check(tiny_model_dir:
     env = server.environment()  # vLLM adds the last middleware outermost: the key check runs first
     assert env["SERVING_ADAPTERS_DIR"] == str(tmp_path.resolve()) and env["SERVING_MAX_LORA_RANK"] == "16"
     assert env["SERVING_BASE_MODEL"] == str(tiny_model_dir)
+
+
+def test_a_vllm_that_exits_while_starting_leaves_no_process_of_its_group(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import os
+    import signal
+    import time
+
+    from common.process_group import process_group_alive
+    from serving import vllm_server
+    from serving.protocol import EngineUnavailableError
+
+    pid_file = tmp_path / "leader.pid"
+    args = ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path), log_path=str(tmp_path / "log"))
+    server = VLLMServer(args)
+    monkeypatch.setattr(vllm_server, "check_build_fits_machine", lambda: None)
+    # stands for vLLM's API server dying while its engine process (same group) lives on
+    monkeypatch.setattr(server, "command", lambda: ["sh", "-c", f"echo $$ > {pid_file}; sleep 300 & exit 3"])
+    with pytest.raises(EngineUnavailableError, match="exited with code 3"):
+        server.start()
+    group = int(pid_file.read_text())
+    try:
+        deadline = time.monotonic() + 10
+        while process_group_alive(group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not process_group_alive(group), "a child of the exited vLLM was left running"
+    finally:
+        if process_group_alive(group):
+            os.killpg(group, signal.SIGKILL)
