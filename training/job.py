@@ -173,8 +173,12 @@ class TrainingJobs:
                 command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
-        state["pid"] = process.pid
-        write_json_atomic(folder / "state.json", state)
+        try:
+            state["pid"] = process.pid
+            write_json_atomic(folder / "state.json", state)
+        except BaseException:  # a job nobody can find must not train on
+            stop_process_group(process.pid, self.kill_grace_s, leader=process)
+            raise
         self._watched[job_id] = process
         threading.Thread(target=self._watch, args=(job_id, process), name=f"job-{job_id}", daemon=True).start()
         return state
@@ -182,8 +186,9 @@ class TrainingJobs:
     # --- ending ---
     def cancel(self) -> str:
         """Stop the running job's whole process group; returns a line for the user."""
-        job_id = self._active_id()
-        state = self._update_state(job_id, only_if_running=True, cancel_requested=True) if job_id else None
+        with self._lock:  # a Start still spawning its job finishes first, so the job has its process group
+            job_id = self._active_id()
+            state = self._update_state(job_id, only_if_running=True, cancel_requested=True) if job_id else None
         if state is None:
             return "No training job is running."
         self._stop_group(state["pid"])

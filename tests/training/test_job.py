@@ -149,6 +149,44 @@ def test_a_cancel_that_meets_the_jobs_end_does_not_write_the_old_state_back(tmp_
     assert read("job-1")["status"] == "succeeded" and "had ended before Cancel: succeeded" in said
 
 
+def test_a_cancel_pressed_while_the_job_is_being_spawned_cancels_it(
+    tmp_path: Path, tiny_model_dir: Path, forty_rows_path: Path, monkeypatch
+) -> None:
+    import subprocess
+
+    from training import job
+
+    monkeypatch.setattr(job, "training_command", lambda spec, run, adapter: ["sleep", "300"])
+    jobs = TrainingJobs(tmp_path / "jobs")
+    said, errors, pressers = [], [], []
+    plain_popen = subprocess.Popen
+
+    def press_cancel() -> None:
+        try:
+            said.append(jobs.cancel())
+        except Exception as error:
+            errors.append(error)
+
+    def popen_while_cancel_is_pressed(*args, **kwargs):  # Cancel arrives between the claim and the process
+        pressers.append(threading.Thread(target=press_cancel))
+        pressers[0].start()
+        pressers[0].join(0.5)
+        return plain_popen(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", popen_while_cancel_is_pressed)
+    started = jobs.start(make_spec(tiny_model_dir, forty_rows_path, tmp_path / "adapters"))
+    monkeypatch.setattr(subprocess, "Popen", plain_popen)
+    try:
+        pressers[0].join(60)
+        assert errors == [], errors
+        wait_for(lambda: jobs.latest()["status"] != "running", timeout_s=60, what="the job to end")
+        assert jobs.latest()["status"] == "cancelled" and said[0].startswith("Cancelled")
+        assert not process_group_alive(started["pid"])
+    finally:
+        if process_group_alive(started["pid"]):
+            jobs._stop_group(started["pid"])
+
+
 def wait_for(condition, timeout_s: float = 600.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
