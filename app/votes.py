@@ -4,22 +4,22 @@
     store.append({"vote": "left", "prompt": "...", "left": {"model": "huanhuan", ...}, "right": {...}, "seed": 0})
     rate = win_rate(store.load(), "huanhuan")     # wins, losses, ties and both-bad apart, Wilson interval
 
-One JSON line per vote in `<votes dir>/votes.jsonl`, appended with a single write on a file opened for
-appending (one line never interleaves with another), so the votes survive a restart; a line cut by a crash
-is skipped when reading. Ties and "both bad" are reported apart and are NOT counted in the win rate:
-win rate = wins / (wins + losses) over the votes where the adapter faced another model.
+One JSON line per vote in `<votes dir>/votes.jsonl`, appended and fsynced (common.jsonl), so the votes
+survive a restart; a line cut by a crash is skipped when reading and never costs the vote after it. Ties and
+"both bad" are reported apart and are NOT counted in the win rate: win rate = wins / (wins + losses) over the
+votes where the adapter faced another model.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from common.jsonl import append_record, read_records
 
 VOTES_FILE = "votes.jsonl"
 VOTES = ("left", "right", "tie", "both_bad")  # left better, right better, tie, both bad
@@ -49,30 +49,13 @@ class VoteStore:
         if record.get("vote") not in VOTES:
             raise ValueError(f"a vote must be one of {', '.join(VOTES)}, got {record.get('vote')!r}")
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record}
-        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(handle, line)  # one write of the whole line: appended atomically
-                os.fsync(handle)
-            finally:
-                os.close(handle)
+            append_record(self.path, record)
         return record
 
     def load(self) -> list[dict[str, Any]]:
         """Every complete vote, oldest first."""
-        if not self.path.is_file():
-            return []
-        votes = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a crash
-            if isinstance(record, dict) and record.get("vote") in VOTES:
-                votes.append(record)
-        return votes
+        return [record for record in read_records(self.path) if record.get("vote") in VOTES]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Two kinds of line: a row's replies (`part: "replies"`: both sides' thinking, answer, finish reason) and,
 later, its reference losses (`part: "loss"`). The file is keyed by the run's fingerprint (adapter, base,
 dataset hash, system prompt, sampling): a rerun with the same settings skips what it finds; other settings
-start their own file and leave this one. A line cut by a crash is ignored (that part is simply redone).
+start their own file and leave this one. A line cut by a crash is ignored (that part is simply redone); the
+line after it is kept (common.jsonl).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import json
 import threading
 from pathlib import Path
 from typing import Any
+
+from common.jsonl import append_record, read_records
 
 WORK_DIR = ".work"
 
@@ -31,14 +34,8 @@ class RowStore:
     def parts(self) -> dict[str, dict[str, dict[str, Any]]]:
         """part -> where -> record, from every complete line."""
         found: dict[str, dict[str, dict[str, Any]]] = {"replies": {}, "loss": {}}
-        if not self.path.is_file():
-            return found
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a crash
-            if isinstance(record, dict) and record.get("part") in found and "where" in record:
+        for record in read_records(self.path):
+            if record.get("part") in found and "where" in record:
                 found[record["part"]][record["where"]] = record
         return found
 
@@ -54,9 +51,5 @@ class RowStore:
         return rows
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line)
-                handle.flush()
+            append_record(self.path, record)

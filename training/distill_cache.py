@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from common.jsonl import append_record, read_records
+
 KEPT, NEVER_CLOSED, OVER_BUDGET = "kept", "never_closed", "over_budget"
 STATUSES = (KEPT, NEVER_CLOSED, OVER_BUDGET)
 
@@ -55,14 +57,11 @@ class ThinkingCache:
 
     def _read(self) -> dict[str, CachedThinking]:
         entries: dict[str, CachedThinking] = {}
-        if not self.path.is_file():
-            return entries
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for record in read_records(self.path):
             try:
-                record = json.loads(line)
                 entry = CachedThinking(record["status"], record["thinking"], int(record["thinking_tokens"]))
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue  # a torn last line from a killed run
+            except (KeyError, TypeError, ValueError):
+                continue  # a record of another shape
             if entry.status in STATUSES:
                 entries[record["prompt"]] = entry
         return entries
@@ -76,16 +75,6 @@ class ThinkingCache:
     def put(self, messages: list[dict[str, str]], entry: CachedThinking) -> None:
         """Record one outcome and flush it to disk before returning."""
         prompt = stable_hash(messages)
-        line = json.dumps({"prompt": prompt, **asdict(entry)}, ensure_ascii=False)
         with self._lock:
-            with self.path.open("a", encoding="utf-8") as file:
-                if file.tell() > 0 and not self._ends_with_newline():
-                    file.write("\n")  # a torn line from a killed run stays on its own line
-                file.write(line + "\n")
-                file.flush()
+            append_record(self.path, {"prompt": prompt, **asdict(entry)})
             self._entries[prompt] = entry
-
-    def _ends_with_newline(self) -> bool:
-        with self.path.open("rb") as file:
-            file.seek(-1, 2)
-            return file.read(1) == b"\n"

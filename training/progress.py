@@ -10,35 +10,24 @@ ends (`{"event": "end", "step": N}`). Each line is flushed at once, so another p
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 from typing import Any
+
+from common.jsonl import append_record, read_records
 
 PROGRESS_FILE = "progress.jsonl"
 
 
 def append_entry(path: Path, entry: dict[str, Any]) -> None:
     """Append one JSON line (non-finite numbers become null) and flush it."""
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()}
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(clean, ensure_ascii=False) + "\n")
+    append_record(path, {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in entry.items()})
 
 
 def read_progress(path: Path) -> list[dict[str, Any]]:
     """Every complete line of a progress log (a line being written, or a torn one, is skipped)."""
-    if not path.is_file():
-        return []
-    entries = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            entries.append(value)
-    return entries
+    return read_records(path)
 
 
 def progress_callback(output_dir: Path):
