@@ -18,8 +18,9 @@ from typing import Any
 
 from evaluation.config import EvalArgs, parse_eval_args
 from evaluation.run import EvalItem, EvalPlan, evaluate
+from serving.adapters import WEIGHTS_FILE
 from serving.protocol import BASE_MODEL_ALIAS, EngineError, SamplingParams, folder_of, server_url
-from training.heldout import HeldoutError, HeldoutRecord, read_heldout, rebuild_heldout
+from training.heldout import HeldoutError, HeldoutRecord, file_sha256, read_heldout, rebuild_heldout
 
 
 class EvalError(RuntimeError):
@@ -206,6 +207,15 @@ def _loss_on_server(args: EvalArgs, engine: Any) -> bool:
     return args.loss != "transformers" and server_url(engine) is not None
 
 
+def resume_settings(adapter: str, params: Any, base: str, record: HeldoutRecord, folder: Path) -> dict[str, Any]:
+    """What decides an evaluation's rows, so its resume key: rows stored under other settings are never reused.
+    The adapter's weights count by content: a retrained adapter of the same name starts afresh."""
+    weights = folder / WEIGHTS_FILE
+    return {"adapter": adapter, "adapter_weights_sha256": file_sha256(weights) if weights.is_file() else None,
+            "base": base, "dataset_sha256": record.dataset_sha256, "system_prompt": record.system_prompt,
+            "sampling": dataclasses.asdict(params)}  # fmt: skip
+
+
 def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, opened: tuple[Any, Any, str],
          progress: Any, stop: Any) -> Path:  # fmt: skip
     from evaluation.report import EVAL_DIR, summarize, write_report
@@ -214,9 +224,7 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
     engine, loss, base = opened
     out = Path(args.out_dir) if args.out_dir else folder / EVAL_DIR
     log(f"{len(plan.items)} held-out rows of {record.dataset_path}; engine {args.engine}; report -> {out}")
-    settings = {"adapter": plan.adapter, "base": base, "dataset_sha256": record.dataset_sha256,
-                "system_prompt": record.system_prompt, "sampling": dataclasses.asdict(plan.params)}  # fmt: skip
-    store = RowStore(out, fingerprint(settings))
+    store = RowStore(out, fingerprint(resume_settings(plan.adapter, plan.params, base, record, folder)))
     rows, stats = evaluate(plan, engine, loss, store, progress=progress or _printer(), stop=stop)
     if not rows:
         raise EvalError(f"stopped before any row was finished; what was done is kept in {store.path}")

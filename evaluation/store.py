@@ -1,10 +1,10 @@
 """Rows done so far, one JSON line each, so an interrupted evaluation resumes where it stopped.
 
 Two kinds of line: a row's replies (`part: "replies"`: both sides' thinking, answer, finish reason) and,
-later, its reference losses (`part: "loss"`). The file is keyed by the run's fingerprint (adapter, base,
-dataset hash, system prompt, sampling): a rerun with the same settings skips what it finds; other settings
-start their own file and leave this one. A line cut by a crash is ignored (that part is simply redone); the
-line after it is kept (common.jsonl).
+later, its reference losses (`part: "loss"`). The file is keyed by the run's fingerprint (adapter and its
+weights, base, dataset hash, system prompt, sampling; evaluation.cli.resume_settings): a rerun with the same
+settings skips what it finds; other settings, or a retrained adapter, start their own file and leave this one.
+A line cut by a crash is ignored (that part is simply redone); the line after it is kept (common.jsonl).
 """
 
 from __future__ import annotations

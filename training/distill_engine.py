@@ -13,7 +13,6 @@ what the server serves. Everything goes through serving's engine protocol and fa
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import tempfile
@@ -23,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from serving.adapters import WEIGHTS_FILE
 from training.checkpoints import model_identity
 from training.config import TrainArgs
+from training.heldout import file_sha256
 
 THINKER_ADAPTER_NAME = "thinker"
 
@@ -50,8 +51,8 @@ def thinker_identity(args: TrainArgs) -> dict[str, Any]:
         return {"server": args.distill_base_url.rstrip("/"), "model": args.distill_model}
     identity: dict[str, Any] = {"model": model_identity(args.model_name_or_path), "adapter": None}
     if args.distill_adapter:
-        weights = Path(args.distill_adapter) / "adapter_model.safetensors"
-        identity["adapter"] = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.is_file() else None
+        weights = Path(args.distill_adapter) / WEIGHTS_FILE
+        identity["adapter"] = file_sha256(weights) if weights.is_file() else None
     return identity
 
 
