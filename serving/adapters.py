@@ -196,7 +196,10 @@ class AdapterRegistry:
         if problems:
             raise AdapterError("; ".join(problems))
         root = self.adapters_dir.resolve()
-        path = (root / name).resolve()
+        try:
+            path = (root / name).resolve()
+        except (OSError, RuntimeError) as error:  # Python 3.11 raises RuntimeError on a symlink loop
+            raise AdapterError(f"adapter '{name}' cannot be resolved ({error}); refused") from error
         if path.parent != root:
             raise AdapterError(f"adapter '{name}' points outside the adapters folder {root}; refused")
         return path
@@ -207,6 +210,12 @@ class AdapterRegistry:
             path = self.resolve(name)
         except AdapterError as error:
             return AdapterInfo(name=name, path=self.adapters_dir / name, problems=[str(error)])
+        try:
+            return self._read_info(name, path)
+        except OSError as error:  # e.g. another user's folder: a problem of this adapter, the others still list
+            return AdapterInfo(name=name, path=path, problems=[f"its folder cannot be read ({error})"])
+
+    def _read_info(self, name: str, path: Path) -> AdapterInfo:
         config, _ = read_adapter_config(path)
         config = config or {}
         weights = path / WEIGHTS_FILE

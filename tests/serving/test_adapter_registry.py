@@ -1,7 +1,8 @@
 """Unit tests of the adapter registry and validation (serving/adapters.py) on adapters crafted with peft.
 
 Every bad adapter must be refused with its reason, all reasons at once; names and symlinks that lead
-outside the adapters folder are refused; folders still being written (dot/temp) are never listed.
+outside the adapters folder are refused; folders still being written (dot/temp) are never listed; a folder
+that cannot be read or a symlink loop is a problem of that adapter only.
 
     .venv/bin/python -m pytest tests/serving/test_adapter_registry.py
 """
@@ -129,3 +130,36 @@ def test_symlink_outside_the_adapters_folder_is_refused(good_adapter: Path, tmp_
     assert "outside the adapters folder" in registry.info("escape").problems[0]
     with pytest.raises(AdapterError, match="not a valid adapter name"):
         registry.resolve("../good")
+
+
+def test_an_unreadable_folder_is_a_problem_of_that_adapter_only(tmp_path: Path, monkeypatch) -> None:
+    adapters = tmp_path / "adapters"
+    for name in ("locked", "open"):
+        (adapters / name).mkdir(parents=True)
+        (adapters / name / "adapter_config.json").write_text(json.dumps({"r": 8}))
+    plain_is_file = Path.is_file
+
+    def is_file_as_another_user(path: Path) -> bool:  # Python 3.11 raises on a folder it may not enter
+        if "locked" in path.parts:
+            raise PermissionError(13, "Permission denied", str(path))
+        return plain_is_file(path)
+
+    monkeypatch.setattr(Path, "is_file", is_file_as_another_user)
+    registry = AdapterRegistry(adapters)
+    infos = {info.name: info for info in registry.list()}
+    assert sorted(infos) == ["locked", "open"]
+    [problem] = infos["locked"].problems
+    assert problem.startswith("its folder cannot be read (") and "Permission denied" in problem
+    assert infos["open"].rank == 8 and registry.largest_rank() == 8
+
+
+def test_a_symlink_loop_is_refused_with_its_reason(tmp_path: Path) -> None:
+    adapters = tmp_path / "adapters"
+    adapters.mkdir()
+    os.symlink(adapters / "b", adapters / "a")
+    os.symlink(adapters / "a", adapters / "b")
+    registry = AdapterRegistry(adapters)
+    with pytest.raises(AdapterError, match="cannot be resolved"):
+        registry.resolve("a")
+    assert "cannot be resolved" in registry.info("a").problems[0]
+    assert registry.list() == []
