@@ -10,6 +10,7 @@ line number. The run aborts with every problem listed when more than `max_bad_ra
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import sys
@@ -81,6 +82,9 @@ def check_record(record: object) -> tuple[Row | None, str]:
     return Row(record["instruction"], text_in, record["output"], where=""), ""
 
 
+TOO_DEEP = "nested too deeply to be rows of instruction/input/output"
+
+
 def _jsonl_records(raw: bytes) -> list[tuple[str, object | None, str]]:
     """(where, record, error) per non-blank line of a JSONL file."""
     out: list[tuple[str, object | None, str]] = []
@@ -97,6 +101,8 @@ def _jsonl_records(raw: bytes) -> list[tuple[str, object | None, str]]:
             out.append((where, json.loads(text), ""))
         except json.JSONDecodeError as error:
             out.append((where, None, f"not valid JSON ({error.msg} at column {error.colno})"))
+        except RecursionError:
+            out.append((where, None, TOO_DEEP))
     return out
 
 
@@ -138,6 +144,8 @@ def _json_records(raw: bytes, path: Path) -> list[tuple[str, object | None, str]
         raise DatasetError(
             f"{path}: not valid JSON at line {error.lineno} column {error.colno}: {error.msg}"
         ) from None
+    except RecursionError:
+        raise DatasetError(f"{path}: {TOO_DEEP}") from None
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a JSON array of rows (or a .jsonl file), got {type(data).__name__}")
     starts = _element_start_lines(text)
@@ -156,7 +164,7 @@ def load_rows(path: str | Path) -> LoadReport:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: dataset file not found (see Datasets/README.md for how to get huanhuan.json)")
-    raw = path.read_bytes()
+    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)  # Windows editors start UTF-8 files with a BOM
     records = _jsonl_records(raw) if is_jsonl(path, raw) else _json_records(raw, path)
     report, seen = LoadReport(path=path, total=len(records)), {}
     for where, record, error in records:

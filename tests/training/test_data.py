@@ -1,4 +1,5 @@
-"""Data loading: every bad row is named by line/index (JSON and JSONL), and too many bad rows abort the run."""
+"""Data loading: every bad row is named by line/index (JSON and JSONL), and too many bad rows abort the run; a
+UTF-8 BOM is read past, and JSON nested too deeply gets one clear message."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from training.data import DatasetError, load_dataset_checked, load_rows
+from training.data import TOO_DEEP, DatasetError, load_dataset_checked, load_rows
 
 GOOD = {"instruction": "皇上驾到！", "input": "", "output": "皇上万福金安。"}
 
@@ -119,3 +120,24 @@ def test_reasons_are_counted_by_kind(tmp_path: Path) -> None:
     messages: list[str] = []
     load_dataset_checked(path, max_bad_ratio=0.05, log=messages.append)
     assert "bad rows skipped: 2 duplicate, 1 empty output, 1 field 'output' must be a string, got int" in messages
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_a_file_saved_with_a_utf8_bom_loads_every_row(tmp_path: Path, suffix: str) -> None:
+    rows = good_rows(3)
+    text = json.dumps(rows, ensure_ascii=False) if suffix == ".json" else "\n".join(json.dumps(r) for r in rows)
+    path = tmp_path / f"notepad{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))  # what Windows Notepad writes
+    report = load_rows(path)
+    assert len(report.rows) == 3 and report.bad == []
+
+
+def test_deeply_nested_json_gets_one_clear_message(tmp_path: Path) -> None:
+    array = tmp_path / "deep.json"
+    array.write_text("[" * 100_000, encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"deep\.json: nested too deeply"):
+        load_rows(array)
+    lines = tmp_path / "deep.jsonl"
+    lines.write_text(json.dumps(GOOD, ensure_ascii=False) + "\n" + "[" * 100_000 + "\n", encoding="utf-8")
+    report = load_rows(lines)
+    assert len(report.rows) == 1 and report.bad == [("line 2", TOO_DEEP)]
