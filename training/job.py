@@ -83,6 +83,7 @@ class TrainingJobs:
         self.jobs_dir = Path(jobs_dir).resolve()  # the subprocess runs in the repo root, the app maybe not
         self.on_success = on_success
         self.kill_grace_s = kill_grace_s
+        self.cancel_wait_s = 30.0  # how long Cancel waits for the watcher to settle the job
         self._lock = threading.Lock()
         self._state_lock = threading.Lock()  # one read-change-write of a state.json at a time
         self._settling = threading.Lock()  # one settlement of an orphaned job at a time (the 1 s timer reads too)
@@ -196,12 +197,14 @@ class TrainingJobs:
         if watcher is None:  # started by an app that is gone: nobody else will settle it
             self._finish(job_id, "cancelled", "cancelled from the page; no adapter was changed")
         else:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + self.cancel_wait_s
             while self.read_state(job_id)["status"] == "running" and time.monotonic() < deadline:
                 time.sleep(0.1)
         final = self.read_state(job_id) or state
         if final["status"] in ("succeeded", "failed"):  # it ended on its own before the signal
             return f"'{state['name']}' had ended before Cancel: {final['status']}: {final['reason']}"
+        if final["status"] == "running":  # e.g. trained already, its adapter being installed and loaded
+            return f"Cancel was sent to '{state['name']}', which has not ended yet; its status line will say how."
         return f"Cancelled '{state['name']}'; no adapter was changed."
 
     def _stop_group(self, pgid: int) -> None:

@@ -149,6 +149,20 @@ def test_a_cancel_that_meets_the_jobs_end_does_not_write_the_old_state_back(tmp_
     assert read("job-1")["status"] == "succeeded" and "had ended before Cancel: succeeded" in said
 
 
+def test_a_cancel_that_the_job_outlasts_does_not_claim_nothing_changed(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "jobs" / "job-1"
+    folder.mkdir(parents=True)
+    state = {"id": "job-1", "name": "mine", "status": "running", "started": time.time(), "pid": 2**22 + 7}
+    (folder / "state.json").write_text(json.dumps(state))
+    (tmp_path / "jobs" / "active").write_text("job-1")
+    jobs = TrainingJobs(tmp_path / "jobs")
+    jobs._watched["job-1"] = object()  # its watcher is installing the trained adapter: the state stays running
+    jobs.cancel_wait_s = 0.3
+    monkeypatch.setattr(jobs, "_stop_group", lambda pgid: None)  # the training process has already exited
+    said = jobs.cancel()
+    assert "no adapter was changed" not in said and "has not ended yet" in said
+
+
 def test_a_cancel_pressed_while_the_job_is_being_spawned_cancels_it(
     tmp_path: Path, tiny_model_dir: Path, forty_rows_path: Path, monkeypatch
 ) -> None:
