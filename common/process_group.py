@@ -15,6 +15,17 @@ import time
 KILL_WAIT_S = 10.0  # after SIGKILL, how long to wait for the processes to go
 
 
+def process_alive(pid: int) -> bool:
+    """True while process `pid` exists (an unreaped child counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def process_group_alive(pgid: int) -> bool:
     """True while any process of the group exists (an unreaped leader counts)."""
     try:

@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from common.process_group import process_alive
+
 
 class ExportError(RuntimeError):
     """The trained weights or adapter config cannot be exported; nothing was written to export_dir."""
@@ -62,9 +64,19 @@ def swap_into_place(staging: Path, export_dir: Path, overwrite: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def new_staging(export_dir: Path) -> Path:
+    """A fresh hidden folder beside export_dir, named with this process's id: another process's cleanup
+    (remove_stale_staging) leaves it alone while this process lives."""
+    return Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.staging-{os.getpid()}-", dir=export_dir.parent))
+
+
 def remove_stale_staging(export_dir: Path) -> None:
-    for stale in export_dir.parent.glob(f".{export_dir.name}.staging-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    """Remove the staging folders of exports whose process is gone (killed mid-export); live ones are kept."""
+    prefix = f".{export_dir.name}.staging-"
+    for stale in export_dir.parent.glob(f"{prefix}*"):
+        owner = stale.name.removeprefix(prefix).split("-", 1)[0]
+        if not (owner.isdigit() and process_alive(int(owner))):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def export_atomically(
@@ -79,7 +91,7 @@ def export_atomically(
     if export_dir.exists() and not overwrite:
         raise ExportError(f"{export_dir} exists and overwrite_export is false; nothing was exported")
     remove_stale_staging(export_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{export_dir.name}.staging-", dir=export_dir.parent))
+    staging = new_staging(export_dir)
     staging.chmod(0o755)
     try:
         write_contents(staging)

@@ -24,7 +24,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -231,12 +230,12 @@ class TrainingJobs:
 
     def _install(self, job_id: str, state: dict[str, Any]) -> None:
         """Move the export into the adapters folder (atomically), then let on_success serve it."""
-        from training.export import ExportError, swap_into_place
+        from training.export import ExportError, new_staging, swap_into_place
 
         target, staging = Path(state["adapters_dir"]) / state["name"], None
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+            staging = new_staging(target)
             shutil.copytree(self.jobs_dir / job_id / "adapter", staging, dirs_exist_ok=True)  # maybe another disk
             swap_into_place(staging, target, overwrite=bool(state["replace"]))
         except (ExportError, OSError) as error:

@@ -65,6 +65,22 @@ def test_stale_staging_from_a_killed_export_is_cleaned(tmp_path: Path) -> None:
     assert not stale.exists() and (target / "adapter_model.safetensors").is_file()
 
 
+def test_an_export_in_progress_elsewhere_keeps_its_staging_folder(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    target = tmp_path / "adapters" / "huanhuan"
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    live = tmp_path / "adapters" / f".huanhuan.staging-{os.getpid()}-abc"  # e.g. the app installing a job
+    dead = tmp_path / "adapters" / f".huanhuan.staging-{ended.pid}-def"  # a killed export's leftovers
+    for folder in (live, dead):
+        folder.mkdir(parents=True)
+        (folder / "adapter_config.json").write_text("{", encoding="utf-8")
+    export_atomically(target, write_adapter, "lora")
+    assert live.is_dir() and not dead.exists()
+
+
 def test_export_applies_the_serving_layers_adapter_rules(tmp_path: Path) -> None:
     good = export_atomically(tmp_path / "a" / "good", write_adapter, "lora")
     assert validate_adapter(good, max_rank=8) == []
