@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from common.atomic_files import replaced_file
 from evaluation.scores import THINKING_CLASSES
 
 
@@ -88,5 +89,6 @@ def write_chart(summary: dict[str, Any], path: Path) -> None:
         axis.axis("off")
     figure.suptitle(f"{summary['adapter']} vs base: {summary['rows_scored']} held-out rows (95% intervals)")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    with replaced_file(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
     plt.close(figure)

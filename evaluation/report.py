@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from common.atomic_files import write_text_atomic
 from evaluation.refloss import perplexity
 from evaluation.scores import THINKING_CLASSES, Reply, reply_scores
 from evaluation.stats import paired_bootstrap
@@ -106,16 +107,10 @@ def write_report(report: dict[str, Any], eval_dir: Path) -> Path:
     """rows.json, summary.json, summary.md and chart.png into eval_dir (each replaced whole)."""
     eval_dir = Path(eval_dir)
     eval_dir.mkdir(parents=True, exist_ok=True)
-    _write(eval_dir / "rows.json", json.dumps(report["rows"], ensure_ascii=False, indent=1))
-    _write(eval_dir / "summary.json", json.dumps(report["summary"], ensure_ascii=False, indent=1))
+    write_text_atomic(eval_dir / "rows.json", json.dumps(report["rows"], ensure_ascii=False, indent=1))
+    write_text_atomic(eval_dir / "summary.json", json.dumps(report["summary"], ensure_ascii=False, indent=1))
     from evaluation.markdown import summary_markdown, write_chart
 
-    _write(eval_dir / "summary.md", summary_markdown(report["summary"]))
+    write_text_atomic(eval_dir / "summary.md", summary_markdown(report["summary"]))
     write_chart(report["summary"], eval_dir / "chart.png")
     return eval_dir
-
-
-def _write(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(text, encoding="utf-8")
-    staging.replace(path)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
 from typing import Any
 
+from common.atomic_files import write_json_atomic
 from training.config import TrainArgs
 from training.distributed import is_main_process
 
@@ -31,12 +31,6 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 class ResumeRefused(RuntimeError):
     """The run folder holds checkpoints of a different base model or LoRA config."""
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def model_identity(model_dir: str | Path) -> dict[str, Any]:

@@ -31,8 +31,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from common.atomic_files import write_json_atomic
 from common.process_group import process_group_alive, stop_process_group
-from training.checkpoints import write_json_atomic
 from training.data import load_rows
 from training.job_spec import JobSpec, planned_args, spec_problems, training_command
 from training.memory_plan import gpu_memory_gib, plan_training_memory
