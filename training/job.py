@@ -85,6 +85,7 @@ class TrainingJobs:
         self.cancel_wait_s = 30.0  # how long Cancel waits for the watcher to settle the job
         self._lock = threading.Lock()
         self._state_lock = threading.Lock()  # one read-change-write of a state.json at a time
+        self._active_lock = threading.RLock()  # the `active` file's check-then-change steps (claim, finish)
         self._settling = threading.Lock()  # one settlement of an orphaned job at a time (the 1 s timer reads too)
         self._watched: dict[str, subprocess.Popen] = {}
 
@@ -135,6 +136,10 @@ class TrainingJobs:
     def _claim(self, job_id: str) -> None:
         """Create `active` naming job_id, or refuse naming the job that holds it (a dead holder is cleared)."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        with self._active_lock:
+            self._claim_active(job_id)
+
+    def _claim_active(self, job_id: str) -> None:
         for _ in range(2):
             try:
                 fd = os.open(self.jobs_dir / ACTIVE_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -254,8 +259,9 @@ class TrainingJobs:
 
     def _finish(self, job_id: str, status: str, reason: str, served_as: str | None = None) -> None:
         self._update_state(job_id, status=status, reason=reason, ended=time.time(), served_as=served_as)
-        if self._active_id() == job_id:
-            (self.jobs_dir / ACTIVE_FILE).unlink(missing_ok=True)
+        with self._active_lock:  # a Start claiming `active` right now must not lose its claim to this unlink
+            if self._active_id() == job_id:
+                (self.jobs_dir / ACTIVE_FILE).unlink(missing_ok=True)
 
     def _update_state(self, job_id: str, only_if_running: bool = False, **changes: Any) -> dict[str, Any] | None:
         """Read, change and write a job's state.json as one step (Cancel and the job's end can meet); with

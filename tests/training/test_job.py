@@ -149,6 +149,31 @@ def test_a_cancel_that_meets_the_jobs_end_does_not_write_the_old_state_back(tmp_
     assert read("job-1")["status"] == "succeeded" and "had ended before Cancel: succeeded" in said
 
 
+def test_a_start_claiming_while_the_last_job_finishes_keeps_its_claim(tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "jobs" / "job-a"
+    folder.mkdir(parents=True)
+    state = {"id": "job-a", "name": "a", "status": "running", "started": time.time(), "pid": 2**22 + 7}
+    (folder / "state.json").write_text(json.dumps(state))
+    active = tmp_path / "jobs" / "active"
+    active.write_text("job-a")
+    jobs = TrainingJobs(tmp_path / "jobs")
+    jobs._watched["job-a"] = object()
+    read_active, claims = jobs._active_id, []
+
+    def active_id_while_a_start_claims():  # job a's end has read `active`; a Start claims before it unlinks
+        found = read_active()
+        if not claims:
+            claims.append(threading.Thread(target=jobs._claim, args=("job-b",)))
+            claims[0].start()
+            claims[0].join(0.3)
+        return found
+
+    monkeypatch.setattr(jobs, "_active_id", active_id_while_a_start_claims)
+    jobs._finish("job-a", "succeeded", "trained")
+    claims[0].join(10)
+    assert active.is_file() and active.read_text() == "job-b", "the new job lost its claim: a third could start"
+
+
 def test_a_cancel_that_the_job_outlasts_does_not_claim_nothing_changed(tmp_path: Path, monkeypatch) -> None:
     folder = tmp_path / "jobs" / "job-1"
     folder.mkdir(parents=True)
