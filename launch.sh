@@ -98,11 +98,14 @@ ADAPTERS_DIR=${ADAPTERS_DIR:-$HOME_DIR/Models/adapters}
 # Preflight: what can this machine run? Asked before anything is installed, downloaded or created
 # (serving.doctor needs only the standard library until torch is installed).
 plan_profile() {  # $1: the python to ask with; $2: --installed once the environment exists
-  local flags=() plan
+  local flags=() plan python=("$1")
+  # Before the install, -S hides the system's own packages: a torch there (another CUDA build, a CPU one) says
+  # nothing about the one .venv will get, so torch's verdict waits for the check after the install.
+  [ -z "${2:-}" ] && python+=(-S)
   [ -f "$ADAPTERS_DIR/$ADAPTER/adapter_config.json" ] && flags+=(--adapter-exists)
   [ "$TRAIN" = 0 ] && flags+=(--no-train)
   [ -n "${2:-}" ] && flags+=("$2")
-  plan=$("$1" -m serving.doctor --plan --model "$MODEL" "${flags[@]}") \
+  plan=$("${python[@]}" -m serving.doctor --plan --model "$MODEL" "${flags[@]}") \
     || { echo "launch.sh: the machine check (python -m serving.doctor) failed" >&2; exit 1; }
   PLAN_ACTION=${plan%%$'\t'*}; PLAN_MESSAGE=${plan#*$'\t'}
   case "$PLAN_ACTION" in
