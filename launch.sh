@@ -115,6 +115,8 @@ plan_profile() {  # $1: the python to ask with; $2: --installed once the environ
   esac
 }
 PLAN_ACTION=none
+# CUDA's own order puts the fastest GPU first; nvidia-smi's (which serving.doctor judges) is the PCI bus order.
+export CUDA_DEVICE_ORDER=${CUDA_DEVICE_ORDER:-PCI_BUS_ID}
 if [ "$INSTALL" = 1 ] || { [ "$OFFLINE" = 0 ] && [ "$ENGINE" != openai ]; }; then
   bash scripts/python_check.sh "${PYTHON:-python3}"  # one line instead of pip's "no matching distribution"
 fi

@@ -47,6 +47,11 @@ class MachineFacts:
     torch: TorchFacts = field(default_factory=TorchFacts)
     nvidia_smi_error: str = ""  # why no GPU was listed ("" when nvidia-smi answered)
 
+    @property
+    def gpu(self) -> Gpu | None:
+        """The GPU torch and vLLM compute on (cuda:0): the one every check judges (visible_gpu)."""
+        return visible_gpu(self.gpus)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -76,9 +81,9 @@ def min_build_capability(arch_list: tuple[str, ...]) -> tuple[int, int] | None:
 
 def cuda_verdict(facts: MachineFacts) -> Verdict:
     """Can the installed torch compute on this machine's first GPU? The reason names the first obstacle."""
-    if not facts.gpus:
-        return Verdict(False, f"no NVIDIA GPU found ({facts.nvidia_smi_error or 'nvidia-smi listed none'})")
-    gpu, torch = facts.gpus[0], facts.torch
+    gpu, torch = facts.gpu, facts.torch
+    if gpu is None:
+        return Verdict(False, f"no NVIDIA GPU found ({facts.nvidia_smi_error or no_gpu_listed(facts)})")
     if not torch.version:
         return Verdict(False, "torch is not installed (run scripts/install.sh)")
     if not torch.cuda_build:
@@ -145,8 +150,17 @@ def _gib(mib: str) -> float:
     return round(float(mib) / 1024, 1) if mib.replace(".", "", 1).isdigit() else 0.0
 
 
+def no_gpu_listed(facts: MachineFacts) -> str:
+    """Why there is no GPU to judge although nvidia-smi answered."""
+    if not facts.gpus:
+        return "nvidia-smi listed none"
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return f"CUDA_VISIBLE_DEVICES={visible} names none of the {len(facts.gpus)} GPUs nvidia-smi listed"
+
+
 def visible_gpu(gpus: tuple[Gpu, ...]) -> Gpu | None:
-    """The GPU torch calls cuda:0: the first of CUDA_VISIBLE_DEVICES when it names an index, else the first."""
+    """The GPU torch calls cuda:0: the first of CUDA_VISIBLE_DEVICES when it names an index, else the first
+    (nvidia-smi's order; launch.sh sets CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA counts the same way)."""
     first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
     index = int(first) if first.isdigit() else 0
     return gpus[index] if index < len(gpus) else None
@@ -185,7 +199,8 @@ def auto_precision(facts: MachineFacts) -> tuple[str, str]:
     verdict = cuda_verdict(facts)
     if not verdict.usable:
         return "fp32", f"no usable GPU ({verdict.reason}): fp32 on the CPU"
-    gpu = facts.gpus[0]
+    gpu = facts.gpu
+    assert gpu is not None  # a usable verdict has one
     cap = f"{gpu.capability[0]}.{gpu.capability[1]}"
     if native_bf16(gpu):
         return "bf16", f"{gpu.name} (compute capability {cap}) has native bf16"
@@ -196,7 +211,7 @@ def inference_placement(facts: MachineFacts) -> tuple[str, str]:
     """(device, dtype) for in-process generation: the GPU in bf16 (fp16 without native bf16), else the CPU."""
     if not cuda_verdict(facts).usable:
         return "cpu", "auto"  # the checkpoint's own dtype
-    return "cuda", "bfloat16" if native_bf16(facts.gpus[0]) else "float16"
+    return "cuda", "bfloat16" if facts.gpu is not None and native_bf16(facts.gpu) else "float16"
 
 
 def free_disk_gb(path: Path) -> float:

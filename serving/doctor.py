@@ -52,12 +52,13 @@ def choose_profile(facts: MachineFacts) -> tuple[str, str]:
 
     "unknown" means a GPU is there but torch is not installed yet (launch.sh asks again after installing).
     """
-    if facts.gpus and not facts.torch.version:
-        return "unknown", f"{facts.gpus[0].name} found; torch is not installed yet, so CUDA cannot be checked"
+    if facts.gpu is not None and not facts.torch.version:
+        return "unknown", f"{facts.gpu.name} found; torch is not installed yet, so CUDA cannot be checked"
     verdict = cuda_verdict(facts)
     if not verdict.usable:
         return "offline", verdict.reason
-    gpu = facts.gpus[0]
+    gpu = facts.gpu
+    assert gpu is not None  # a usable verdict has one
     if gpu.memory_gib < MIN_GPU_MEMORY_GIB:
         return "offline", (
             f"{gpu.name} has {gpu.memory_gib:.0f} GiB; the real model needs a GPU with >= 24 GB "
@@ -90,7 +91,7 @@ def build_report(facts: MachineFacts, home: Path) -> Report:
 
 def table(report: Report) -> str:
     facts, torch = report.facts, report.facts.torch
-    gpu = facts.gpus[0] if facts.gpus else None
+    gpu = facts.gpu
     oldest = min_build_capability(torch.arch_list)
     verdict = cuda_verdict(facts)
     rows = [

@@ -101,3 +101,18 @@ def test_launch_stops_before_installing_or_downloading_when_the_real_model_canno
     assert done.returncode == 2, done.stdout + done.stderr
     assert "no usable GPU: no NVIDIA GPU found" in done.stderr and "--offline" in done.stderr
     assert "==> install" not in done.stdout and not home.exists(), "nothing may be installed or created"
+
+
+def test_the_gpu_judged_is_the_one_cuda_visible_devices_names(monkeypatch) -> None:
+    from common.devices import auto_precision
+    from serving.doctor import choose_profile
+
+    display_card = Gpu("NVIDIA T400 4GB", "580.82.07", (7, 5), 3.8)
+    two_cards = MachineFacts(gpus=(display_card, H100.gpus[0]), torch=CUDA13)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert choose_profile(two_cards)[0] == "offline"  # cuda:0 is the small card: the 4B model cannot run there
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert choose_profile(two_cards)[0] == "real" and auto_precision(two_cards)[0] == "bf16"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    profile, why = choose_profile(two_cards)
+    assert profile == "offline" and "names none of the 2 GPUs" in why
