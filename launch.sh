@@ -203,6 +203,7 @@ fi
 APP_ARGS=(--adapters-dir "$ADAPTERS_DIR" --port "$PORT" --default-adapter "$ADAPTER")
 [ "$SHARE" = 1 ] && APP_ARGS+=(--share)
 [ "$ALLOW_TRAINING" = 1 ] && APP_ARGS+=(--allow-training)
+[ "$OFFLINE" = 1 ] && APP_ARGS+=(--max-new-tokens 512)  # the tiny model on a CPU: turns of seconds, not minutes
 if [ "$ENGINE" != openai ]; then  # the Train tab trains the served base on the same data and preset as above
   APP_ARGS+=(--train-model "$MODEL" --train-dataset "$DATASET" --train-config "$TRAIN_CONFIG" --jobs-dir "$HOME_DIR/runs/jobs")
 fi

@@ -97,6 +97,13 @@ def answer_on_both_sides(url: str) -> tuple[list[str], list[str]]:
     return left, right
 
 
+def slider_default(url: str, label: str) -> float:
+    import httpx
+
+    components = httpx.get(f"{url}/config", timeout=30).json()["components"]
+    return next(c["props"]["value"] for c in components if c.get("props", {}).get("label") == label)
+
+
 def check_login_required_and_password_off_command_lines(launch: Launch) -> None:
     import httpx
 
@@ -130,6 +137,7 @@ def test_offline_profile_end_to_end_then_fast_second_run(launch_home: Path, huan
     first = start_launch(launch_home, huanhuan_path, launch_home / "first.log")
     try:
         left, right = answer_on_both_sides(first.url)
+        assert slider_default(first.url, "max new tokens") == 512, "the offline profile keeps turns short"
     finally:
         interrupt_and_check_nothing_left(first)
     assert "".join(left).strip(), f"the base side answered nothing:\n{first.log()[-3000:]}"
