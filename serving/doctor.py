@@ -3,8 +3,9 @@
 Prints the GPU, its driver, whether the installed torch can use it (driver and compute capability against
 torch's CUDA build), its memory, native bf16, the vLLM build, free disk, and the profile this machine can
 run: `real` (Qwen3-4B-Thinking-2507 trained and served on the GPU) or `offline` (the tiny Qwen3 on the CPU).
-launch.sh runs `--verdict`, which prints one line, `PROFILE: reason`; it needs only the standard library, so
-launch.sh asks before installing anything (`unknown` when a GPU is there but torch is not installed yet).
+launch.sh runs `--plan`, which prints one line, `ACTION<TAB>message`, and scripts/install.sh `--install-kind`;
+both need only the standard library, so they answer before anything is installed (`unknown` when a GPU is
+there but torch is not installed yet: launch.sh asks again after the install).
 
     python -m serving.doctor              # the table
     python -m serving.doctor --verdict    # "offline: no NVIDIA GPU found (nvidia-smi not found)"

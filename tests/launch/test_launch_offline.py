@@ -171,3 +171,10 @@ def test_a_gpu_memory_share_outside_0_to_1_stops_before_doing_anything(tmp_path:
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 2 and "--gpu-memory-utilization must be in (0, 1]" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_readmes_flags_are_what_launch_sh_help_prints() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("### Flags\n\n```\n./launch.sh --help\n", 1)[1].split("```", 1)[0]
+    printed = subprocess.run(["./launch.sh", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+    assert block.splitlines() == [line for line in printed.stdout.splitlines()[1:] if line.strip()]
