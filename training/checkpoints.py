@@ -22,6 +22,7 @@ from typing import Any
 from common.atomic_files import write_json_atomic
 from training.config import TrainArgs
 from training.distributed import is_main_process
+from training.heldout import file_sha256
 
 COMPLETE_MARKER = "COMPLETE"
 FINGERPRINT_FILE = "run_fingerprint.json"
@@ -55,7 +56,9 @@ def run_fingerprint(args: TrainArgs) -> dict[str, Any]:
         )
     if args.thinking != "empty":  # other training data; absent for the default, so older run folders still resume
         method["thinking"] = args.thinking_label()
-    return {"base_model": model_identity(args.model_name_or_path), "method": method}
+    dataset = Path(args.dataset_path)
+    data = {"dataset_sha256": file_sha256(dataset)} if dataset.is_file() else {}
+    return {"base_model": model_identity(args.model_name_or_path), "method": method, "data": data}
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -85,6 +88,8 @@ def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     diffs = []
     if saved.get("base_model") != current.get("base_model"):
         diffs.append("base model (config.json or weight files differ)")
+    if "data" in saved and saved["data"] != current.get("data"):  # older run folders recorded no data
+        diffs.append("dataset: the checkpoints were trained on another dataset file (its SHA-256 differs)")
     saved_method, current_method = saved.get("method", {}), current.get("method", {})
     for key in sorted(set(saved_method) | set(current_method)):
         if saved_method.get(key) != current_method.get(key):

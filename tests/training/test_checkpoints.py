@@ -1,4 +1,5 @@
-"""Resume bookkeeping: only COMPLETE checkpoints are resumed; a changed base model or LoRA config is refused."""
+"""Resume bookkeeping: only COMPLETE checkpoints are resumed; a changed base model, LoRA config or dataset is
+refused."""
 
 from __future__ import annotations
 
@@ -78,3 +79,20 @@ def test_switching_to_distilled_thinking_is_refused(tmp_path: Path) -> None:
     distilled = quick_args(Path(args.model_name_or_path), tmp_path / "d.json", tmp_path, thinking="distill")
     with pytest.raises(ResumeRefused, match=r"thinking: checkpoint has None, config asks for 'distill/blind'"):
         prepare_resume(distilled, log=lambda _: None)
+
+
+def test_another_dataset_is_refused_and_an_older_run_folder_still_resumes(tmp_path: Path) -> None:
+    (tmp_path / "d.json").write_text('[{"instruction": "a", "input": "", "output": "b"}]', encoding="utf-8")
+    args = start_run(tmp_path)
+    run = Path(args.output_dir)
+    fake_checkpoint(run, 4, run_fingerprint(args))
+    assert prepare_resume(args, log=lambda _: None) == run / "checkpoint-4"  # the same data resumes
+    (tmp_path / "mine.json").write_text('[{"instruction": "c", "input": "", "output": "d"}]', encoding="utf-8")
+    mine = quick_args(Path(args.model_name_or_path), tmp_path / "mine.json", tmp_path)
+    with pytest.raises(ResumeRefused, match="dataset: the checkpoints were trained on another dataset file"):
+        prepare_resume(mine, log=lambda _: None)
+    fingerprint = run / "run_fingerprint.json"
+    older = json.loads(fingerprint.read_text(encoding="utf-8"))
+    del older["data"]  # written before the dataset was recorded
+    fingerprint.write_text(json.dumps(older), encoding="utf-8")
+    assert prepare_resume(args, log=lambda _: None) == run / "checkpoint-4"
