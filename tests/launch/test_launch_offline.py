@@ -178,3 +178,11 @@ def test_the_readmes_flags_are_what_launch_sh_help_prints() -> None:
     block = readme.split("### Flags\n\n```\n./launch.sh --help\n", 1)[1].split("```", 1)[0]
     printed = subprocess.run(["./launch.sh", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
     assert block.splitlines() == [line for line in printed.stdout.splitlines()[1:] if line.strip()]
+
+
+def test_no_train_without_an_adapter_fails_and_never_serves_the_base_alone(tmp_path: Path) -> None:
+    result = subprocess.run(["./launch.sh", "--offline", "--no-install", "--no-train", "--home", str(tmp_path)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAILED: adapter: no adapter at" in result.stderr and "--no-train was given" in result.stderr
+    assert not (tmp_path / "logs" / "vllm.log").exists() and "Running on" not in result.stdout
