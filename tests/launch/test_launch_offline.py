@@ -104,11 +104,19 @@ def slider_default(url: str, label: str) -> float:
     return next(c["props"]["value"] for c in components if c.get("props", {}).get("label") == label)
 
 
-def check_login_required_and_password_off_command_lines(launch: Launch) -> None:
+def check_login_required_and_password_off_command_lines(launch: Launch, home: Path) -> None:
     import httpx
 
-    command_lines = [" ".join(proc.cmdline()) for proc in psutil.Process(launch.process.pid).children(recursive=True)]
+    children = psutil.Process(launch.process.pid).children(recursive=True)
+    command_lines = [" ".join(proc.cmdline()) for proc in children]
     assert not [line for line in command_lines if PASSWORD in line], "the password is readable in ps"
+    app = next(proc for proc in children if "-m app" in " ".join(proc.cmdline()))
+    key = app.environ()["LAUNCH_API_KEY"]  # vLLM's key reaches the app through its environment only
+    assert len(key) >= 24 and not [line for line in command_lines if key in line], "vLLM's key is readable in ps"
+    written = [
+        path for path in (home / "logs").rglob("*") if path.is_file() and key in path.read_text(errors="replace")
+    ]
+    assert not written, f"vLLM's key was written to {written}"
     assert httpx.get(f"{launch.url}/config", timeout=30).status_code == 401
     with httpx.Client(base_url=launch.url, timeout=30) as client:
         assert client.post("/login", data={"username": "ann", "password": PASSWORD}).status_code == 200
@@ -151,7 +159,7 @@ def test_offline_profile_end_to_end_then_fast_second_run(launch_home: Path, huan
     second = start_launch(launch_home, huanhuan_path, launch_home / "second.log", env={"APP_AUTH": f"ann:{PASSWORD}"},
                           offline=not no_gpu)  # fmt: skip
     try:
-        check_login_required_and_password_off_command_lines(second)
+        check_login_required_and_password_off_command_lines(second, launch_home)
     finally:
         interrupt_and_check_nothing_left(second)
     print(f"\nlaunch.sh --offline ready after {first.ready_s:.0f} s (first run), {second.ready_s:.0f} s (second run)")
