@@ -75,6 +75,7 @@ def vllm_server(tiny_model_dir: Path, served_adapters_dir: Path, tmp_path_factor
     """
     from serving.serve_args import ServeArgs
     from serving.vllm_server import VLLMServer
+    from tests.support.serving_test_helpers import TEST_GPU_SHARE
 
     args = ServeArgs(
         model=str(tiny_model_dir),
@@ -85,6 +86,7 @@ def vllm_server(tiny_model_dir: Path, served_adapters_dir: Path, tmp_path_factor
         max_lora_rank=8,
         max_loras=4,
         cpu_kv_cache_gib=1,
+        gpu_memory_utilization=TEST_GPU_SHARE,
         startup_timeout_s=900,
         log_path=str(tmp_path_factory.mktemp("vllm-log") / "vllm.log"),
     )

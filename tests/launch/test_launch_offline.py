@@ -26,6 +26,7 @@ import pytest
 from common.net import free_port
 from tests.support.browser import AppPage, chromium
 from tests.support.paths import REPO_ROOT
+from tests.support.serving_test_helpers import TEST_GPU_SHARE
 from tests.support.signals import default_sigint
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
@@ -49,7 +50,7 @@ def start_launch(
 ) -> Launch:
     port = free_port()
     command = ["./launch.sh", *(["--offline"] if offline else []), "--home", str(home), "--dataset", str(dataset),
-               "--port", str(port)]  # fmt: skip
+               "--port", str(port), "--gpu-memory-utilization", str(TEST_GPU_SHARE)]  # fmt: skip
     log = log_path.open("w", encoding="utf-8")
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

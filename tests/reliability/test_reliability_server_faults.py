@@ -24,6 +24,7 @@ import pytest
 from common.net import free_port
 from tests.support.browser import AppPage, chromium
 from tests.support.reliability_helpers import listening_pid, serve_demo, wait_until
+from tests.support.serving_test_helpers import TEST_GPU_SHARE
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.browser]
 KEY_ENV = "HH_RELIABILITY_FAULT_VLLM_KEY"
@@ -38,7 +39,8 @@ def serve_args(tiny_model_dir: Path, trained_adapter_dir: Path, tmp_path_factory
     return ServeArgs(
         model=str(tiny_model_dir), served_model_name="tiny", adapters_dir=str(adapters), port=free_port(),
         api_key_env=KEY_ENV, max_model_len=2048, max_lora_rank=8, max_loras=2, cpu_kv_cache_gib=1,
-        startup_timeout_s=900, log_path=str(tmp_path_factory.mktemp("fault-vllm") / "vllm.log"),
+        gpu_memory_utilization=TEST_GPU_SHARE, startup_timeout_s=900,
+        log_path=str(tmp_path_factory.mktemp("fault-vllm") / "vllm.log"),
     )  # fmt: skip
 
 

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# On a GPU each vLLM server the suite starts takes this share of the card, so the session's server and a test's
+# own fit side by side (vLLM refuses to start when the share asked for is not free); a CPU ignores it.
+TEST_GPU_SHARE = 0.2
+
 
 def copy_adapter(source: Path, target: Path, **config_changes) -> Path:
     """A copy of an adapter folder with some adapter_config.json fields changed."""
