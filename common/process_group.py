@@ -17,23 +17,22 @@ KILL_WAIT_S = 10.0  # after SIGKILL, how long to wait for the processes to go
 
 def process_alive(pid: int) -> bool:
     """True while process `pid` exists (an unreaped child counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _answers_signal_zero(os.kill, pid)
 
 
 def process_group_alive(pgid: int) -> bool:
     """True while any process of the group exists (an unreaped leader counts)."""
+    return _answers_signal_zero(os.killpg, pgid)
+
+
+def _answers_signal_zero(send, target: int) -> bool:
     try:
-        os.killpg(pgid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # it exists, owned by someone else
         return True
+    return True
     return True
 
 

@@ -124,14 +124,20 @@ def test_a_job_that_finished_while_the_app_was_restarting_is_installed_and_serve
     assert jobs.latest()["status"] == "succeeded" and loaded == ["mine"]  # settled once, not again on the next read
 
 
-def test_a_cancel_that_meets_the_jobs_end_does_not_write_the_old_state_back(tmp_path: Path, monkeypatch) -> None:
-    folder = tmp_path / "jobs" / "job-1"
+def watched_running_job(tmp_path: Path, job_id: str, name: str) -> TrainingJobs:
+    """Jobs whose `active` job `job_id` is running under a watcher of this app (no process behind it)."""
+    folder = tmp_path / "jobs" / job_id
     folder.mkdir(parents=True)
-    state = {"id": "job-1", "name": "mine", "status": "running", "started": time.time(), "pid": 2**22 + 7}
+    state = {"id": job_id, "name": name, "status": "running", "started": time.time(), "pid": 2**22 + 7}
     (folder / "state.json").write_text(json.dumps(state))
-    (tmp_path / "jobs" / "active").write_text("job-1")
+    (tmp_path / "jobs" / "active").write_text(job_id)
     jobs = TrainingJobs(tmp_path / "jobs")
-    jobs._watched["job-1"] = object()  # a watcher of this app settles it
+    jobs._watched[job_id] = object()
+    return jobs
+
+
+def test_a_cancel_that_meets_the_jobs_end_does_not_write_the_old_state_back(tmp_path: Path, monkeypatch) -> None:
+    jobs = watched_running_job(tmp_path, "job-1", "mine")  # a watcher of this app settles it
     read, ending = jobs.read_state, []
 
     def read_while_the_job_ends(job_id: str):  # the job's own end lands between Cancel's read and its write
@@ -150,14 +156,8 @@ def test_a_cancel_that_meets_the_jobs_end_does_not_write_the_old_state_back(tmp_
 
 
 def test_a_start_claiming_while_the_last_job_finishes_keeps_its_claim(tmp_path: Path, monkeypatch) -> None:
-    folder = tmp_path / "jobs" / "job-a"
-    folder.mkdir(parents=True)
-    state = {"id": "job-a", "name": "a", "status": "running", "started": time.time(), "pid": 2**22 + 7}
-    (folder / "state.json").write_text(json.dumps(state))
+    jobs = watched_running_job(tmp_path, "job-a", "a")
     active = tmp_path / "jobs" / "active"
-    active.write_text("job-a")
-    jobs = TrainingJobs(tmp_path / "jobs")
-    jobs._watched["job-a"] = object()
     read_active, claims = jobs._active_id, []
 
     def active_id_while_a_start_claims():  # job a's end has read `active`; a Start claims before it unlinks
@@ -175,13 +175,7 @@ def test_a_start_claiming_while_the_last_job_finishes_keeps_its_claim(tmp_path: 
 
 
 def test_a_cancel_that_the_job_outlasts_does_not_claim_nothing_changed(tmp_path: Path, monkeypatch) -> None:
-    folder = tmp_path / "jobs" / "job-1"
-    folder.mkdir(parents=True)
-    state = {"id": "job-1", "name": "mine", "status": "running", "started": time.time(), "pid": 2**22 + 7}
-    (folder / "state.json").write_text(json.dumps(state))
-    (tmp_path / "jobs" / "active").write_text("job-1")
-    jobs = TrainingJobs(tmp_path / "jobs")
-    jobs._watched["job-1"] = object()  # its watcher is installing the trained adapter: the state stays running
+    jobs = watched_running_job(tmp_path, "job-1", "mine")  # installing its adapter: still running
     jobs.cancel_wait_s = 0.3
     monkeypatch.setattr(jobs, "_stop_group", lambda pgid: None)  # the training process has already exited
     said = jobs.cancel()
