@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 
 import pytest
@@ -16,33 +15,25 @@ import pytest
 from serving.http_clients import IDLE_CONNECTION_EXPIRY_S
 from serving.openai_engine import OpenAIEngine
 from serving.protocol import EngineUnavailableError
-from tests.support.serving_test_helpers import read_http_request
+from tests.support.serving_test_helpers import ScriptedServer, read_http_request
 
 VLLM_KEEP_ALIVE_S = 5  # vLLM's default VLLM_HTTP_TIMEOUT_KEEP_ALIVE
 MODELS = json.dumps({"object": "list", "data": [{"id": "base", "object": "model", "owned_by": "vllm"}]}).encode()
 
 
-class ModelListServer:
+class ModelListServer(ScriptedServer):
     """Answers `GET /v1/models` on kept-alive connections (it never closes one itself); drops the first `drops`
     requests without an answer. Counts the connections it accepted."""
 
     def __init__(self, drops: int = 0) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
+        super().__init__()
         self.drops = drops
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.start()
 
     def engine(self) -> OpenAIEngine:
         return OpenAIEngine(f"http://127.0.0.1:{self.port}/v1", "key", base_model="base")
 
-    def _accept(self) -> None:
-        while True:
-            connection, _ = self._listener.accept()
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection: socket.socket) -> None:
+    def serve(self, connection: socket.socket) -> None:
         with connection:
             while read_http_request(connection):
                 if self.drops > 0:

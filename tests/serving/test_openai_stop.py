@@ -14,7 +14,7 @@ import threading
 
 from serving.openai_engine import OpenAIEngine
 from serving.protocol import FinalDelta, ReasoningDelta, SamplingParams
-from tests.support.serving_test_helpers import read_http_request
+from tests.support.serving_test_helpers import ScriptedServer, read_http_request
 
 CHUNK = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "base",
          "choices": [{"index": 0, "delta": {"content": "thinking"}, "finish_reason": None}]}  # fmt: skip
@@ -71,27 +71,19 @@ def test_close_from_another_thread_disconnects_while_the_reader_waits_for_a_chun
     assert reader_done.wait(60), "the reader did not end after close()"
 
 
-class KeepAliveServer:
+class KeepAliveServer(ScriptedServer):
     """Answers streamed completions on kept-alive connections: the first at once, the second with one chunk, then
     the rest when `go_on` is set. Counts the connections it accepted. It ends each body without openai's `[DONE]`
     (as some servers do), so the client reads the body to its end and pools the connection (after `[DONE]` the
     openai client closes it instead)."""
 
     def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.connections = 0
+        super().__init__()
         self.go_on = threading.Event()
         self._answered = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.start()
 
-    def _accept(self) -> None:
-        while True:
-            connection, _ = self._listener.accept()
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
-
-    def _serve(self, connection: socket.socket) -> None:
+    def serve(self, connection: socket.socket) -> None:
         with connection:
             while self._answered < 2:
                 read_http_request(connection)

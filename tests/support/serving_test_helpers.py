@@ -6,6 +6,7 @@ import json
 import shutil
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,3 +81,25 @@ def read_http_request(connection: socket.socket) -> bytes:
             return b""
         body += data
     return head
+
+
+class ScriptedServer:
+    """A raw HTTP server on 127.0.0.1: each accepted connection goes to `serve(connection)` on its own thread;
+    `connections` counts them (whether a client reused a kept-alive one)."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.connections = 0
+
+    def start(self) -> None:
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            connection, _ = self._listener.accept()
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(connection,), daemon=True).start()
+
+    def serve(self, connection: socket.socket) -> None:
+        raise NotImplementedError
