@@ -50,9 +50,7 @@ class AppArgs:
     auth_env: str = _field("APP_AUTH", "env var holding user:password (used when --auth and --auth-file are empty)")
     concurrency_limit: int = _field(8, "turns streaming at once over all users (each turn holds two streams)")
     max_queue_size: int = _field(64, "events waiting beyond the running ones; more are refused as 'queue full'")
-    max_new_tokens: int = _field(
-        2048, "default of the max new tokens slider (thinking + answer: the Thinking model often thinks past 1,000)"
-    )
+    max_new_tokens: int = _field(2048, "default of the max new tokens slider (thinking + answer together)")
     max_new_tokens_limit: int = _field(8192, "largest max new tokens a request may ask for")
     votes_dir: str = _field("data/votes", "where blind votes are kept (votes.jsonl; survives restarts)")
     max_message_chars: int = _field(16000, "longest message accepted from the page")
