@@ -47,15 +47,18 @@ def app_url(engine) -> Iterator[str]:
 
 
 def test_both_panes_stream_at_once(app: AppPage, engine) -> None:
-    # The trained adapter answers in a few tokens, so both sides run the base here: long replies on both.
+    # The trained adapter answers in a few tokens, so both sides run the base here: long replies on both. The
+    # replies are long (CI once saw a 160-token reply reach the page in one burst on a busy 2-core host, so the
+    # panes never showed text together); Stop ends them once both are seen streaming.
     app.select_model("right", f"{engine.base_model} (base)")
-    app.set_max_tokens(160)
+    app.set_max_tokens(1500)
     app.send("你是谁？")
     samples = app.wait_both_streaming()
     SCREENSHOT.parent.mkdir(exist_ok=True)
     app.page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert samples[-1]["left"]["length"] > 0 and samples[-1]["right"]["length"] > 0
-    app.wait_finished()
+    app.click("stop")
+    app.wait_finished(timeout_s=60)
 
 
 def test_thinking_lands_apart_from_the_answer(app: AppPage) -> None:
