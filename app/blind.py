@@ -1,16 +1,18 @@
 """Blind mode in the chat: the two models are shuffled and unlabeled ("A" / "B") until the person votes.
 
-Turning it on clears the conversation, swaps the two pickers' models at random (a coin flip), hides the
-pickers and the stats lines (which name the model) and titles the panes "A" and "B". A vote (A better,
-B better, tie, both bad) on the last exchange is stored with its prompt, both replies, both model names,
-the seed and the system prompt (app.votes.VoteStore, one JSON line in the votes folder), and reveals the
-names: blind mode turns off and the pickers show again. Turning it off without a vote reveals them too. While
-it is on, Export refuses (the export names both models).
+Turning it on clears the conversation, swaps the two pickers' models at random (a coin flip), hides the pickers and
+the stats lines (which name the model), titles the panes "A" and "B", and has app.turns write a side's errors
+without model names (app.hidden_names). A vote (A better, B better, tie, both bad) on the last exchange is stored
+with its prompt, both replies, both model names, the seed and the system prompt (app.votes.VoteStore, one JSON line
+in the votes folder), and reveals the names of the models that answered it: blind mode turns off and the pickers
+show again. Turning it off without a vote reveals them too. While it is on, Export refuses (the export names both
+models).
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,10 +45,12 @@ def build_blind_panel(
     stats = [panes[side].stats for side in SIDES]
     outputs = [blind, *pickers, *chats, *stats, vote_row, status, state]
 
-    def toggle(request: gr.Request, on: bool, left: str, right: str) -> list[Any]:
+    def toggle(request: gr.Request, on: bool, exchanges: list[Exchange], left: str, right: str) -> list[Any]:
+        session = request.session_hash or ""
+        turns.set_blind(session, bool(on))
         if not on:
-            return _revealed(left, right, "Blind mode off (no vote).", gr.skip())
-        turns.stop(request.session_hash or "", discard=True)
+            return _revealed(_shown_models(exchanges, left, right), "Blind mode off (no vote).", gr.skip())
+        turns.stop(session, discard=True)
         swap = secrets.randbelow(2) == 1
         values = [right, left] if swap else [left, right]
         hidden = [gr.update(value=value, visible=False) for value in values]
@@ -56,7 +60,7 @@ def build_blind_panel(
         return [gr.skip(), *hidden, *empty, *quiet, gr.update(visible=True), note, []]
 
     def vote(
-        choice: str, on: bool, exchanges: list[Exchange], left: str, right: str, seed: Any, system: str
+        request: gr.Request, choice: str, on: bool, exchanges: list[Exchange], seed: Any, system: str
     ) -> list[Any]:
         last = exchanges[-1] if exchanges else None
         if not on:  # the buttons show in blind mode only; a script calling the API gets the same rule
@@ -65,16 +69,26 @@ def build_blind_panel(
             return _unchanged(outputs, "⚠ Send a message and let both sides finish before voting.")
         record = store.append({"vote": choice, "prompt": last.user, "seed": seed, "system_prompt": system,
                                **{side: _reply(last, side) for side in SIDES}})  # fmt: skip
+        turns.set_blind(request.session_hash or "", False)
         names = {side: record[side]["model"] for side in SIDES}
         said = CHOICES[choice] if choice in ("tie", "both_bad") else f"{CHOICES[choice]} ({names[choice]})"
-        return _revealed(left, right, f"Vote saved: {said}.", False)
+        return _revealed(names, f"Vote saved: {said}.", False)
 
-    blind.input(toggle, [blind, *pickers], outputs, concurrency_limit=None, **QUIET)
-    inputs = [blind, state, *pickers, controls.seed, controls.system_prompt]
+    blind.input(toggle, [blind, state, *pickers], outputs, concurrency_limit=None, api_name="blind_mode", **QUIET)
+    inputs = [blind, state, controls.seed, controls.system_prompt]
     for key, button in buttons.items():
-        button.click(lambda *v, key=key: vote(key, *v), inputs, outputs, concurrency_limit=None,
-                     api_name=f"vote_{key}", **QUIET)  # fmt: skip
+        button.click(_with_choice(vote, key), inputs, outputs, concurrency_limit=None, api_name=f"vote_{key}",
+                     **QUIET)  # fmt: skip
     return blind
+
+
+def _with_choice(vote: Callable[..., list[Any]], choice: str) -> Callable[..., list[Any]]:
+    """A handler of one vote button (Gradio passes the request to a parameter typed gr.Request)."""
+
+    def handler(request: gr.Request, *values: Any) -> list[Any]:
+        return vote(request, choice, *values)
+
+    return handler
 
 
 def _unchanged(outputs: list[Any], status: str) -> list[Any]:
@@ -88,11 +102,19 @@ def _reply(exchange: Exchange, side: str) -> dict[str, Any]:
     return {key: reply[key] for key in keep}
 
 
-def _revealed(left: str, right: str, said: str, blind: Any) -> list[Any]:
-    """Pickers, panes and stats shown again under their real names."""
+def _shown_models(exchanges: list[Exchange], left: str, right: str) -> dict[str, str]:
+    """The models of the last exchange (what the person saw), else the pickers' (nothing was sent yet)."""
+    last = exchanges[-1] if isinstance(exchanges, list) and exchanges else None
+    if last is None:
+        return {"left": left, "right": right}
+    return {side: last.replies[side].model for side in SIDES}
+
+
+def _revealed(names: dict[str, str], said: str, blind: Any) -> list[Any]:
+    """Pickers, panes and stats shown again under their real names; `names` are the models that answered."""
     shown = [gr.update(visible=True)] * 2
     titles = [gr.update(label=label) for label in chat_labels("Left", "Right")]
-    note = f"{said} A was `{left}`, B was `{right}`."
+    note = f"{said} A was `{names['left']}`, B was `{names['right']}`."
     return [blind, *shown, *titles, *shown, gr.update(visible=False), note, gr.skip()]
 
 

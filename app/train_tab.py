@@ -1,12 +1,13 @@
 """The Train tab: train an adapter from the page, watch its loss curve, and find it loaded on the right.
 
 Everything about the job itself (checks, the `python -m training` subprocess, its state on disk, Cancel) is
-training.job's; this module is the page. A timer reads the job folder every second, so a reload or a second
-tab shows the same job. When a job this page saw running succeeds, both model pickers are refreshed and the
-right one selects the new adapter. `serve_trained_adapter` is the ONE place this tab calls the engine for
-adapters: a retrained adapter is served under a fresh name (`name@2`, ...), never reloaded in place.
+training.job's; this module is the page. A timer reads the job folder every second, so a reload or a second tab
+shows the same job. When a job this page saw running succeeds, both model pickers are refreshed and the right one
+selects the new adapter (not in blind mode: the hidden sides stay as they were shuffled). `serve_trained_adapter` is
+the ONE place this tab calls the engine for adapters: a retrained adapter is served under a fresh name (`name@2`,
+...), never reloaded in place.
 
-    build_train_tab(engine, settings, training, pickers)   # inside gr.Blocks, when the page offers training
+    build_train_tab(engine, settings, training, pickers, blind)   # inside gr.Blocks, when the page offers training
 """
 
 from __future__ import annotations
@@ -74,8 +75,11 @@ def presets(training: TrainingSettings) -> list[str]:
     return found if str(training.preset) in found else [str(training.preset), *found]
 
 
-def build_train_tab(engine: Engine, settings: AppArgs, training: TrainingSettings, pickers: list[gr.Dropdown]) -> None:
-    """The Train tab (only when the page offers training: `training_settings` gave settings)."""
+def build_train_tab(
+    engine: Engine, settings: AppArgs, training: TrainingSettings, pickers: list[gr.Dropdown], blind: gr.Checkbox
+) -> None:
+    """The Train tab (only when the page offers training: `training_settings` gave settings); `blind` is the
+    chat's blind-mode checkbox."""
     jobs = TrainingJobs(training.jobs_dir, on_success=lambda name, _path: serve_trained_adapter(engine, name))
     with gr.Tab("Train", elem_id="train-tab"):
         gr.Markdown(
@@ -110,7 +114,7 @@ def build_train_tab(engine: Engine, settings: AppArgs, training: TrainingSetting
     start.click(lambda *v: _start(jobs, settings, training, *v), start_inputs, [message, seen], api_name="train_start")
     cancel.click(lambda: jobs.cancel(), None, message, concurrency_limit=None, api_name="train_cancel")
     gr.Timer(1.0).tick(
-        lambda *v: _tick(jobs, engine, settings, *v), [seen, *pickers], [status, curve, log, seen, *pickers],
+        lambda *v: _tick(jobs, engine, settings, *v), [seen, blind, *pickers], [status, curve, log, seen, *pickers],
         concurrency_limit=None, **QUIET,
     )  # fmt: skip
 
@@ -151,8 +155,11 @@ def _start(jobs: TrainingJobs, settings: AppArgs, training: TrainingSettings, *v
     return [f"Started `{state['name']}` (job `{state['id']}`).", {"id": state["id"], "status": "running"}]
 
 
-def _tick(jobs: TrainingJobs, engine: Engine, settings: AppArgs, seen: Any, left: Any, right: Any) -> list[Any]:
-    """Every second: the job's status, curve and log; select the adapter once when a job seen running succeeds."""
+def _tick(
+    jobs: TrainingJobs, engine: Engine, settings: AppArgs, seen: Any, blind: Any, left: Any, right: Any
+) -> list[Any]:
+    """Every second: the job's status, curve and log; select the adapter once when a job seen running succeeds
+    (unless blind mode hides the pickers)."""
     state = jobs.latest()
     seen = seen if isinstance(seen, dict) else {}
     if state is None:
@@ -164,7 +171,8 @@ def _tick(jobs: TrainingJobs, engine: Engine, settings: AppArgs, seen: Any, left
     points = len(train_view.loss_points(progress))
     curve = gr.skip() if same and seen.get("points") == points else train_view.curve_frame(progress)
     pickers = [gr.skip(), gr.skip()]
-    if same and seen.get("status") == "running" and state["status"] == "succeeded" and state.get("served_as"):
+    succeeded_now = same and seen.get("status") == "running" and state["status"] == "succeeded"
+    if succeeded_now and state.get("served_as") and not blind:
         pickers = picker_updates(engine, settings, left, state["served_as"])
     seen = {"id": state["id"], "status": state["status"], "points": points}
     return [train_view.status_line(state, progress), curve, jobs.log_tail(state), seen, *pickers]

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange, fail_reply, history_for, merge_delta, new_exchange, stop_reply
+from app.hidden_names import hide_names
 from app.merge_sides import SideEvent, TurnControl, stream_sides
 from app.validation import checked_model, clean_message, not_served
 from serving.protocol import BASE_MODEL_ALIAS, ChatRequest, Engine, SamplingParams
@@ -41,17 +42,25 @@ class TurnView:
     exchanges: list[Exchange]
     message_box: str = ""
     running: bool = True
-    notes: list[str] = field(default_factory=list)
 
 
 class ChatTurns:
-    """Runs turns for many browser sessions at once; each session has at most one running turn."""
+    """Runs turns for many browser sessions at once; each session has at most one running turn.
+
+    A session in blind mode (`set_blind`) gets its sides' errors without model names (app.hidden_names).
+    """
 
     def __init__(self, engine: Engine, settings: AppArgs) -> None:
         self.engine = engine
         self.settings = settings
         self._running: dict[str, TurnControl] = {}
+        self._blind: set[str] = set()
         self._lock = threading.Lock()
+
+    def set_blind(self, session: str, on: bool) -> None:
+        """Blind mode on or off for the session's next turns."""
+        with self._lock:
+            (self._blind.add if on else self._blind.discard)(session)
 
     def model_names(self) -> list[str]:
         """The base (by its served name) and every loaded adapter, as the engine lists them now."""
@@ -80,10 +89,11 @@ class ChatTurns:
         requests = self._requests(inputs, earlier, message, available)  # raises before any change if a value is bad
         exchange = new_exchange(message, {side: r.model for side, r in requests.items()}, now=time.monotonic())
         exchanges = [*earlier, exchange]
+        shown = self._error_text(session, [r.model for r in requests.values()])
         for side, request in list(requests.items()):
             problem = not_served(request.model, available)
             if problem:  # this side fails at once, without an upstream call; the other side goes on
-                fail_reply(exchange.replies[side], problem)
+                fail_reply(exchange.replies[side], shown(problem))
                 del requests[side]
         control = self._register(session)  # before the first view: Stop, Clear and Undo reach the turn from now on
         try:
@@ -93,7 +103,7 @@ class ChatTurns:
             for batch in stream_sides(self.engine, requests, control):
                 if control.discarded:
                     break
-                _apply(exchange, batch)
+                _apply(exchange, batch, shown)
                 yield TurnView(exchanges, message_box=keep_box)
         finally:
             control.stop()  # also runs when the page goes away mid-turn: the server stops generating
@@ -114,6 +124,15 @@ class ChatTurns:
             messages = history_for(earlier, side, system, next_user=message)
             requests[side] = ChatRequest(messages=messages, model=model, params=inputs.params)
         return requests
+
+    def _error_text(self, session: str, models: list[str]) -> Callable[[str], str]:
+        """How a side's error reads on the page: as it is, or without any model name while the session is blind."""
+        with self._lock:
+            blind = session in self._blind
+        if not blind:
+            return lambda text: text
+        names = [*models, self.engine.base_model]
+        return lambda text: hide_names(text, names)
 
     def stop(self, session: str, discard: bool = False) -> bool:
         """Stop the session's running turn (both streams); False when nothing was running.
@@ -142,14 +161,14 @@ class ChatTurns:
                 del self._running[session]
 
 
-def _apply(exchange: Exchange, batch: list[SideEvent]) -> None:
+def _apply(exchange: Exchange, batch: list[SideEvent], shown: Callable[[str], str]) -> None:
     now = time.monotonic()
     for event in batch:
         reply = exchange.replies[event.side]
         if event.delta is not None:
             merge_delta(reply, event.delta, now)
         if event.error is not None:
-            fail_reply(reply, event.error)
+            fail_reply(reply, shown(event.error))
 
 
 def finish_stopped(exchanges: list[Exchange]) -> list[Exchange]:

@@ -122,7 +122,7 @@ def build_demo(engine: Engine, settings: AppArgs | None = None, training: Traini
         with tabs:
             build_evaluate_tab(engine, settings, message, tabs, "chat")
             if training is not None:  # the Train tab (app/train_tab.py); absent on a public link by default
-                build_train_tab(engine, settings, training, pickers)
+                build_train_tab(engine, settings, training, pickers, blind)
         demo.load(on_load, None, load_outputs, queue=False, **QUIET)
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue_size)
     return demo

@@ -79,11 +79,31 @@ def test_each_streamed_update_carries_only_the_turns_exchange(client) -> None:
             assert users == ["second"], chat  # the earlier exchange stays in the page's history, unsent
 
 
+def stored_votes(votes_dir: Path) -> list[str]:
+    return [line for path in sorted(votes_dir.glob("**/*.jsonl")) for line in path.read_text("utf-8").splitlines()]
+
+
 def test_a_vote_through_the_api_with_blind_mode_off_is_refused_and_not_stored(client, votes_dir: Path) -> None:
+    before = stored_votes(votes_dir)
     send(client, "hello")
-    outputs = client.predict(False, "fake-base", "huanhuan", 0, "persona", api_name="/vote_left")
+    outputs = client.predict(False, 0, "persona", api_name="/vote_left")
     assert "Blind mode is off" in str(outputs)
-    assert not list(votes_dir.glob("**/*.jsonl")) or not any(p.read_text() for p in votes_dir.glob("**/*.jsonl"))
+    assert stored_votes(votes_dir) == before
+
+
+def test_a_blind_turn_hides_names_in_errors_and_the_vote_reveals_the_models_that_answered(
+    client, votes_dir: Path
+) -> None:
+    before = stored_votes(votes_dir)
+    client.predict(True, "fake-base", "huanhuan", api_name="/blind_mode")
+    _, _, right_chat, _, _ = send(client, "hello", right="gone-model")  # a hidden side whose model is not served
+    error = right_chat[-1]["content"][0]["text"]
+    assert "is not served now" in error and "gone-model" not in error and "‹hidden›" in error
+    send(client, "hello", left="huanhuan", right="fake-base")
+    outputs = client.predict(True, 0, "persona", api_name="/vote_left")
+    assert "A was `huanhuan`, B was `fake-base`" in str(outputs)
+    added = [json.loads(line) for line in stored_votes(votes_dir)[len(before) :]]
+    assert [(v["vote"], v["left"]["model"], v["right"]["model"]) for v in added] == [("left", "huanhuan", "fake-base")]
 
 
 @pytest.mark.parametrize(

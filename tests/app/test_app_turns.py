@@ -70,6 +70,23 @@ def test_a_model_no_longer_served_fails_its_side_without_an_upstream_call(fake_e
     assert [r.model for r in fake_engine.requests] == ["fake-base"]
 
 
+def test_a_blind_session_gets_its_sides_errors_without_model_names(tmp_path) -> None:
+    broken = Script(answer=["x"] * 5, fail_after=2, fail_message="adapter 'huanhuan' of fake-base is gone")
+    engine = FakeEngine({"huanhuan": broken}, adapters={"huanhuan": tmp_path})
+    turns = ChatTurns(engine, AppArgs())
+    turns.set_blind("s", True)
+    streamed = run(turns, "send", inputs(), [], "s")[-1].exchanges[-1].replies["right"]
+    unserved = run(turns, "send", inputs(right="gone"), [], "s")[-1].exchanges[-1].replies["right"]
+    for reply in (streamed, unserved):
+        assert reply.status == "error" and "‹hidden›" in reply.error, reply.error
+        assert not re.search(r"huanhuan|fake-base|'gone'", reply.error), reply.error
+    turns.set_blind("s", False)  # voted or turned off: errors name the models again
+    unserved = run(turns, "send", inputs(right="gone"), [], "s")[-1].exchanges[-1].replies["right"]
+    assert "'gone' is not served now" in unserved.error
+    other_session = run(turns, "send", inputs(right="gone"), [], "t")[-1].exchanges[-1].replies["right"]
+    assert "'gone' is not served now" in other_session.error
+
+
 @pytest.mark.parametrize("typed", ["/etc/passwd", "org/not-offered", "qwen3:4b"])
 def test_a_typed_id_the_engine_does_not_offer_is_never_sent(fake_engine: FakeEngine, typed: str) -> None:
     last = run(ChatTurns(fake_engine, AppArgs()), "send", inputs(right=typed), [], "s")[-1]

@@ -100,13 +100,16 @@ def test_a_job_this_page_saw_running_selects_its_adapter_once_it_succeeds(tmp_pa
     (folder / "run").mkdir()
     (folder / "run" / "progress.jsonl").write_text('{"step": 1, "max_steps": 2, "loss": 3.0}\n')
     jobs = TrainingJobs(tmp_path / "jobs")
-    status, curve, _log, seen, left, right = _tick(jobs, engine, settings, {"id": "j1", "status": "running"}, "x", "y")
+    running = {"id": "j1", "status": "running"}
+    status, curve, _log, seen, left, right = _tick(jobs, engine, settings, running, False, "x", "y")
     assert status.startswith("**Succeeded**") and right["value"] == "mine@2" and left["value"] == "fake-base"
     assert seen == {"id": "j1", "status": "succeeded", "points": 1} and len(curve) == 1
-    again = _tick(jobs, engine, settings, seen, "fake-base", "mine@2")
+    again = _tick(jobs, engine, settings, seen, False, "fake-base", "mine@2")
     assert again[4:] == [gr_skip(), gr_skip()] and again[1] == gr_skip()  # nothing re-selected, curve unchanged
-    fresh_page = _tick(jobs, engine, settings, None, "fake-base", "huanhuan")  # opened after it finished
+    fresh_page = _tick(jobs, engine, settings, None, False, "fake-base", "huanhuan")  # opened after it finished
     assert fresh_page[4:] == [gr_skip(), gr_skip()]
+    blind = _tick(jobs, engine, settings, running, True, "x", "y")
+    assert blind[0].startswith("**Succeeded**") and blind[4:] == [gr_skip(), gr_skip()]  # hidden sides unchanged
 
 
 def gr_skip():
