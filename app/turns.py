@@ -33,6 +33,7 @@ class TurnInputs:
     params: SamplingParams
     system_prompt: str = ""
     persona_for_base: bool = True
+    clicked_at_ms: float = 0.0  # when the person clicked, on the browser's clock; 0: unknown (an API call)
 
 
 @dataclass
@@ -48,6 +49,8 @@ class ChatTurns:
     """Runs turns for many browser sessions at once; each session has at most one running turn.
 
     A session in blind mode (`set_blind`) gets its sides' errors without model names (app.hidden_names).
+    A turn clicked before the session's last Stop, Undo or Clear (both times on the browser's clock) never
+    starts: it was still waiting in the queue when the person stopped it.
     """
 
     def __init__(self, engine: Engine, settings: AppArgs) -> None:
@@ -55,6 +58,7 @@ class ChatTurns:
         self.settings = settings
         self._running: dict[str, TurnControl] = {}
         self._blind: set[str] = set()
+        self._stopped_at_ms: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def set_blind(self, session: str, on: bool) -> None:
@@ -95,7 +99,9 @@ class ChatTurns:
             if problem:  # this side fails at once, without an upstream call; the other side goes on
                 fail_reply(exchange.replies[side], shown(problem))
                 del requests[side]
-        control = self._register(session)  # before the first view: Stop, Clear and Undo reach the turn from now on
+        control = self._register(session, inputs.clicked_at_ms)  # Stop, Clear and Undo reach the turn from now on
+        if control is None:
+            return  # stopped while it waited in the queue: nothing is sent, nothing changes
         try:
             yield TurnView(exchanges, message_box=keep_box)
             if control.stopped:  # stopped while the page got its first view: nothing is sent
@@ -134,21 +140,27 @@ class ChatTurns:
         names = [*models, self.engine.base_model]
         return lambda text: hide_names(text, names)
 
-    def stop(self, session: str, discard: bool = False) -> bool:
+    def stop(self, session: str, discard: bool = False, clicked_at_ms: float = 0.0) -> bool:
         """Stop the session's running turn (both streams); False when nothing was running.
 
         `discard`: the page is replacing the conversation (Clear, Undo); the turn yields nothing more.
+        `clicked_at_ms`: when the person clicked (the browser's clock); turns clicked before it never start.
         """
         with self._lock:
+            if clicked_at_ms:
+                self._stopped_at_ms[session] = max(clicked_at_ms, self._stopped_at_ms.get(session, 0.0))
             control = self._running.pop(session, None)
         if control is None:
             return False
         control.stop(discard=discard)
         return True
 
-    def _register(self, session: str) -> TurnControl:
+    def _register(self, session: str, clicked_at_ms: float) -> TurnControl | None:
+        """The running turn's control, or None for a turn clicked before the session's last stop."""
         control = TurnControl()
         with self._lock:
+            if clicked_at_ms and clicked_at_ms <= self._stopped_at_ms.get(session, 0.0):
+                return None
             previous = self._running.get(session)
             self._running[session] = control
         if previous is not None:

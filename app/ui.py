@@ -84,7 +84,7 @@ class Controls:
     def raw(self, values: tuple[Any, ...]) -> dict[str, Any]:
         return dict(zip(vars(self), values, strict=True))
 
-    def read(self, values: tuple[Any, ...], settings: AppArgs) -> TurnInputs:
+    def read(self, values: tuple[Any, ...], settings: AppArgs, clicked_at_ms: object = 0) -> TurnInputs:
         """Parse the raw values (in `as_list` order); bad sampling values raise BadRequestError."""
         raw = self.raw(values)
         params = sampling_params(
@@ -97,7 +97,15 @@ class Controls:
             params=params,
             system_prompt=raw["system_prompt"] if isinstance(raw["system_prompt"], str) else "",
             persona_for_base=bool(raw["persona_for_base"]),
+            clicked_at_ms=click_time(clicked_at_ms),
         )
+
+
+def click_time(value: object) -> float:
+    """The click time a handler received (ms on the browser's clock), 0.0 when it is missing or not a time."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e15:
+        return 0.0
+    return float(value)
 
 
 def build_demo(engine: Engine, settings: AppArgs | None = None, training: TrainingSettings | None = None) -> gr.Blocks:
@@ -210,28 +218,32 @@ def _wire_chat(
     streamed = [controls.message, *lives, *stats, state]  # what a running turn updates: never the history
     at_rest = [*histories, *lives, *stats]
     every_view = [controls.message, state, *at_rest]
-    inputs = [state, *controls.as_list()]
+    # The last input of Send, Regenerate, Stop, Undo and Clear is when the person clicked, set in the browser
+    # (`_clicked_js`): a Stop reaches a Send still waiting in the queue (app.turns.ChatTurns).
+    clicked = gr.Number(value=0, visible=False, label="clicked at (ms, the browser's clock; optional)")
+    inputs = [state, *controls.as_list(), clicked]
 
     def send(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
-        message = controls.raw(values)["message"]
+        message = controls.raw(values[:-1])["message"]
         if not isinstance(message, str) or not message.strip():
-            return  # empty input does nothing
+            yield NOTHING_STREAMED  # empty input does nothing
+            return
         yield from _stream_views(turns.send, controls, settings, request, exchanges, values)
 
     def regenerate(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
         yield from _stream_views(turns.regenerate, controls, settings, request, exchanges, values)
 
-    def stop(request: gr.Request, exchanges: list[Exchange], box: str) -> list[Any]:
-        turns.stop(request.session_hash or "")  # closes both streams; the turn's handler ends by itself
+    def stop(request: gr.Request, exchanges: list[Exchange], box: str, at: Any = 0) -> list[Any]:
+        turns.stop(request.session_hash or "", clicked_at_ms=click_time(at))  # the turn's handler ends by itself
         return _every_view(TurnView(finish_stopped(exchanges), message_box=box, running=False))
 
-    def undo_last(request: gr.Request, exchanges: list[Exchange], box: str) -> list[Any]:
-        turns.stop(request.session_hash or "", discard=True)
+    def undo_last(request: gr.Request, exchanges: list[Exchange], box: str, at: Any = 0) -> list[Any]:
+        turns.stop(request.session_hash or "", discard=True, clicked_at_ms=click_time(at))
         remaining, box = undo(finish_stopped(exchanges), box or "")
         return _every_view(TurnView(remaining, message_box=box, running=False))
 
-    def clear(request: gr.Request, box: str) -> list[Any]:
-        turns.stop(request.session_hash or "", discard=True)
+    def clear(request: gr.Request, box: str, at: Any = 0) -> list[Any]:
+        turns.stop(request.session_hash or "", discard=True, clicked_at_ms=click_time(at))
         return _every_view(TurnView([], message_box=box, running=False))
 
     # No `cancels=`: in Gradio 6.31 a cancel also kills the NEXT send of the session (seen in the browser);
@@ -245,19 +257,25 @@ def _wire_chat(
             "api_visibility": "private", **QUIET}  # fmt: skip
     triggers = [buttons.send.click, controls.message.submit]
     gr.on(triggers, **sending)
-    sent = gr.on(triggers, send, inputs, streamed, api_name="send", **QUIET)
+    sent = gr.on(triggers, send, inputs, streamed, api_name="send", js=_clicked_js(len(inputs)), **QUIET)
     sent.then(**rest)
     sent.failure(**rest)  # Gradio 6.31 runs `.then` after a success only (seen in the browser)
     buttons.regenerate.click(**{**sending, "js": f"() => {[render.SENDING] * 2}"})
     regenerated = buttons.regenerate.click(
         _history_before_last, [state], histories, concurrency_limit=None, api_visibility="private", **QUIET
-    ).then(regenerate, inputs, streamed, api_name="regenerate", **QUIET)  # fmt: skip
+    ).then(regenerate, inputs, streamed, api_name="regenerate", js=_clicked_js(len(inputs)), **QUIET)  # fmt: skip
     regenerated.then(**rest)
     regenerated.failure(**rest)
-    box = [state, controls.message]
-    buttons.stop.click(stop, box, every_view, concurrency_limit=None, api_name="stop", **QUIET)
-    buttons.undo.click(undo_last, box, every_view, concurrency_limit=None, api_name="undo", **QUIET)
-    buttons.clear.click(clear, [controls.message], every_view, concurrency_limit=None, api_name="clear", **QUIET)
+    box = [state, controls.message, clicked]
+    ends = {"outputs": every_view, "concurrency_limit": None, "js": _clicked_js(len(box)), **QUIET}
+    buttons.stop.click(stop, box, api_name="stop", **ends)
+    buttons.undo.click(undo_last, box, api_name="undo", **ends)
+    buttons.clear.click(clear, [controls.message, clicked], api_name="clear", **{**ends, "js": _clicked_js(2)})
+
+
+def _clicked_js(count: int) -> str:
+    """Browser JS run before an event's handler: its `count` inputs as they are, the last one set to now (ms)."""
+    return f"(...values) => [...values.slice(0, {count - 1}), Date.now()]"
 
 
 # The stats lines the moment Send is clicked, in the browser (an empty message sends nothing): (message, left
@@ -273,13 +291,24 @@ def _stream_views(
     exchanges: list[Exchange],
     values: tuple[Any, ...],
 ) -> Iterator[list[Any]]:
-    """Run one turn step and render what it streams; a bad input becomes a message and changes nothing."""
+    """Run one turn step and render what it streams; a bad input becomes a message and changes nothing.
+
+    `values`: the controls' values (`Controls.as_list` order), then the click time."""
+    streamed = False
     try:
-        inputs = controls.read(values, settings)
+        inputs = controls.read(values[:-1], settings, clicked_at_ms=values[-1])
         for view in step(inputs, exchanges if isinstance(exchanges, list) else [], request.session_hash or ""):
+            streamed = True
             yield _streamed_views(view)
+        if not streamed:  # a turn stopped in the queue, an empty message or nothing to regenerate
+            yield NOTHING_STREAMED
     except EngineError as error:
         raise gr.Error(str(error), print_exception=False) from error
+
+
+# What a turn step that streamed nothing leaves on the page: everything as it was (a generator that yields
+# nothing would set every output to None in Gradio 6.31: the message box emptied, seen in the browser).
+NOTHING_STREAMED = [gr.skip()] * 6
 
 
 def _streamed_views(view: TurnView) -> list[Any]:

@@ -146,7 +146,7 @@ def call_raw(url: str, api_name: str, body: str) -> str:
 
 def test_nan_temperature_sent_raw_is_refused(url: str, engine: FakeEngine) -> None:
     before = len(engine.requests)
-    body = '{"data": ["hello", "fake-base", "huanhuan", "p", true, NaN, 0.95, 20, 16, 0]}'
+    body = '{"data": ["hello", "fake-base", "huanhuan", "p", true, NaN, 0.95, 20, 16, 0, 0]}'  # the last: click time
     stream = call_raw(url, "send", body)
     assert "event: error" in stream and "temperature must be a finite number" in stream
     assert len(engine.requests) == before

@@ -11,6 +11,7 @@ The fake engine is enough: what is shown where is the page's doing, whatever eng
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -117,3 +118,15 @@ def test_the_stats_say_sending_at_once_and_a_refused_message_leaves_them_as_they
     app.wait_text(".toast-wrap", "the limit is 50")
     app.page.wait_for_function("(s) => document.querySelector('#stats-left').innerText === s", arg=finished)
     assert app.user_messages("left") == ["第一句", "第二句"] and app.message_box() == "长" * 51
+
+
+def test_regenerate_with_nothing_to_regenerate_keeps_the_typed_message_and_the_stats(app: AppPage) -> None:
+    before = app.stats("left")
+    app.page.fill("#message textarea", "留着")
+    app.click("regenerate")  # an empty conversation: nothing to ask again
+    app.page.wait_for_function("(s) => document.querySelector('#stats-left').innerText === s", arg=before)
+    time.sleep(0.5)  # the turn step's (empty) result has landed
+    assert app.message_box() == "留着" and app.stats("left") == before and app.user_messages("left") == []
+    app.send("第一句")  # the conversation state is intact: a turn runs
+    app.wait_finished()
+    assert app.user_messages("left", "history") == ["第一句"]

@@ -148,6 +148,20 @@ def test_stop_right_after_the_first_view_sends_nothing(fake_engine: FakeEngine) 
     assert fake_engine.requests == [] and {r.status for r in last.values()} == {"stopped"}
 
 
+def test_a_turn_clicked_before_a_stop_never_starts(fake_engine: FakeEngine) -> None:
+    turns = ChatTurns(fake_engine, AppArgs())
+    assert not turns.stop("s", clicked_at_ms=2_000.0)  # nothing running: the click time is kept for the session
+    assert run(turns, "send", inputs(clicked_at_ms=1_999.0), [], "s") == []  # it waited in the queue
+    assert run(turns, "regenerate", inputs(clicked_at_ms=1_500.0), [], "s") == []
+    assert fake_engine.requests == []
+    assert run(turns, "send", inputs(clicked_at_ms=1_999.0), [], "other session")[-1].running is False
+    assert run(turns, "send", inputs(clicked_at_ms=2_001.0), [], "s")[-1].exchanges[-1].replies["left"].answer
+    assert run(turns, "send", inputs(), [], "s")[-1].exchanges  # no click time (an API call): it runs
+    turns.stop("s", clicked_at_ms=1_000.0)  # an older stop arriving late moves nothing back
+    assert run(turns, "send", inputs(clicked_at_ms=1_999.0), [], "s") == []
+    assert len(fake_engine.requests) == 6
+
+
 def test_regenerate_replaces_the_last_replies_and_undo_gives_back_the_message(fake_engine: FakeEngine) -> None:
     turns = ChatTurns(fake_engine, AppArgs())
     first = run(turns, "send", inputs(message="q1"), [], "s")[-1].exchanges

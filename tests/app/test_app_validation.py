@@ -56,3 +56,14 @@ def test_malformed_model_names_are_refused_and_unserved_well_formed_ones_go_to_t
 def test_model_ids_as_servers_write_them_are_well_formed(model_id: str) -> None:
     assert checked_model(model_id, ["base", model_id]) == model_id
     assert checked_model(model_id, ["base"]) == model_id  # not offered: its side fails, nothing is sent
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1_795_815_137_278, 1_795_815_137_278.0), (12.5, 12.5), (0, 0.0), (-5, 0.0), (True, 0.0), (float("nan"), 0.0),
+     (float("inf"), 0.0), ("1795815137278", 0.0), (None, 0.0)],
+)  # fmt: skip
+def test_a_click_time_is_a_positive_finite_number_else_unknown(value: object, expected: float) -> None:
+    from app.ui import click_time
+
+    assert click_time(value) == expected
