@@ -149,9 +149,9 @@ def side_by_side(model_dir: Path, adapter_dir: Path, new_tokens: int, rounds: in
 def start_checks(model_dir: Path, dataset: Path, work: Path) -> list[Row]:
     """The Train tab's memory check before Start (training.job.memory_verdict) on this GPU's real reading, and
     with 90% of the card held as a vLLM server started with --gpu-memory-utilization 0.9 would hold it."""
+    from common.devices import gpu_memory_gib
     from training.job import memory_verdict
     from training.job_spec import JobSpec
-    from training.memory_plan import gpu_memory_gib
 
     spec = JobSpec("huanhuan", dataset, Path("configs/lora_qwen3_4b_thinking.yaml"), str(model_dir), work / "tab")
     reading = gpu_memory_gib()

@@ -188,6 +188,18 @@ def probe() -> MachineFacts:
     return MachineFacts(gpus=gpus, torch=torch_facts(), nvidia_smi_error=error)
 
 
+def gpu_memory_gib() -> tuple[float, float] | None:
+    """(free, total) GiB of the GPU torch and vLLM would run on, free as of now; None without a usable GPU.
+
+    Read with nvidia-smi, not torch: asking torch would open a CUDA context, and the app (which asks before
+    Start) would then hold a few hundred MiB of the card beside vLLM for the rest of its life."""
+    facts = probe()
+    gpu = facts.gpu
+    if not cuda_verdict(facts).usable or gpu is None:
+        return None
+    return gpu.free_gib, gpu.memory_gib
+
+
 @lru_cache(maxsize=1)
 def cuda_usable() -> bool:
     """The one check the rest of the project asks: will torch (and the CUDA vLLM build) run on a GPU here?"""

@@ -111,11 +111,13 @@ def open_engine(args: EvalArgs, folder: Path, model: Path, served: str) -> Itera
         base = check_served(engine, served, args.base_url)
         yield engine, _loss(args, args.base_url, key, base, model, folder, served), base
         return
+    from serving.gpu_share import gpu_share_beside_others
     from serving.serve_args import ServeArgs
     from serving.vllm_server import VLLMServer
 
     serve = ServeArgs(model=str(model), adapters_dir=str(folder.parent), api_key_env="",
-                      max_model_len=args.max_model_len, cpu_kv_cache_gib=args.cpu_kv_cache_gib)  # fmt: skip
+                      max_model_len=args.max_model_len, cpu_kv_cache_gib=args.cpu_kv_cache_gib,
+                      gpu_memory_utilization=gpu_share_beside_others())  # fmt: skip
     log(f"starting vLLM on {model} with the adapters of {folder.parent} (log: {serve.log_path or 'logs/'})")
     with VLLMServer(serve) as server:
         engine = server.engine()

@@ -94,6 +94,7 @@ def _local_thinker(args: TrainArgs, log: Callable[[str], None]) -> Iterator[Thin
 @contextmanager
 def _vllm_thinker(args: TrainArgs, log: Callable[[str], None]) -> Iterator[Thinker]:
     from serving.adapters import VLLM_RANKS, read_adapter_config
+    from serving.gpu_share import gpu_share_beside_others
     from serving.serve_args import ServeArgs
     from serving.vllm_server import VLLMServer
 
@@ -110,6 +111,7 @@ def _vllm_thinker(args: TrainArgs, log: Callable[[str], None]) -> Iterator[Think
             api_key_env="",  # a fresh random key, never the user's
             max_lora_rank=next((allowed for allowed in VLLM_RANKS if allowed >= rank), rank),
             log_path=str(Path(args.output_dir) / "distill-vllm.log"),
+            gpu_memory_utilization=gpu_share_beside_others(),  # beside the app's server when trained from the tab
         )
         log(f"thinker: starting vLLM on {args.model_name_or_path} (log {serve.log_path})")
         with VLLMServer(serve) as server:

@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic_files import write_json_atomic
+from common.devices import gpu_memory_gib
 from common.process_group import process_group_alive, stop_process_group
 from training.data import load_rows
 from training.job_spec import JobSpec, planned_args, spec_problems, training_command
-from training.memory_plan import gpu_memory_gib, plan_training_memory
+from training.memory_plan import plan_training_memory
 from training.progress import PROGRESS_FILE, read_progress
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -151,20 +151,6 @@ def activation_bytes_per_token(shape: ModelShape, args: Any) -> int:
     return kept
 
 
-def gpu_memory_gib() -> tuple[float, float] | None:
-    """(free, total) GiB of the GPU training would run on, free as of now; None without a usable GPU.
-
-    Read with nvidia-smi, not torch: asking torch would open a CUDA context, and the app (which asks before
-    Start) would then hold a few hundred MiB of the card beside vLLM for the rest of its life."""
-    from common.devices import cuda_verdict, probe, visible_gpu
-
-    facts = probe()
-    gpu = visible_gpu(facts.gpus)
-    if not cuda_verdict(facts).usable or gpu is None:
-        return None
-    return gpu.free_gib, gpu.memory_gib
-
-
 def reserved_beside_vllm(total_gib: float, gpu_memory_utilization: float) -> float:
     """What a vLLM server started with `--gpu-memory-utilization` holds of the card."""
     return total_gib * gpu_memory_utilization

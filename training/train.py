@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from common.devices import CPU_FRIENDLY_WEIGHTS_GB, cuda_usable, weights_size_gb
+from serving.protocol import EngineError
 from training.checkpoints import ResumeRefused, completion_callback, prepare_resume, run_fingerprint
 from training.config import TrainArgs, parse_args
 from training.data import DatasetError, LoadReport, Row, load_dataset_checked
@@ -136,7 +137,8 @@ def check_gpu_memory(args: TrainArgs, data: PreparedData) -> TrainArgs:
     """On a GPU, refuse (with the numbers) a run whose planned peak exceeds the memory free now, and with
     --checkpoint_only_if_needed turn gradient checkpointing off when the run fits without it; returns the args
     to train with. On a CPU, nothing."""
-    from training.memory_plan import gpu_memory_gib, plan_training_memory
+    from common.devices import gpu_memory_gib
+    from training.memory_plan import plan_training_memory
 
     gpu = gpu_memory_gib()
     if gpu is None:
@@ -326,6 +328,10 @@ def summary_line(args: TrainArgs, metrics: dict[str, Any], wall_s: float) -> str
     )
 
 
+# What ends a run with one clear line (EngineError: distillation's thinker could not start or answer).
+USER_ERRORS = (DatasetError, ModelNotFound, ResumeRefused, ExportError, OutOfMemory, CpuTrainingRefused, EngineError)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
@@ -334,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run(args)
-    except (DatasetError, ModelNotFound, ResumeRefused, ExportError, OutOfMemory, CpuTrainingRefused) as error:
+    except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 3 if isinstance(error, OutOfMemory) else 1
     return 0
