@@ -10,6 +10,7 @@ from typing import Any
 
 from common.atomic_files import replaced_file
 from evaluation.scores import THINKING_CLASSES
+from evaluation.stats import MIN_VERDICT_ROWS
 
 
 def _num(value: float, percent: bool) -> str:
@@ -17,6 +18,8 @@ def _num(value: float, percent: bool) -> str:
 
 
 def _verdict(metric: dict[str, Any]) -> str:
+    if metric["n"] < MIN_VERDICT_ROWS:
+        return f"too few rows to tell (under {MIN_VERDICT_ROWS})"
     if not metric["significant"]:
         return "no clear change"
     better = metric["higher_is_better"]

@@ -35,6 +35,7 @@ from serving.protocol import (
 )
 
 SIDES = ("base", "adapter")
+CUT_SHORT_REASONS = ("cancelled", "abort")  # the local engine's and vLLM's: the reply was ended, not finished
 Progress = Callable[[str, int, int], None]
 
 
@@ -84,7 +85,8 @@ class RunStats:
 
 
 def drain(stream: Any, stop: threading.Event) -> dict[str, Any] | None:
-    """Read one stream to its end: thinking, answer, finish reason, token counts; None when stopped."""
+    """Read one stream to its end: thinking, answer, finish reason, token counts; None when stopped or when the
+    engine ended the reply early (CUT_SHORT_REASONS: a shutdown cancelled it), so it is never stored."""
     thinking, answer, final = [], [], None
     try:
         for delta in stream:
@@ -98,8 +100,8 @@ def drain(stream: Any, stop: threading.Event) -> dict[str, Any] | None:
                 final = delta
     finally:
         stream.close()
-    if final is None:
-        return None
+    if final is None or final.finish_reason in CUT_SHORT_REASONS:
+        return None  # cut short (Stop, shutdown): not a reply to keep; a rerun asks again
     return {"thinking": "".join(thinking), "answer": "".join(answer), "finish_reason": final.finish_reason,
             "thinking_closed": final.thinking_closed, "reasoning_tokens": final.reasoning_tokens,
             "answer_tokens": final.answer_tokens}  # fmt: skip

@@ -2,13 +2,16 @@
 
 Rows are resampled with replacement (the same rows for both sides, which is what makes it paired); the
 interval is the 2.5th and 97.5th percentile of the resampled mean differences. Seeded: the same scores
-give the same interval.
+give the same interval. Below MIN_VERDICT_ROWS rows the percentile interval is too narrow to trust (one row's
+difference is its own interval), so no difference is called significant there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+
+MIN_VERDICT_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,8 @@ class Paired:
 
     @property
     def significant(self) -> bool:
-        """The interval excludes zero."""
-        return self.low > 0 or self.high < 0
+        """The interval excludes zero, over at least MIN_VERDICT_ROWS rows."""
+        return self.n >= MIN_VERDICT_ROWS and (self.low > 0 or self.high < 0)
 
 
 def paired_bootstrap(

@@ -61,6 +61,45 @@ def test_markers_come_from_the_configured_list() -> None:
     assert reply_scores(reply(answer="皇上万福"), "x", ["本宫"])["markers"] == 0
 
 
+def test_a_difference_over_too_few_rows_is_never_called_significant() -> None:
+    from evaluation.markdown import _verdict
+    from evaluation.stats import MIN_VERDICT_ROWS
+
+    few = paired_bootstrap([0.0, 0.0], [1.0, 2.0], samples=200)
+    assert few.low > 0 and not few.significant  # the interval of 2 rows excludes zero, but 2 rows tell nothing
+    enough = paired_bootstrap([0.0] * MIN_VERDICT_ROWS, [1.0, 2.0] * (MIN_VERDICT_ROWS // 2), samples=200)
+    assert enough.significant
+    metric = {**few.to_dict(), "significant": few.significant, "higher_is_better": True}
+    assert _verdict(metric) == f"too few rows to tell (under {MIN_VERDICT_ROWS})"
+    assert _verdict({**enough.to_dict(), "significant": True, "higher_is_better": True}) == "better"
+
+
+def test_a_reply_the_engine_cut_short_is_not_kept() -> None:
+    import threading
+
+    from evaluation.run import drain
+    from serving.protocol import AnswerDelta, FinalDelta
+
+    def stream(reason: str):
+        return iter([AnswerDelta("臣妾"), FinalDelta(reason, answer_tokens=1)])
+
+    class Closable:
+        def __init__(self, deltas) -> None:
+            self.deltas = deltas
+
+        def __iter__(self):
+            return self.deltas
+
+        def close(self) -> None:
+            pass
+
+    stop = threading.Event()
+    assert drain(Closable(stream("stop")), stop)["answer"] == "臣妾"
+    assert drain(Closable(stream("length")), stop)["finish_reason"] == "length"
+    assert drain(Closable(stream("cancelled")), stop) is None  # e.g. the local engine shut down mid-reply
+    assert drain(Closable(stream("abort")), stop) is None
+
+
 def test_paired_bootstrap_interval() -> None:
     base = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0] * 4
     better = [b + 1.0 for b in base]
