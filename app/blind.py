@@ -19,6 +19,7 @@ from typing import Any
 
 import gradio as gr
 
+from app.click_stamp import click_time, clicked_js, stamp_input
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange
 from app.event_options import QUIET
@@ -45,12 +46,14 @@ def build_blind_panel(
     stats = [panes[side].stats for side in SIDES]
     outputs = [blind, *pickers, *chats, *stats, vote_row, status, state]
 
-    def toggle(request: gr.Request, on: bool, exchanges: list[Exchange], left: str, right: str) -> list[Any]:
+    def toggle(
+        request: gr.Request, on: bool, exchanges: list[Exchange], left: str, right: str, at: Any = 0
+    ) -> list[Any]:
         session = request.session_hash or ""
         turns.set_blind(session, bool(on))
         if not on:
             return _revealed(_shown_models(exchanges, left, right), "Blind mode off (no vote).", gr.skip())
-        turns.stop(session, discard=True)
+        turns.stop(session, discard=True, clicked_at_ms=click_time(at))  # a Send still queued never starts
         swap = secrets.randbelow(2) == 1
         values = [right, left] if swap else [left, right]
         hidden = [gr.update(value=value, visible=False) for value in values]
@@ -74,7 +77,9 @@ def build_blind_panel(
         said = CHOICES[choice] if choice in ("tie", "both_bad") else f"{CHOICES[choice]} ({names[choice]})"
         return _revealed(names, f"Vote saved: {said}.", False)
 
-    blind.input(toggle, [blind, state, *pickers], outputs, concurrency_limit=None, api_name="blind_mode", **QUIET)
+    toggled = [blind, state, *pickers, stamp_input()]  # the last: when the box was ticked (app.click_stamp)
+    blind.input(toggle, toggled, outputs, concurrency_limit=None, api_name="blind_mode", js=clicked_js(len(toggled)),
+                **QUIET)  # fmt: skip
     inputs = [blind, state, controls.seed, controls.system_prompt]
     for key, button in buttons.items():
         button.click(_with_choice(vote, key), inputs, outputs, concurrency_limit=None, api_name=f"vote_{key}",

@@ -3,9 +3,9 @@
 Everything about the job itself (checks, the `python -m training` subprocess, its state on disk, Cancel) is
 training.job's; this module is the page. A timer reads the job folder every second, so a reload or a second tab
 shows the same job. When a job this page saw running succeeds, both model pickers are refreshed and the right one
-selects the new adapter (not in blind mode: the hidden sides stay as they were shuffled). `serve_trained_adapter` is
-the ONE place this tab calls the engine for adapters: a retrained adapter is served under a fresh name (`name@2`,
-...), never reloaded in place.
+selects the new adapter (in blind mode the hidden sides keep their models, a retrained one under its new served
+name). `serve_trained_adapter` is the ONE place this tab calls the engine for adapters: a retrained adapter is
+served under a fresh name (`name@2`, ...), never reloaded in place.
 
     build_train_tab(engine, settings, training, pickers, blind)   # inside gr.Blocks, when the page offers training
 """
@@ -20,7 +20,7 @@ from typing import Any
 import gradio as gr
 
 from app import train_view
-from app.adapter_panel import picker_updates
+from app.adapter_panel import follow, picker_updates
 from app.config import AppArgs, training_refusal
 from app.event_options import QUIET
 from serving.protocol import Engine
@@ -159,7 +159,7 @@ def _tick(
     jobs: TrainingJobs, engine: Engine, settings: AppArgs, seen: Any, blind: Any, left: Any, right: Any
 ) -> list[Any]:
     """Every second: the job's status, curve and log; select the adapter once when a job seen running succeeds
-    (unless blind mode hides the pickers)."""
+    (in blind mode the hidden sides keep their models, a retrained one under its new served name)."""
     state = jobs.latest()
     seen = seen if isinstance(seen, dict) else {}
     if state is None:
@@ -172,7 +172,10 @@ def _tick(
     curve = gr.skip() if same and seen.get("points") == points else train_view.curve_frame(progress)
     pickers = [gr.skip(), gr.skip()]
     succeeded_now = same and seen.get("status") == "running" and state["status"] == "succeeded"
-    if succeeded_now and state.get("served_as") and not blind:
-        pickers = picker_updates(engine, settings, left, state["served_as"])
+    served = state.get("served_as")
+    if succeeded_now and served and blind:  # the hidden sides keep their models; one retrained moves to its new name
+        pickers = picker_updates(engine, settings, *(follow(side, state["name"], served) for side in (left, right)))
+    elif succeeded_now and served:
+        pickers = picker_updates(engine, settings, left, served)
     seen = {"id": state["id"], "status": state["status"], "points": points}
     return [train_view.status_line(state, progress), curve, jobs.log_tail(state), seen, *pickers]

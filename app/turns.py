@@ -61,6 +61,13 @@ class ChatTurns:
         self._stopped_at_ms: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    def forget(self, session: str) -> None:
+        """The page closed: stop its turn and drop what was kept for the session."""
+        self.stop(session, discard=True)
+        with self._lock:
+            self._blind.discard(session)
+            self._stopped_at_ms.pop(session, None)
+
     def set_blind(self, session: str, on: bool) -> None:
         """Blind mode on or off for the session's next turns."""
         with self._lock:

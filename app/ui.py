@@ -26,6 +26,7 @@ import gradio as gr
 from app import render
 from app.adapter_panel import build_adapter_panel, picker_choices
 from app.blind import build_blind_panel
+from app.click_stamp import click_time, clicked_js, stamp_input
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange
 from app.evaluate_tab import build_evaluate_tab
@@ -101,13 +102,6 @@ class Controls:
         )
 
 
-def click_time(value: object) -> float:
-    """The click time a handler received (ms on the browser's clock), 0.0 when it is missing or not a time."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e15:
-        return 0.0
-    return float(value)
-
-
 def build_demo(engine: Engine, settings: AppArgs | None = None, training: TrainingSettings | None = None) -> gr.Blocks:
     """The whole page over an engine implementing serving.protocol.Engine, with its queue configured; the Train
     tab only when `training` is given (app.train_tab.training_settings decides)."""
@@ -132,8 +126,18 @@ def build_demo(engine: Engine, settings: AppArgs | None = None, training: Traini
             if training is not None:  # the Train tab (app/train_tab.py); absent on a public link by default
                 build_train_tab(engine, settings, training, pickers, blind)
         demo.load(on_load, None, load_outputs, queue=False, **QUIET)
+        demo.unload(_forgetting(turns))
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue_size)
     return demo
+
+
+def _forgetting(turns: ChatTurns) -> Callable[[gr.Request], None]:
+    """What runs when a page closes: its session's turn stops and what was kept for it goes."""
+
+    def forget(request: gr.Request) -> None:
+        turns.forget(request.session_hash or "")
+
+    return forget
 
 
 def _side_pane(side: str, picker_kwargs: dict[str, Any]) -> SidePane:
@@ -218,9 +222,9 @@ def _wire_chat(
     streamed = [controls.message, *lives, *stats, state]  # what a running turn updates: never the history
     at_rest = [*histories, *lives, *stats]
     every_view = [controls.message, state, *at_rest]
-    # The last input of Send, Regenerate, Stop, Undo and Clear is when the person clicked, set in the browser
-    # (`_clicked_js`): a Stop reaches a Send still waiting in the queue (app.turns.ChatTurns).
-    clicked = gr.Number(value=0, visible=False, label="clicked at (ms, the browser's clock; optional)")
+    # The last input of Send, Regenerate, Stop, Undo and Clear is when the person clicked (app.click_stamp): a
+    # Stop reaches a Send still waiting in the queue.
+    clicked = stamp_input()
     inputs = [state, *controls.as_list(), clicked]
 
     def send(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
@@ -257,25 +261,24 @@ def _wire_chat(
             "api_visibility": "private", **QUIET}  # fmt: skip
     triggers = [buttons.send.click, controls.message.submit]
     gr.on(triggers, **sending)
-    sent = gr.on(triggers, send, inputs, streamed, api_name="send", js=_clicked_js(len(inputs)), **QUIET)
+    # "always_last": a Send clicked while this session's previous Send is pending (streaming, or stopped while it
+    # waited in the queue) runs once that one is done, reading the page then; Gradio's default ("once") would
+    # drop it without a word. A double click thus sends once: the box is empty by the time the second runs.
+    sent = gr.on(triggers, send, inputs, streamed, api_name="send", js=clicked_js(len(inputs)),
+                 trigger_mode="always_last", **QUIET)  # fmt: skip
     sent.then(**rest)
     sent.failure(**rest)  # Gradio 6.31 runs `.then` after a success only (seen in the browser)
     buttons.regenerate.click(**{**sending, "js": f"() => {[render.SENDING] * 2}"})
     regenerated = buttons.regenerate.click(
         _history_before_last, [state], histories, concurrency_limit=None, api_visibility="private", **QUIET
-    ).then(regenerate, inputs, streamed, api_name="regenerate", js=_clicked_js(len(inputs)), **QUIET)  # fmt: skip
+    ).then(regenerate, inputs, streamed, api_name="regenerate", js=clicked_js(len(inputs)), **QUIET)  # fmt: skip
     regenerated.then(**rest)
     regenerated.failure(**rest)
     box = [state, controls.message, clicked]
-    ends = {"outputs": every_view, "concurrency_limit": None, "js": _clicked_js(len(box)), **QUIET}
+    ends = {"outputs": every_view, "concurrency_limit": None, "js": clicked_js(len(box)), **QUIET}
     buttons.stop.click(stop, box, api_name="stop", **ends)
     buttons.undo.click(undo_last, box, api_name="undo", **ends)
-    buttons.clear.click(clear, [controls.message, clicked], api_name="clear", **{**ends, "js": _clicked_js(2)})
-
-
-def _clicked_js(count: int) -> str:
-    """Browser JS run before an event's handler: its `count` inputs as they are, the last one set to now (ms)."""
-    return f"(...values) => [...values.slice(0, {count - 1}), Date.now()]"
+    buttons.clear.click(clear, [controls.message, clicked], api_name="clear", **{**ends, "js": clicked_js(2)})
 
 
 # The stats lines the moment Send is clicked, in the browser (an empty message sends nothing): (message, left

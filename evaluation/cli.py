@@ -117,7 +117,8 @@ def open_engine(args: EvalArgs, folder: Path, model: Path, served: str) -> Itera
 
     serve = ServeArgs(model=str(model), adapters_dir=str(folder.parent), api_key_env="",
                       max_model_len=args.max_model_len, cpu_kv_cache_gib=args.cpu_kv_cache_gib,
-                      gpu_memory_utilization=gpu_share_beside_others())  # fmt: skip
+                      gpu_memory_utilization=gpu_share_beside_others(
+                          model, in_process_model=model if args.loss == "transformers" else None))  # fmt: skip
     log(f"starting vLLM on {model} with the adapters of {folder.parent} (log: {serve.log_path or 'logs/'})")
     with VLLMServer(serve) as server:
         engine = server.engine()

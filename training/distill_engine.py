@@ -111,7 +111,7 @@ def _vllm_thinker(args: TrainArgs, log: Callable[[str], None]) -> Iterator[Think
             api_key_env="",  # a fresh random key, never the user's
             max_lora_rank=next((allowed for allowed in VLLM_RANKS if allowed >= rank), rank),
             log_path=str(Path(args.output_dir) / "distill-vllm.log"),
-            gpu_memory_utilization=gpu_share_beside_others(),  # beside the app's server when trained from the tab
+            gpu_memory_utilization=gpu_share_beside_others(Path(args.model_name_or_path)),  # beside the app's server
         )
         log(f"thinker: starting vLLM on {args.model_name_or_path} (log {serve.log_path})")
         with VLLMServer(serve) as server:

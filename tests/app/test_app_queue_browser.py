@@ -1,6 +1,6 @@
 """Stop reaches a Send that is still waiting in Gradio's queue: with one turn at a time over all users, a second
-page's Send waits behind the first page's turn; its Stop keeps the message in the box, and the Send never reaches
-the engine, even after the first turn ends.
+page's Send waits behind the first page's turn; its Stop keeps the message in the box, and that Send never reaches
+the engine, even after the first turn ends. A Send clicked while the stopped one still waits runs after it.
 
     .venv/bin/python -m pytest tests/app/test_app_queue_browser.py
 """
@@ -47,11 +47,13 @@ def test_stop_on_a_send_still_in_the_queue_keeps_it_from_ever_running(app: AppPa
     time.sleep(0.5)  # the Send has reached the server's queue, behind the first turn
     second.click("stop")
     second.page.wait_for_function("() => !/sending/.test(document.querySelector('#stats-left').innerText)")
-    first.wait_finished()
-    time.sleep(2.0)  # the queue's slot is free: a Send the Stop missed would start now
-    assert len(engine.requests) == started, [r.messages[-1] for r in engine.requests[started:]]
     box = second.page.input_value("#message textarea")
     assert second.user_messages("left") == [] and box == "第二位", box
-    second.click("send")  # a Send clicked after the Stop runs
+    second.page.fill("#message textarea", "第三位")
+    second.click("send")  # while the stopped Send still waits: this one runs once that one is done
+    first.wait_finished()
+    second.page.wait_for_function("() => /第三位/.test(document.querySelector('#history-left').innerText)")
     second.wait_finished()
-    assert second.user_messages("left", "history") == ["第二位"] and len(engine.requests) == started + 2
+    sent = [request.messages[-1]["content"] for request in engine.requests[started:]]
+    assert sent == ["第三位", "第三位"], sent  # the stopped Send never reached the engine
+    assert second.user_messages("left", "history") == ["第三位"]

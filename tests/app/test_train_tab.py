@@ -108,8 +108,10 @@ def test_a_job_this_page_saw_running_selects_its_adapter_once_it_succeeds(tmp_pa
     assert again[4:] == [gr_skip(), gr_skip()] and again[1] == gr_skip()  # nothing re-selected, curve unchanged
     fresh_page = _tick(jobs, engine, settings, None, False, "fake-base", "huanhuan")  # opened after it finished
     assert fresh_page[4:] == [gr_skip(), gr_skip()]
-    blind = _tick(jobs, engine, settings, running, True, "x", "y")
-    assert blind[0].startswith("**Succeeded**") and blind[4:] == [gr_skip(), gr_skip()]  # hidden sides unchanged
+    blind = _tick(jobs, engine, settings, running, True, "mine", "fake-base")  # blind, the adapter hidden left
+    assert blind[0].startswith("**Succeeded**")
+    assert (blind[4]["value"], blind[5]["value"]) == ("mine@2", "fake-base")  # it follows its new name only
+    assert "mine@2" in [value for _label, value in blind[4]["choices"]] and "visible" not in blind[4]
 
 
 def gr_skip():

@@ -18,13 +18,19 @@ def test_the_share_is_the_default_when_free_else_what_is_free_less_headroom() ->
     assert share_that_fits(0.85, (40.0, 80.0)) == 0.48  # beside a server holding half: (40 - 1.5) / 80, floored
     with pytest.raises(GpuTooBusyError, match=r"only 3.0 of the GPU's 80.0 GiB is free.*--engine openai"):
         share_that_fits(0.85, (3.0, 80.0))
+    assert share_that_fits(0.85, (12.0, 80.0), need_gib=9.0) == 0.13  # 10.5 GiB: the weights and a KV cache fit
+    with pytest.raises(GpuTooBusyError, match=r"needs about 9.0 GiB"):
+        share_that_fits(0.85, (10.0, 80.0), need_gib=9.0)  # 8.5 GiB usable: the server would die loading
+    with pytest.raises(GpuTooBusyError, match=r"and 8.0 GiB for the command's own model"):
+        share_that_fits(0.85, (18.0, 80.0), need_gib=9.0, beside_gib=8.0)
 
 
-def test_the_reading_comes_from_nvidia_smi(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_reading_comes_from_nvidia_smi(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"0" * 1000)
     simulate_gpu(monkeypatch, free_gib=10.0, total_gib=24.0)
-    assert gpu_share_beside_others() == 0.35
+    assert gpu_share_beside_others(tmp_path) == 0.35
     simulate_gpu(monkeypatch, free_gib=None)
-    assert gpu_share_beside_others() == DEFAULT_GPU_SHARE
+    assert gpu_share_beside_others(tmp_path) == DEFAULT_GPU_SHARE
 
 
 class StartRefused(Exception):
