@@ -222,12 +222,14 @@ def resume_settings(adapter: str, params: Any, base: str, record: HeldoutRecord,
 def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, opened: tuple[Any, Any, str],
          progress: Any, stop: Any) -> Path:  # fmt: skip
     from evaluation.report import EVAL_DIR, summarize, write_report
+    from evaluation.report_place import report_dir
     from evaluation.store import RowStore, fingerprint
 
     engine, loss, base = opened
     out = Path(args.out_dir) if args.out_dir else folder / EVAL_DIR
     log(f"{len(plan.items)} held-out rows of {record.dataset_path}; engine {args.engine}; report -> {out}")
-    store = RowStore(out, fingerprint(resume_settings(plan.adapter, plan.params, base, record, folder)))
+    settings = resume_settings(plan.adapter, plan.params, base, record, folder)
+    store = RowStore(out, fingerprint(settings))
     rows, stats = evaluate(plan, engine, loss, store, progress=progress or _printer(), stop=stop)
     if not rows:
         raise EvalError(f"stopped before any row was finished; what was done is kept in {store.path}")
@@ -243,8 +245,13 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
         "dataset_sha256": record.dataset_sha256,
         "seed": args.seed,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "adapter_weights_sha256": settings["adapter_weights_sha256"],
+        "against_base": plan.base == BASE_MODEL_ALIAS,
     }
-    write_report(summarize(rows, meta, args.markers), out)
+    report = summarize(rows, meta, args.markers)
+    if not args.out_dir:  # the adapter's report stays when this run says less about it (evaluation.report_place)
+        out = report_dir(out, report["summary"])
+    write_report(report, out)
     return out
 
 
@@ -267,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         out = run_evaluation(args)
-    except USER_ERRORS as error:
+    except (*USER_ERRORS, ValueError, OSError) as error:  # a bad template, an unreadable tokenizer or file
         print(f"error: {error}", file=sys.stderr)
         return 1
     import json

@@ -28,9 +28,16 @@ def _verdict(metric: dict[str, Any]) -> str:
     return "better" if (metric["diff"] > 0) == better else "worse"
 
 
+def _opponent(summary: dict[str, Any], short: bool = False) -> str:
+    """What the adapter was compared with: its base, or the other model the Evaluate tab put on the left."""
+    if summary.get("against_base", True):
+        return "base" if short else "its base"
+    return str(summary["base_model"]) if short else f"`{summary['base_model']}` (not its base)"
+
+
 def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [
-        f"# Evaluation of `{summary['adapter']}` against its base",
+        f"# Evaluation of `{summary['adapter']}` against {_opponent(summary)}",
         "",
         f"{summary['rows_scored']} of {summary['rows_planned']} held-out rows"
         + ("" if summary.get("complete", True) else " (**partial run**: rerun the command to finish)")
@@ -90,7 +97,8 @@ def write_chart(summary: dict[str, Any], path: Path) -> None:
         axis.tick_params(labelsize=8)
     for axis in list(axes.flat)[len(metrics) :]:
         axis.axis("off")
-    figure.suptitle(f"{summary['adapter']} vs base: {summary['rows_scored']} held-out rows (95% intervals)")
+    figure.suptitle(f"{summary['adapter']} vs {_opponent(summary, short=True)}: {summary['rows_scored']} held-out "
+                    "rows (95% intervals)")  # fmt: skip
     figure.tight_layout()
     with replaced_file(path) as temporary:
         figure.savefig(temporary, dpi=110, format="png")

@@ -28,6 +28,14 @@ def test_local_engine_evaluation(trained_adapter_dir: Path, tiny_model_dir: Path
     rows = json.loads((tmp_path / "huanhuan" / "eval" / "rows.json").read_text(encoding="utf-8"))
     assert all(row["base"]["finish_reason"] in ("stop", "length") for row in rows)
     assert all(row["adapter"]["reasoning_tokens"] + row["adapter"]["answer_tokens"] <= 12 for row in rows)
+    assert summary["against_base"] and len(summary["adapter_weights_sha256"]) == 64
+    # A smaller run afterwards (the Evaluate tab's quick look) gets its own folder; the adapter's report stays.
+    smaller = list(argv)
+    smaller[argv.index("--limit") + 1] = "2"
+    assert main(smaller) == 0
+    assert json.loads((tmp_path / "huanhuan" / "eval" / "summary.json").read_text(encoding="utf-8")) == summary
+    (side_report,) = (tmp_path / "huanhuan" / "eval" / "runs").glob("*/summary.json")
+    assert json.loads(side_report.read_text(encoding="utf-8"))["rows_scored"] == 2
 
 
 def test_stop_event_ends_a_batched_run_early_and_keeps_its_rows(trained_adapter_dir, tiny_model_dir, tmp_path) -> None:

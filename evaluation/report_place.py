@@ -1,0 +1,54 @@
+"""Where a finished evaluation's report goes: the adapter's own report (`<adapter>/eval/`) or a side folder.
+
+`<adapter>/eval/summary.json` is the adapter's report: the app's adapters table shows its headline. A run
+replaces it unless it says less about these weights than the report there: a run against a model other than
+the base, or fewer rows scored than the report on the same weights. Such a run (say the Evaluate tab's quick
+8 rows after the command's full run) is written to `<adapter>/eval/runs/<time>/`, and the adapter's report
+stays. A report on other weights (the adapter was retrained since) is always replaced.
+
+    report_dir(adapter / "eval", summary)   # adapter / "eval", or adapter / "eval" / "runs" / "20261127-215900"
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RUNS_DIR = "runs"
+
+
+def report_dir(eval_dir: Path, summary: dict[str, Any]) -> Path:
+    """The folder for the report of `summary` (evaluation.report.summarize's, with its meta)."""
+    if replaces(summary, _read_summary(eval_dir / "summary.json")):
+        return eval_dir
+    return eval_dir / RUNS_DIR / _stamp(summary, eval_dir / RUNS_DIR)
+
+
+def replaces(new: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Does the report of `new` take the place of the adapter's report `current` (None: there is none)?"""
+    if not new.get("against_base", True):
+        return False
+    if current is None or not current.get("against_base", True):
+        return True
+    if current.get("adapter_weights_sha256") != new.get("adapter_weights_sha256"):
+        return True  # the report there is about older weights
+    return int(new.get("rows_scored", 0)) >= int(current.get("rows_scored", 0))
+
+
+def _read_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # none, or unreadable: a new report takes its place
+    return summary if isinstance(summary, dict) else None
+
+
+def _stamp(summary: dict[str, Any], runs: Path) -> str:
+    """A folder name from the run's creation time ("2026-11-27 21:59:00" -> "20261127-215900"), made unique."""
+    stamp = "".join(ch for ch in str(summary.get("created", "")) if ch.isdigit()) or "run"
+    stamp = f"{stamp[:8]}-{stamp[8:]}" if len(stamp) == 14 else stamp
+    name, suffix = stamp, 2
+    while (runs / name).exists():
+        name, suffix = f"{stamp}-{suffix}", suffix + 1
+    return name
