@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.markdown import summary_markdown
 from evaluation.report import headline, summarize, write_report
 from evaluation.scores import DEFAULT_MARKERS, Reply, chrf, reply_scores, rouge_l, thinking_class
 from evaluation.stats import paired_bootstrap
@@ -176,6 +177,9 @@ def test_report_files_and_headline(tmp_path: Path) -> None:
     line = headline(tmp_path / "huanhuan")
     assert line.startswith("chrF 0.00 -> ") and "markers 0% -> 100%" in line and "(10/12 rows)" in line
     assert headline(tmp_path / "never-evaluated") == ""
+    assert "# Evaluation of `huanhuan` against its base" in (folder / "summary.md").read_text(encoding="utf-8")
+    other = summarize(rows, {**meta, "base_model": "other@2", "against_base": False}, DEFAULT_MARKERS)
+    assert "against `other@2` (not its base)" in summary_markdown(other["summary"])
 
 
 def test_adapters_table_shows_the_headline(tmp_path: Path) -> None:
