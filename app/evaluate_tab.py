@@ -195,8 +195,8 @@ def _run(engine: Any, settings: AppArgs, stop: threading.Event, left: str, right
 
     threading.Thread(target=work, name="evaluate-tab", daemon=True).start()
     yield [progress_html("generate", 0, 0), *skip]
-    while (update := updates.get()) is not None:
-        yield [progress_html(*update), *skip]
+    while (update := _next_update(updates)) is not None:
+        yield [gr.skip(), *skip] if update is STILL else [progress_html(*update), *skip]
     if "error" in result and stop.is_set():
         yield [f"⏹ Stopped before any row was scored: the replies done so far are kept and Run resumes them "
                f"({result['error']}).", *skip]  # fmt: skip
@@ -205,6 +205,19 @@ def _run(engine: Any, settings: AppArgs, stop: threading.Event, left: str, right
         yield [f"⚠ {result['error']}", *skip]
         return
     yield _shown(settings, result["folder"], right, stopped=stop.is_set())
+
+
+STILL = ("still",)  # no progress for a while: the run yields anyway, so Gradio can close it when the page goes
+STILL_EVERY_S = 1.0
+
+
+def _next_update(updates: queue.Queue) -> Any:
+    """The next progress update (None: the work ended), or STILL after STILL_EVERY_S without one. A generator
+    blocked on the queue could not be closed (a page closed mid-run) until the next row finished."""
+    try:
+        return updates.get(timeout=STILL_EVERY_S)
+    except queue.Empty:
+        return STILL
 
 
 def _eval_args(engine: Any, settings: AppArgs, right: str, limit: Any, max_tokens: Any) -> Any:

@@ -93,3 +93,32 @@ def test_progress_and_votes_lines(tmp_path: Path) -> None:
     assert "none yet" in votes_line(settings, "huanhuan")
     VoteStore(tmp_path).append({"vote": "right", "left": {"model": "base"}, "right": {"model": "huanhuan"}})
     assert "1 win(s), 0 loss(es)" in votes_line(settings, "huanhuan")
+
+
+def test_a_run_without_progress_still_yields_so_a_closed_page_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    import evaluation.cli
+    from app.evaluate_tab import STILL_EVERY_S, _run
+
+    (tmp_path / "huanhuan").mkdir()
+    (tmp_path / "huanhuan" / "adapter_config.json").write_text("{}")
+    stopped = threading.Event()
+
+    def blocked(args, progress, stop, engine, left):  # a row that takes long: no progress until stopped
+        stop.wait(30)
+        stopped.set()
+        raise evaluation.cli.EvalError("stopped")
+
+    monkeypatch.setattr(evaluation.cli, "run_evaluation", blocked)
+    settings = AppArgs(adapters_dir=str(tmp_path), model="/models/tiny")
+    page = EvalRuns().run("s1", lambda stop: _run(Served(), settings, stop, "tiny", "huanhuan", 8, 16))
+    assert "replies: 0/0" in next(page)[0]
+    started = time.monotonic()
+    next(page)  # nothing to show, but the generator comes back (it would wait for the row otherwise)
+    assert time.monotonic() - started < STILL_EVERY_S + 2
+    page.close()  # the page went away
+    assert stopped.wait(5), "the evaluation went on after its page closed"
