@@ -17,9 +17,12 @@ def stamp_input() -> gr.Number:
     return gr.Number(value=0, visible=False, label="clicked at (ms, the page's clock; optional)")
 
 
+NOW_JS = "performance.timeOrigin + performance.now()"  # the page's clock, ms
+
+
 def clicked_js(count: int) -> str:
     """Browser JS run before an event's handler: its `count` inputs as they are, the last one set to now (ms)."""
-    return f"(...values) => [...values.slice(0, {count - 1}), performance.timeOrigin + performance.now()]"
+    return f"(...values) => [...values.slice(0, {count - 1}), {NOW_JS}]"
 
 
 def click_time(value: object) -> float:

@@ -26,7 +26,7 @@ import gradio as gr
 from app import render
 from app.adapter_panel import build_adapter_panel, picker_choices
 from app.blind import build_blind_panel
-from app.click_stamp import click_time, clicked_js, stamp_input
+from app.click_stamp import NOW_JS, click_time, clicked_js, stamp_input
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange
 from app.evaluate_tab import build_evaluate_tab
@@ -265,13 +265,16 @@ def _wire_chat(
     # waited in the queue) runs once that one is done, reading the page then; Gradio's default ("once") would
     # drop it without a word. A double click thus sends once: the box is empty by the time the second runs.
     sent = gr.on(triggers, send, inputs, streamed, api_name="send", js=clicked_js(len(inputs)),
-                 trigger_mode="always_last", **QUIET)  # fmt: skip
+                 trigger_mode="always_last", concurrency_id=TURNS, **QUIET)  # fmt: skip
     sent.then(**rest)
     sent.failure(**rest)  # Gradio 6.31 runs `.then` after a success only (seen in the browser)
-    buttons.regenerate.click(**{**sending, "js": f"() => {[render.SENDING] * 2}"})
+    # Regenerate's click time is written into `clicked` in the browser at the click (the turn itself starts one
+    # server round trip later, in `.then`, and reads it from there).
+    now = f"() => [...{[render.SENDING] * 2}, {NOW_JS}]"
+    buttons.regenerate.click(**{**sending, "js": now, "outputs": [*stats, clicked]})
     regenerated = buttons.regenerate.click(
         _history_before_last, [state], histories, concurrency_limit=None, api_visibility="private", **QUIET
-    ).then(regenerate, inputs, streamed, api_name="regenerate", js=clicked_js(len(inputs)), **QUIET)  # fmt: skip
+    ).then(regenerate, inputs, streamed, api_name="regenerate", concurrency_id=TURNS, **QUIET)  # fmt: skip
     regenerated.then(**rest)
     regenerated.failure(**rest)
     box = [state, controls.message, clicked]
@@ -280,6 +283,10 @@ def _wire_chat(
     buttons.undo.click(undo_last, box, api_name="undo", **ends)
     buttons.clear.click(clear, [controls.message, clicked], api_name="clear", **{**ends, "js": clicked_js(2)})
 
+
+# Send and Regenerate share one concurrency group: `--concurrency-limit` turns at once over all users, whichever
+# button started them (each event would otherwise get its own limit).
+TURNS = "turns"
 
 # The stats lines the moment Send is clicked, in the browser (an empty message sends nothing): (message, left
 # stats, right stats) -> both stats.

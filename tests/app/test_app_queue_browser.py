@@ -1,6 +1,7 @@
 """Stop reaches a Send that is still waiting in Gradio's queue: with one turn at a time over all users, a second
 page's Send waits behind the first page's turn; its Stop keeps the message in the box, and that Send never reaches
-the engine, even after the first turn ends. A Send clicked while the stopped one still waits runs after it.
+the engine, even after the first turn ends. A Send clicked while the stopped one still waits runs after it. The
+same holds for Regenerate (Send and Regenerate share the one-turn limit).
 
     .venv/bin/python -m pytest tests/app/test_app_queue_browser.py
 """
@@ -57,3 +58,21 @@ def test_stop_on_a_send_still_in_the_queue_keeps_it_from_ever_running(app: AppPa
     sent = [request.messages[-1]["content"] for request in engine.requests[started:]]
     assert sent == ["第三位", "第三位"], sent  # the stopped Send never reached the engine
     assert second.user_messages("left", "history") == ["第三位"]
+
+
+def test_stop_on_a_regenerate_still_in_the_queue_keeps_it_from_ever_running(
+    app: AppPage, app_url: str, engine
+) -> None:
+    first = app
+    second = AppPage(first.page.context.new_page()).open(app_url)
+    second.send("先问")
+    second.wait_finished()
+    first.send("第一位")
+    started = len(engine.requests)
+    second.click("regenerate")
+    time.sleep(1.0)  # its first step has run; the turn itself waits in the queue behind the first page's turn
+    second.click("stop")
+    first.wait_finished()
+    time.sleep(2.0)  # the queue's slot is free: a Regenerate the Stop missed would start now
+    assert len(engine.requests) == started, [r.messages[-1] for r in engine.requests[started:]]
+    assert second.user_messages("left") == ["先问"]
