@@ -83,7 +83,7 @@ if [ "$SHARE" = 1 ] && [ -z "$AUTH" ]; then
 fi
 case "$ENGINE" in vllm|local|openai) ;; *) echo "launch.sh: --engine must be vllm, local or openai" >&2; exit 2 ;; esac
 case "$TENSOR_PARALLEL" in ''|*[!0-9]*|0) echo "launch.sh: --tensor-parallel must be a whole number >= 1" >&2; exit 2 ;; esac
-case "$GPU_MEMORY" in 0.[0-9]*[1-9]*|0.[1-9]|1|1.0) ;; *) echo "launch.sh: --gpu-memory-utilization must be in (0, 1], e.g. 0.5" >&2; exit 2 ;; esac
+[[ $GPU_MEMORY =~ ^(0?\.[0-9]*[1-9][0-9]*|1(\.0*)?)$ ]] || { echo "launch.sh: --gpu-memory-utilization must be in (0, 1], e.g. 0.5" >&2; exit 2; }
 if [ "$ENGINE" = openai ] && { [ -z "$BASE_URL" ] || [ -z "$API_KEY_ENV" ]; }; then
   echo "launch.sh: --engine openai needs --base-url URL and --api-key-env VAR" >&2; exit 2
 fi

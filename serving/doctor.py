@@ -51,9 +51,14 @@ class Report:
 def choose_profile(facts: MachineFacts) -> tuple[str, str]:
     """("real" | "offline" | "unknown", why): the real model needs a usable GPU with enough memory.
 
-    "unknown" means a GPU is there but torch is not installed yet (launch.sh asks again after installing).
+    "unknown" means a GPU is there but torch is not installed yet: the card is judged against the torch the
+    install would bring (driver, compute capability, memory), so a card that cannot run the real model is sent
+    to the offline profile before anything is installed; one that can is asked again after installing.
     """
     if facts.gpu is not None and not facts.torch.version:
+        profile, reason = choose_profile(MachineFacts(gpus=facts.gpus, torch=PINNED_GPU_TORCH))
+        if profile != "real":
+            return profile, f"{reason} (judged against the torch the install would bring)"
         return "unknown", f"{facts.gpu.name} found; torch is not installed yet, so CUDA cannot be checked"
     verdict = cuda_verdict(facts)
     if not verdict.usable:

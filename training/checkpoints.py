@@ -6,8 +6,9 @@ trainer_state.json) our callback adds `checkpoint-N/COMPLETE` (written atomicall
 folders with that marker are resume candidates; the others are reported and removed.
 
 The run folder also holds `run_fingerprint.json`: the base model's identity (config hash + weight file
-sizes) and the method (full or LoRA with r/alpha/dropout/targets, and distilled thinking when used). Resuming with a
-different one is refused.
+sizes), the method (full or LoRA with r/alpha/dropout/targets, and distilled thinking when used), the dataset's
+hash and the recipe (RECIPE_KEYS: system prompt, lengths, learning rate, batch, seed, ...). Resuming with a
+different one is refused; raising num_train_epochs or max_steps to train on is a resume.
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ COMPLETE_MARKER = "COMPLETE"
 FINGERPRINT_FILE = "run_fingerprint.json"
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+# What the checkpoints learned from besides the data and the method: a run resumed with another value would mix
+# two recipes. Left out on purpose: the length of the run (num_train_epochs, max_steps: raising it to train on is
+# a resume), logging, evaluation and saving cadence, and memory knobs that do not change the result.
+RECIPE_KEYS = ("system_prompt", "max_length", "eval_ratio", "max_samples", "train_on_thinking", "learning_rate",
+               "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_ratio", "lr_scheduler_type",
+               "weight_decay", "max_grad_norm", "precision", "seed")  # fmt: skip
 
 
 class ResumeRefused(RuntimeError):
@@ -58,7 +67,8 @@ def run_fingerprint(args: TrainArgs) -> dict[str, Any]:
         method["thinking"] = args.thinking_label()
     dataset = Path(args.dataset_path)
     data = {"dataset_sha256": file_sha256(dataset)} if dataset.is_file() else {}
-    return {"base_model": model_identity(args.model_name_or_path), "method": method, "data": data}
+    recipe = {key: getattr(args, key) for key in RECIPE_KEYS}
+    return {"base_model": model_identity(args.model_name_or_path), "method": method, "data": data, "recipe": recipe}
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -90,6 +100,10 @@ def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
         diffs.append("base model (config.json or weight files differ)")
     if "data" in saved and saved["data"] != current.get("data"):  # older run folders recorded no data
         diffs.append("dataset: the checkpoints were trained on another dataset file (its SHA-256 differs)")
+    saved_recipe, current_recipe = saved.get("recipe"), current.get("recipe", {})
+    for key in sorted(current_recipe) if saved_recipe is not None else ():  # older run folders recorded none
+        if key in saved_recipe and saved_recipe[key] != current_recipe[key]:
+            diffs.append(f"{key}: checkpoint has {saved_recipe[key]!r}, config asks for {current_recipe[key]!r}")
     saved_method, current_method = saved.get("method", {}), current.get("method", {})
     for key in sorted(set(saved_method) | set(current_method)):
         if saved_method.get(key) != current_method.get(key):

@@ -174,12 +174,20 @@ def test_offline_profile_end_to_end_then_fast_second_run(launch_home: Path, huan
     assert os.path.getsize(launch_home / "logs" / "vllm.log") > 0
 
 
-@pytest.mark.parametrize("share", ["1.5", "0", "most"])
+@pytest.mark.parametrize("share", ["1.5", "0", "0.0", "most", "0.5x", "1.01"])
 def test_a_gpu_memory_share_outside_0_to_1_stops_before_doing_anything(tmp_path: Path, share: str) -> None:
     result = subprocess.run(["./launch.sh", "--gpu-memory-utilization", share, "--home", str(tmp_path)],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 2 and "--gpu-memory-utilization must be in (0, 1]" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("share", ["0.5", "0.50", ".45", "0.05", "1", "1.0", "1.00"])
+def test_a_gpu_memory_share_in_0_to_1_passes_the_flag_check(tmp_path: Path, share: str) -> None:
+    # --engine openai without --base-url fails the check after it: the share itself was accepted
+    result = subprocess.run(["./launch.sh", "--gpu-memory-utilization", share, "--engine", "openai", "--home",
+                             str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 2 and "needs --base-url" in result.stderr, result.stderr
 
 
 def test_the_readmes_flags_are_what_launch_sh_help_prints() -> None:

@@ -82,6 +82,15 @@ def test_a_gpu_before_torch_is_installed_is_asked_again_after_installing() -> No
     assert action == "offline" and "torch is not installed" in message
 
 
+def test_a_gpu_that_cannot_run_the_real_model_is_told_before_anything_is_installed() -> None:
+    small = Gpu("NVIDIA GeForce RTX 3060", "580.82.07", (8, 6), 11.6, 11.0)
+    action, message = plan_launch(MachineFacts(gpus=(small,), torch=TorchFacts()), request(installed=False))
+    assert action == "offline" and "has 12 GiB" in message and "the install would bring" in message
+    old_driver = MachineFacts(gpus=OLD_DRIVER.gpus, torch=TorchFacts())
+    action, message = plan_launch(old_driver, request(installed=False))
+    assert action == "offline" and "driver" in message
+
+
 def test_the_table_names_every_fact(tmp_path: Path) -> None:
     text = table(build_report(OLD_DRIVER, tmp_path))
     facts = ["NVIDIA A10", "compute capability 8.6", "535.54.03", "CUDA 13.0, kernels for 7.5 and newer"]

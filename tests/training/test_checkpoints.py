@@ -1,4 +1,4 @@
-"""Resume bookkeeping: only COMPLETE checkpoints are resumed; a changed base model, LoRA config or dataset is
+"""Resume bookkeeping: only COMPLETE checkpoints are resumed; a changed base model, LoRA config, dataset or recipe is
 refused."""
 
 from __future__ import annotations
@@ -96,3 +96,21 @@ def test_another_dataset_is_refused_and_an_older_run_folder_still_resumes(tmp_pa
     del older["data"]  # written before the dataset was recorded
     fingerprint.write_text(json.dumps(older), encoding="utf-8")
     assert prepare_resume(args, log=lambda _: None) == run / "checkpoint-4"
+
+
+def test_another_recipe_is_refused_a_longer_run_resumes_and_an_older_folder_still_resumes(tmp_path: Path) -> None:
+    args = start_run(tmp_path)
+    run = Path(args.output_dir)
+    fake_checkpoint(run, 4, run_fingerprint(args))
+    model, data = Path(args.model_name_or_path), tmp_path / "d.json"
+    longer = quick_args(model, data, tmp_path, max_steps=16)  # train on: the same recipe, more steps
+    assert prepare_resume(longer, log=lambda _: None) == run / "checkpoint-4"
+    changed = quick_args(model, data, tmp_path, learning_rate=2e-4, system_prompt="你是甄嬛")
+    with pytest.raises(ResumeRefused, match=r"learning_rate: checkpoint has 0.005, config asks for 0.0002") as error:
+        prepare_resume(changed, log=lambda _: None)
+    assert "system_prompt" in str(error.value)
+    fingerprint = run / "run_fingerprint.json"
+    older = json.loads(fingerprint.read_text(encoding="utf-8"))
+    del older["recipe"]  # written before the recipe was recorded
+    fingerprint.write_text(json.dumps(older), encoding="utf-8")
+    assert prepare_resume(changed, log=lambda _: None) == run / "checkpoint-4"
