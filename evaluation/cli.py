@@ -212,9 +212,11 @@ def _loss_on_server(args: EvalArgs, engine: Any) -> bool:
 
 def resume_settings(adapter: str, params: Any, base: str, record: HeldoutRecord, folder: Path) -> dict[str, Any]:
     """What decides an evaluation's rows, so its resume key: rows stored under other settings are never reused.
-    The adapter's weights count by content: a retrained adapter of the same name starts afresh."""
+    The adapter counts by its folder and its weights' content, not by the name it is served under: a retrained
+    adapter of the same name starts afresh, the same weights served again as `name@3` resume."""
     weights = folder / WEIGHTS_FILE
-    return {"adapter": adapter, "adapter_weights_sha256": file_sha256(weights) if weights.is_file() else None,
+    digest = file_sha256(weights) if weights.is_file() else None
+    return {"adapter": folder_of(adapter) or adapter, "adapter_weights_sha256": digest,
             "base": base, "dataset_sha256": record.dataset_sha256, "system_prompt": record.system_prompt,
             "sampling": dataclasses.asdict(params)}  # fmt: skip
 

@@ -127,7 +127,7 @@ def test_store_resumes_and_ignores_a_cut_line(tmp_path: Path) -> None:
     assert RowStore(tmp_path, "other").load() == {}
 
 
-def test_a_retrained_adapter_of_the_same_name_gets_its_own_rows(tmp_path: Path) -> None:
+def test_a_retrained_adapter_of_the_same_name_gets_its_own_rows_a_reloaded_one_resumes(tmp_path: Path) -> None:
     from evaluation.cli import resume_settings
     from evaluation.store import fingerprint
     from serving.adapters import WEIGHTS_FILE
@@ -137,12 +137,13 @@ def test_a_retrained_adapter_of_the_same_name_gets_its_own_rows(tmp_path: Path) 
     record = HeldoutRecord("huanhuan.json", "d" * 64, "persona", [])
     weights = tmp_path / WEIGHTS_FILE
 
-    def key() -> str:
-        return fingerprint(resume_settings("huanhuan", SamplingParams(seed=0), "tiny", record, tmp_path))
+    def key(served: str = "huanhuan") -> str:
+        return fingerprint(resume_settings(served, SamplingParams(seed=0), "tiny", record, tmp_path))
 
     weights.write_bytes(b"first training")
     first = key()
     assert key() == first, "the same adapter must resume its rows"
+    assert key("huanhuan@3") == first, "the same weights served again under a fresh name resume too"
     weights.write_bytes(b"trained again")
     assert key() != first, "a retrained adapter would be scored with the old one's replies"
 
