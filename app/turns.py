@@ -33,7 +33,7 @@ class TurnInputs:
     params: SamplingParams
     system_prompt: str = ""
     persona_for_base: bool = True
-    clicked_at_ms: float = 0.0  # when the person clicked, on the browser's clock; 0: unknown (an API call)
+    clicked_at_ms: float = 0.0  # when the person clicked, on the page's clock (app.click_stamp); 0: an API call
 
 
 @dataclass
@@ -49,7 +49,7 @@ class ChatTurns:
     """Runs turns for many browser sessions at once; each session has at most one running turn.
 
     A session in blind mode (`set_blind`) gets its sides' errors without model names (app.hidden_names).
-    A turn clicked before the session's last Stop, Undo or Clear (both times on the browser's clock) never
+    A turn clicked before the session's last Stop, Undo or Clear (both times on the page's clock) never
     starts: it was still waiting in the queue when the person stopped it.
     """
 
@@ -151,7 +151,7 @@ class ChatTurns:
         """Stop the session's running turn (both streams); False when nothing was running.
 
         `discard`: the page is replacing the conversation (Clear, Undo); the turn yields nothing more.
-        `clicked_at_ms`: when the person clicked (the browser's clock); turns clicked before it never start.
+        `clicked_at_ms`: when the person clicked (the page's clock); turns clicked before it never start.
         """
         with self._lock:
             if clicked_at_ms:
