@@ -32,7 +32,7 @@ from common.devices import (
     weights_size_gb,
 )
 
-MIN_GPU_MEMORY_GIB = 22.0  # a "24 GB" card reports ~23.6 GiB; LoRA training of the 4B model peaks near 20 GB
+MIN_GPU_MEMORY_GIB = 22.0  # a "24 GB" card reports ~23.6 GiB; vLLM at 0.5 beside a 4B LoRA run (~10 GB) fits
 REAL_MODEL_DISK_GB = 8.1  # Qwen3-4B-Thinking-2507 in bf16 on disk
 # The torch that requirements-gpu.txt's vLLM brings (PyPI's torch 2.13.0: CUDA 13.0, kernels from sm_75 up).
 PINNED_GPU_TORCH = TorchFacts("2.13.0", "13.0", ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"), True)
@@ -68,7 +68,7 @@ def choose_profile(facts: MachineFacts) -> tuple[str, str]:
     if gpu.memory_gib < MIN_GPU_MEMORY_GIB:
         return "offline", (
             f"{gpu.name} has {gpu.memory_gib:.0f} GiB; the real model needs a GPU with >= 24 GB "
-            "(bf16 weights ~8 GB + KV cache; LoRA training peaks near 20 GB)"
+            "(bf16 weights ~8 GB + KV cache; LoRA training ~10 GB with gradient checkpointing, bench/README.md)"
         )
     return "real", verdict.reason
 

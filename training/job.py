@@ -57,10 +57,10 @@ ANSWER_END_TOKENS = 8  # what closes an answer (end of turn), roughly
 def memory_verdict(spec: JobSpec, gpu: GpuMemory | None = None) -> str:
     """The memory check made before Start: "ok", or why the run cannot fit beside the server, with the numbers.
 
-    `gpu`: (free, total) GiB; None asks torch (a machine without a usable GPU answers "ok": training and
-    vLLM-CPU share the RAM there). What the server holds is what is not free now. The rows' lengths are
-    estimated from their characters (about one token per Chinese character, capped at max_length), so a
-    dataset of short rows is not refused for a max_length it never reaches; `python -m training` checks again
+    `gpu`: (free, total) GiB; None reads nvidia-smi (common.devices.gpu_memory_gib; a machine without a usable GPU
+    answers "ok": training and vLLM-CPU share the RAM there). What the server holds is what is not free now. The
+    rows' lengths are estimated from their characters (about one token per Chinese character, capped at max_length),
+    so a dataset of short rows is not refused for a max_length it never reaches; `python -m training` checks again
     with the tokenized rows before loading the model.
     """
     gpu = gpu if gpu is not None else gpu_memory_gib()
