@@ -279,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     except (*USER_ERRORS, ValueError, OSError) as error:  # a bad template, an unreadable tokenizer or file
         print(f"error: {error}", file=sys.stderr)
         return 1
-    import json
+    from evaluation.report import read_summary
 
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    log(f"{summary['headline']}\n  report: {out / 'summary.md'}, {out / 'chart.png'}, {out / 'rows.json'}")
+    summary = read_summary(out) or {}
+    log(f"{summary.get('headline', '')}\n  report: {out / 'summary.md'}, {out / 'chart.png'}, {out / 'rows.json'}")
     return 0

@@ -94,13 +94,19 @@ def headline_of(summary: dict[str, Any]) -> str:
     return ", ".join(parts) + partial
 
 
+def read_summary(eval_dir: Path) -> dict[str, Any] | None:
+    """`eval_dir/summary.json`, or None when there is none or it cannot be read."""
+    try:
+        summary = json.loads((Path(eval_dir) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
 def headline(adapter_dir: Path) -> str:
     """The adapters-table line from `<adapter>/eval/summary.json`; empty when never evaluated or unreadable."""
-    try:
-        summary = json.loads((Path(adapter_dir) / EVAL_DIR / "summary.json").read_text(encoding="utf-8"))
-        return str(summary.get("headline", ""))
-    except (OSError, ValueError):
-        return ""
+    summary = read_summary(Path(adapter_dir) / EVAL_DIR)
+    return str(summary.get("headline", "")) if summary else ""
 
 
 def write_report(report: dict[str, Any], eval_dir: Path) -> Path:

@@ -11,16 +11,17 @@ stays. A report on other weights (the adapter was retrained since) is always rep
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
+
+from evaluation.report import read_summary
 
 RUNS_DIR = "runs"
 
 
 def report_dir(eval_dir: Path, summary: dict[str, Any]) -> Path:
     """The folder for the report of `summary` (evaluation.report.summarize's, with its meta)."""
-    if replaces(summary, _read_summary(eval_dir / "summary.json")):
+    if replaces(summary, read_summary(eval_dir)):
         return eval_dir
     return eval_dir / RUNS_DIR / _stamp(summary, eval_dir / RUNS_DIR)
 
@@ -34,14 +35,6 @@ def replaces(new: dict[str, Any], current: dict[str, Any] | None) -> bool:
     if current.get("adapter_weights_sha256") != new.get("adapter_weights_sha256"):
         return True  # the report there is about older weights
     return int(new.get("rows_scored", 0)) >= int(current.get("rows_scored", 0))
-
-
-def _read_summary(path: Path) -> dict[str, Any] | None:
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # none, or unreadable: a new report takes its place
-    return summary if isinstance(summary, dict) else None
 
 
 def _stamp(summary: dict[str, Any], runs: Path) -> str:
