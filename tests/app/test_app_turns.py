@@ -162,6 +162,15 @@ def test_a_turn_clicked_before_a_stop_never_starts(fake_engine: FakeEngine) -> N
     assert len(fake_engine.requests) == 6
 
 
+def test_a_closed_pages_session_is_forgotten(fake_engine: FakeEngine) -> None:
+    turns = ChatTurns(fake_engine, AppArgs())
+    turns.set_blind("s", True)
+    turns.stop("s", clicked_at_ms=2_000.0)
+    turns.forget("s")  # the page closed (demo.unload); a new page may get the same session id
+    last = run(turns, "send", inputs(right="gone", clicked_at_ms=1_000.0), [], "s")[-1]
+    assert "'gone' is not served now" in last.exchanges[-1].replies["right"].error  # not blind, not stopped
+
+
 def test_regenerate_replaces_the_last_replies_and_undo_gives_back_the_message(fake_engine: FakeEngine) -> None:
     turns = ChatTurns(fake_engine, AppArgs())
     first = run(turns, "send", inputs(message="q1"), [], "s")[-1].exchanges
