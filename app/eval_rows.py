@@ -5,7 +5,8 @@
     paths = write_eval_export(report, out_dir, stem)  # JSON (everything) + Markdown (summary + rows), as the chat's
 
 The gain of a row is the paired difference (adapter - base) turned so that positive means "the adapter did
-better" (for the reference loss, lower is better, so the gain is base - adapter).
+better" (for the reference loss, lower is better, so the gain is base - adapter). A row without a reference
+loss (evaluation.report: it failed or was not scored yet) has no gain on it: it shows blank and sorts last.
 """
 
 from __future__ import annotations
@@ -32,25 +33,35 @@ def read_report(folder: Path) -> dict[str, Any]:
     }
 
 
-def gain(row: dict[str, Any], metric: str) -> float:
-    """adapter - base on `metric`, positive when the adapter did better."""
-    difference = float(row["adapter"]["scores"][metric]) - float(row["base"]["scores"][metric])
+def gain(row: dict[str, Any], metric: str) -> float | None:
+    """adapter - base on `metric`, positive when the adapter did better; None when a side has no value."""
+    base, adapter = row["base"]["scores"].get(metric), row["adapter"]["scores"].get(metric)
+    if base is None or adapter is None:
+        return None
+    difference = float(adapter) - float(base)
     return difference if METRICS[metric][1] is not False else -difference
 
 
 def table_rows(rows: list[dict[str, Any]], metric: str = "chrf", order: str = ORDERS[0]) -> list[list[Any]]:
-    """One table line per row (numbered in held-out order from 1), sorted by the gain on `metric`."""
+    """One table line per row (numbered in held-out order from 1), sorted by the gain on `metric` (rows
+    without one last, in held-out order)."""
     numbered = list(enumerate(rows, start=1))
     if order != "held-out order":
-        numbered.sort(key=lambda pair: gain(pair[1], metric), reverse=order == "best first")
+        with_gain = [pair for pair in numbered if gain(pair[1], metric) is not None]
+        with_gain.sort(key=lambda pair: gain(pair[1], metric), reverse=order == "best first")
+        numbered = with_gain + [pair for pair in numbered if gain(pair[1], metric) is None]
     return [_line(number, row, metric) for number, row in numbered]
 
 
 def _line(number: int, row: dict[str, Any], metric: str) -> list[Any]:
     base, adapter = row["base"]["scores"], row["adapter"]["scores"]
-    return [number, round(gain(row, metric), 4), row["prompt"], row["reference"], _answer(row["base"]),
-            _answer(row["adapter"]), round(base["chrf"], 2), round(adapter["chrf"], 2), round(base["loss"], 3),
-            round(adapter["loss"], 3), base["thinking"], adapter["thinking"]]  # fmt: skip
+    return [number, _rounded(gain(row, metric), 4), row["prompt"], row["reference"], _answer(row["base"]),
+            _answer(row["adapter"]), round(base["chrf"], 2), round(adapter["chrf"], 2), _rounded(base["loss"], 3),
+            _rounded(adapter["loss"], 3), base["thinking"], adapter["thinking"]]  # fmt: skip
+
+
+def _rounded(value: float | None, digits: int) -> float | str:
+    return "" if value is None else round(value, digits)
 
 
 def _answer(reply: dict[str, Any]) -> str:
@@ -78,8 +89,9 @@ def to_markdown(report: dict[str, Any]) -> str:
                   f"**Reference:** {row['reference']}", ""]  # fmt: skip
         for side, name in (("base", "Left"), ("adapter", "Right")):
             scores = row[side]["scores"]
-            lines += [f"**{name}** (chrF {scores['chrf']:.2f}, loss {scores['loss']:.3f}, thinking "
-                      f"{scores['thinking']}): {_answer(row[side])}", ""]  # fmt: skip
+            loss = "none" if scores["loss"] is None else f"{scores['loss']:.3f}"
+            lines += [f"**{name}** (chrF {scores['chrf']:.2f}, loss {loss}, thinking {scores['thinking']}): "
+                      f"{_answer(row[side])}", ""]  # fmt: skip
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -198,7 +198,7 @@ def _run(engine: Any, settings: AppArgs, stop: threading.Event, left: str, right
     while (update := _next_update(updates)) is not None:
         yield [gr.skip(), *skip] if update is STILL else [progress_html(*update), *skip]
     if "error" in result and stop.is_set():
-        yield [f"⏹ Stopped before any row was scored: the replies done so far are kept and Run resumes them "
+        yield [f"⏹ Stopped before any row was answered: the replies done so far are kept and Run resumes them "
                f"({result['error']}).", *skip]  # fmt: skip
         return
     if "error" in result:

@@ -2,7 +2,9 @@
 
 Every problem a user can meet ends in one `error: ...` line and exit status 1 (no training record, dataset
 changed or gone, zero held-out rows, a model that is not served, the engine dying mid-run); rows finished
-before a failure are kept and the same command resumes.
+before a failure are kept and the same command resumes. A reference loss that fails (a reference longer than
+the server's context, a server without `prompt_logprobs`) fails no run: the report is written with every
+other score, says how many rows lack the loss and why, and a rerun retries those losses.
 """
 
 from __future__ import annotations
@@ -234,15 +236,16 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
     store = RowStore(out, fingerprint(settings))
     rows, stats = evaluate(plan, engine, loss, store, progress=progress or _printer(), stop=stop)
     if not rows:
-        raise EvalError(f"stopped before any row was finished; what was done is kept in {store.path}")
+        raise EvalError(f"stopped before any row was answered; what was done is kept in {store.path}")
     log(f"generated {stats.completion_tokens} tokens in {stats.generate_s:.1f} s ({stats.tokens_per_s:.1f} tokens/s); "
         f"{stats.rows_done_before} rows were done before")  # fmt: skip
+    missing_loss = [row["where"] for row in rows if "loss" not in row["base"]]
     meta = {
         "adapter": plan.adapter,
         "base_model": base,
         "engine": args.engine,
         "rows_planned": len(plan.items),
-        "complete": len(rows) == len(plan.items),
+        "complete": len(rows) == len(plan.items) and not missing_loss,
         "sampling": str(plan.params),
         "dataset_sha256": record.dataset_sha256,
         "seed": args.seed,
@@ -250,11 +253,24 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
         "adapter_weights_sha256": settings["adapter_weights_sha256"],
         "against_base": plan.base == BASE_MODEL_ALIAS,
     }
+    if missing_loss:
+        meta["loss_missing"] = loss_missing_note(len(missing_loss), len(rows), stats)
+        log(meta["loss_missing"])
     report = summarize(rows, meta, args.markers)
     if not args.out_dir:  # the adapter's report stays when this run says less about it (evaluation.report_place)
         out = report_dir(out, report["summary"])
     write_report(report, out)
     return out
+
+
+def loss_missing_note(missing: int, rows: int, stats: Any) -> str:
+    """Why `missing` of the report's `rows` have no reference loss, and what to do."""
+    why = (f"the last failure was {stats.loss_error}" if stats.loss_error
+           else "the run was stopped before they were scored")  # fmt: skip
+    return (
+        f"{missing} of {rows} rows have no reference loss: {why}. The other scores cover every row; "
+        "run the same evaluation again to retry the missing losses."
+    )
 
 
 def _printer():

@@ -56,9 +56,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             f"| {metric['label']} | {_num(metric['base'], p)} | {_num(metric['adapter'], p)} | "
             f"{_num(metric['diff'], p)} | [{_num(metric['low'], p)}, {_num(metric['high'], p)}] | {_verdict(metric)} |"
         )
-    ppl = summary["perplexity"]
-    lines += ["", f"Perplexity of the reference (exp of the mean loss): base {ppl['base']:.2f}, "
-              f"adapter {ppl['adapter']:.2f}.", "", "## Thinking health", "",
+    lines += ["", _loss_line(summary), "", "## Thinking health", "",
               "| side | " + " | ".join(THINKING_CLASSES) + " | thinking chars p10/p50/p90/max | finish reasons |",
               "| --- " * (len(THINKING_CLASSES) + 3) + "|"]  # fmt: skip
     for side in ("base", "adapter"):
@@ -72,6 +70,19 @@ def summary_markdown(summary: dict[str, Any]) -> str:
               f"Persona markers: {', '.join(summary['markers'])} (the references hold one in "
               f"{summary['reference_marker_rate']:.0%} of rows).", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _loss_line(summary: dict[str, Any]) -> str:
+    """The perplexity, and for rows without a reference loss how many and why."""
+    ppl = summary.get("perplexity")
+    line = "No reference loss."
+    if ppl:
+        line = (
+            f"Perplexity of the reference (exp of the mean loss): base {ppl['base']:.2f}, "
+            f"adapter {ppl['adapter']:.2f}."
+        )
+    missing = summary.get("loss_missing")
+    return f"{line} **{missing}**" if missing else line
 
 
 def write_chart(summary: dict[str, Any], path: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from serving.http_clients import once_more_if_broken
-from serving.protocol import BASE_MODEL_ALIAS, EngineError
+from serving.protocol import BASE_MODEL_ALIAS, BadRequestError, EngineError
 
 TokenPair = tuple[list[int], list[int]]  # (prompt ids, reference completion ids)
 
@@ -55,8 +55,13 @@ class VllmReferenceLoss:
                 model=name, prompt=ids, max_tokens=1, temperature=0.0, extra_body={"prompt_logprobs": 0}
             ))  # fmt: skip
         except Exception as error:
-            from serving.openai_errors import engine_error_from
+            from serving.openai_errors import engine_error_from, refusal_reason
 
+            reason = refusal_reason(error)  # e.g. prompt + reference longer than the server's context
+            if reason:
+                raise BadRequestError(
+                    f"the server refused this row's reference ({len(ids)} tokens): {reason}"
+                ) from error
             raise engine_error_from(error, str(self._client.base_url), name) from error
         choice = response.choices[0]
         listed = getattr(choice, "prompt_logprobs", None) or (choice.model_extra or {}).get("prompt_logprobs")

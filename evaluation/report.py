@@ -2,7 +2,9 @@
 
 `summarize(rows, meta, markers)` scores each stored row (evaluation.scores) and aggregates base vs adapter:
 paired difference with a bootstrap 95% interval per metric, thinking-health rates, the thinking-length
-distribution and finish reasons. `headline(adapter_dir)` is the one line the adapters table shows.
+distribution and finish reasons. The reference loss is aggregated over the rows that have one (its `n`); with
+none, the report has no loss metric and no perplexity. `headline(adapter_dir)` is the one line the adapters
+table shows.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def score_row(row: dict[str, Any], markers: Sequence[str]) -> dict[str, Any]:
         fields = {key: reply[key] for key in ("thinking", "answer", "finish_reason", "thinking_closed")}
         tokens = {key: reply.get(key, 0) for key in ("reasoning_tokens", "answer_tokens")}
         scores = reply_scores(Reply(**fields, **tokens), row["reference"], markers)
-        scores["loss"] = reply["loss"]
-        scores["perplexity"] = perplexity(reply["loss"])
+        scores["loss"] = reply.get("loss")  # None: the reference loss failed or was not asked yet
+        scores["perplexity"] = None if scores["loss"] is None else perplexity(scores["loss"])
         out[side] = {**reply, "scores": scores}
     return out
 
@@ -63,17 +65,28 @@ def summarize(rows: list[dict[str, Any]], meta: dict[str, Any], markers: Sequenc
 
     metrics = {}
     for key, (label, higher, percent) in METRICS.items():
-        paired = paired_bootstrap(column("base", key), column("adapter", key), seed=meta.get("seed") or 0)
+        base, adapter = _present_pairs(scored, key)
+        if not base:
+            continue  # no row has a reference loss
+        paired = paired_bootstrap(base, adapter, seed=meta.get("seed") or 0)
         metrics[key] = {**paired.to_dict(), "label": label, "higher_is_better": higher, "percent": percent,
                         "significant": paired.significant}  # fmt: skip
     summary = {**meta, "rows_scored": len(scored), "markers": list(markers), "metrics": metrics}
-    summary["perplexity"] = {side: perplexity(metrics["loss"][side]) for side in SIDES}
+    if "loss" in metrics:
+        summary["perplexity"] = {side: perplexity(metrics["loss"][side]) for side in SIDES}
     summary["thinking"] = {side: _rates([row[side]["scores"]["thinking"] for row in scored]) for side in SIDES}
     summary["thinking_chars"] = {side: _distribution(column(side, "thinking_chars")) for side in SIDES}
     summary["finish_reasons"] = {side: dict(Counter(row[side]["finish_reason"] for row in scored)) for side in SIDES}
     summary["reference_marker_rate"] = sum(any(m in row["reference"] for m in markers) for row in scored) / len(scored)
     summary["headline"] = headline_of(summary)
     return {"summary": summary, "rows": scored}
+
+
+def _present_pairs(scored: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """Base and adapter values of `key`, over the rows where both sides have one."""
+    pairs = [(row["base"]["scores"][key], row["adapter"]["scores"][key]) for row in scored]
+    present = [(float(base), float(adapter)) for base, adapter in pairs if base is not None and adapter is not None]
+    return [base for base, _ in present], [adapter for _, adapter in present]
 
 
 def _rates(classes: list[str]) -> dict[str, float]:
@@ -88,6 +101,7 @@ def _fmt(value: float, percent: bool) -> str:
 def headline_of(summary: dict[str, Any]) -> str:
     m = summary["metrics"]
     parts = [f"{label} {_fmt(m[key]['base'], m[key]['percent'])} -> {_fmt(m[key]['adapter'], m[key]['percent'])}"
+             if key in m else f"{label} n/a"
              for key, label in (("chrf", "chrF"), ("has_marker", "markers"), ("thinking_closed", "closed"),
                                 ("loss", "loss"))]  # fmt: skip
     partial = "" if summary.get("complete", True) else f" ({summary['rows_scored']}/{summary['rows_planned']} rows)"

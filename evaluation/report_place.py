@@ -2,7 +2,8 @@
 
 `<adapter>/eval/summary.json` is the adapter's report: the app's adapters table shows its headline. A run
 replaces it unless it says less about these weights than the report there: a run against a model other than
-the base, or fewer rows scored than the report on the same weights. Such a run (say the Evaluate tab's quick
+the base, or fewer rows scored than the report on the same weights (as many rows, but fewer with a reference
+loss, is less too). Such a run (say the Evaluate tab's quick
 8 rows after the command's full run) is written to `<adapter>/eval/runs/<time>/`, and the adapter's report
 stays. A report on other weights (the adapter was retrained since) is always replaced.
 
@@ -34,7 +35,13 @@ def replaces(new: dict[str, Any], current: dict[str, Any] | None) -> bool:
         return True
     if current.get("adapter_weights_sha256") != new.get("adapter_weights_sha256"):
         return True  # the report there is about older weights
-    return int(new.get("rows_scored", 0)) >= int(current.get("rows_scored", 0))
+    return _says(new) >= _says(current)
+
+
+def _says(summary: dict[str, Any]) -> tuple[int, int]:
+    """(rows scored, rows with a reference loss): what a report says about its weights."""
+    loss = summary.get("metrics", {}).get("loss", {})
+    return int(summary.get("rows_scored", 0)), int(loss.get("n", 0))
 
 
 def _stamp(summary: dict[str, Any], runs: Path) -> str:

@@ -11,6 +11,11 @@ starting as soon as one ends; with `batched=True` (LocalEngine) `concurrency` re
 `open_streams` as one batched generate. Each row's replies are appended to the RowStore as soon as both
 sides are in; the reference losses follow once every reply is in (a separate phase, see `_losses`). A
 stopped or failed run keeps what it finished and a rerun resumes.
+
+The reference loss never holds the replies back: a row whose loss fails (a reference longer than the server's
+context, a server without `prompt_logprobs`) is kept without one, the reason goes to `RunStats.loss_error`,
+and after LOSS_GIVE_UP_AFTER such rows in a row the phase ends (the scorer cannot work here). A rerun asks
+again for the losses still missing.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from serving.protocol import (
 
 SIDES = ("base", "adapter")
 CUT_SHORT_REASONS = ("cancelled", "abort")  # the local engine's and vLLM's: the reply was ended, not finished
+LOSS_GIVE_UP_AFTER = 3  # rows in a row whose reference loss failed: the scorer cannot work here; stop asking
 Progress = Callable[[str, int, int], None]
 
 
@@ -78,6 +84,7 @@ class RunStats:
     completion_tokens: int = 0
     generate_s: float = 0.0
     stopped: bool = False
+    loss_error: str = ""  # why some rows have no reference loss (the last failure); empty when none failed
 
     @property
     def tokens_per_s(self) -> float:
@@ -195,19 +202,32 @@ def _batched(run: _Run, todo: list[EvalItem]) -> None:
 
 def _losses(run: _Run, loss: ReferenceLoss, todo: list[EvalItem], chunk: int = 8) -> None:
     """The reference losses, after every reply is in (vLLM 0.32 can crash when a prompt_logprobs request with
-    LoRA shares a batch with generating requests: vllm-project/vllm#16668, #29955)."""
+    LoRA shares a batch with generating requests: vllm-project/vllm#16668, #29955). A chunk that fails is
+    scored again row by row, so one bad row costs only its own loss."""
+    failures_in_a_row = 0
     for start in range(0, len(todo), chunk):
-        if run.halted():
-            return
         items = todo[start : start + chunk]
-        try:
-            values = {side: loss.losses(run.plan.model_of(side), [item.tokens for item in items]) for side in SIDES}
-        except BaseException as error:
-            run.fail(error)
+        groups = [items]
+        while groups and not run.halted() and failures_in_a_row < LOSS_GIVE_UP_AFTER:
+            group = groups.pop(0)
+            try:
+                _store_losses(run, loss, group)
+                failures_in_a_row = 0
+            except Exception as error:
+                if len(group) > 1:
+                    groups = [[item] for item in group] + groups
+                    continue
+                failures_in_a_row += 1
+                run.stats.loss_error = f"{group[0].where}: {error}"
+        if groups or run.halted():
             return
-        for index, item in enumerate(items):
-            run.store.append({"part": "loss", "where": item.where, **{side: values[side][index] for side in SIDES}})
         run.progress("loss", start + len(items), len(todo))
+
+
+def _store_losses(run: _Run, loss: ReferenceLoss, items: list[EvalItem]) -> None:
+    values = {side: loss.losses(run.plan.model_of(side), [item.tokens for item in items]) for side in SIDES}
+    for index, item in enumerate(items):
+        run.store.append({"part": "loss", "where": item.where, **{side: values[side][index] for side in SIDES}})
 
 
 def evaluate(
@@ -221,9 +241,10 @@ def evaluate(
     """Evaluate what of plan is not in store yet; returns (every finished row of the plan in plan order, stats).
 
     First every missing reply (both sides), then every missing reference loss. `progress(phase, done, total)`
-    is called with phase "generate" or "loss". Raises EvalAborted when the engine fails (what finished before
-    is stored). Setting `stop` ends the run early without an error (stats.stopped; replies cut by the stop
-    are not stored).
+    is called with phase "generate" or "loss". A row is finished once both replies are in; its sides carry
+    `loss` when the reference loss is in too (stats.loss_error says why some are not). Raises EvalAborted when
+    the engine fails while replying (what finished before is stored). Setting `stop` ends the run early
+    without an error (stats.stopped; replies cut by the stop are not stored).
     """
     parts = store.parts()
     todo = [item for item in plan.items if item.where not in parts["replies"]]
@@ -242,9 +263,9 @@ def evaluate(
     run.stats.stopped = run.stop.is_set()
     rows = store.load()
     if run.error is not None:
-        answered = sum(item.where in store.parts()["replies"] for item in plan.items)
+        answered = sum(item.where in rows for item in plan.items)
         raise EvalAborted(
-            f"the evaluation stopped with {answered} of {len(plan.items)} rows answered and {len(rows)} scored: "
-            f"{run.error}. What was done is kept in {store.path}; run the same command again to resume."
+            f"the evaluation stopped with {answered} of {len(plan.items)} rows answered: {run.error}. "
+            f"What was done is kept in {store.path}; run the same command again to resume."
         ) from run.error
     return [rows[item.where] for item in plan.items if item.where in rows], run.stats

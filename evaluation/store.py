@@ -40,14 +40,15 @@ class RowStore:
         return found
 
     def load(self) -> dict[str, dict[str, Any]]:
-        """where -> finished row (replies with each side's `loss`), for rows that have both parts."""
+        """where -> finished row (both replies), each side with its `loss` when the loss part is in too."""
         parts = self.parts()
         rows = {}
         for where, replies in parts["replies"].items():
+            row = {key: value for key, value in replies.items() if key != "part"}
             loss = parts["loss"].get(where)
             if loss is not None:
-                row = {key: value for key, value in replies.items() if key != "part"}
-                rows[where] = {**row, **{side: {**row[side], "loss": loss[side]} for side in ("base", "adapter")}}
+                row = {**row, **{side: {**row[side], "loss": loss[side]} for side in ("base", "adapter")}}
+            rows[where] = row
         return rows
 
     def append(self, record: dict[str, Any]) -> None:

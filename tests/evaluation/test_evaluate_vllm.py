@@ -10,6 +10,7 @@ keeps the rows done so far.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ import pytest
 from evaluation.cli import build_plan, main
 from evaluation.config import EvalArgs
 from evaluation.refloss import TransformersReferenceLoss, VllmReferenceLoss
-from evaluation.run import EvalAborted, EvalPlan, evaluate
+from evaluation.run import SIDES, EvalAborted, EvalPlan, evaluate
 from evaluation.store import RowStore
 from serving.openai_engine import OpenAIEngine
 from tests.support.paths import REPO_ROOT
@@ -99,6 +100,21 @@ def test_vllm_reference_loss_equals_transformers(vllm_server, trained_adapter_di
     local = TransformersReferenceLoss(tiny_model_dir, trained_adapter_dir, "huanhuan")
     for model in ("base", "huanhuan"):
         assert served.losses(model, pairs) == pytest.approx(local.losses(model, pairs), abs=0.02)
+
+
+def test_a_reference_longer_than_the_context_loses_only_its_own_loss(
+    vllm_server, trained_adapter_dir, tiny_model_dir, tmp_path
+) -> None:
+    plan = plan_of(trained_adapter_dir, tiny_model_dir, 3)
+    prompt, completion = plan.items[1].tokens
+    too_long = completion * (3000 // len(completion) + 1)  # the server's context is 2048 tokens
+    plan.items[1] = dataclasses.replace(plan.items[1], tokens=(prompt, too_long))
+    loss = VllmReferenceLoss(vllm_server.base_url, vllm_server.api_key, vllm_server.served_model_name)
+    rows, stats = evaluate(plan, vllm_server.engine(), loss, RowStore(tmp_path, "long"))
+    assert [row["where"] for row in rows] == [item.where for item in plan.items], "every reply is kept"
+    assert "loss" not in rows[1]["base"] and all("loss" in rows[i][side] for i in (0, 2) for side in SIDES)
+    assert stats.loss_error.startswith(f"{plan.items[1].where}: the server refused this row's reference (")
+    assert "2048" in stats.loss_error, stats.loss_error
 
 
 class DiesAfter:

@@ -123,7 +123,9 @@ def test_store_resumes_and_ignores_a_cut_line(tmp_path: Path) -> None:
     reopened = RowStore(tmp_path, "abc")
     assert sorted(reopened.parts()["replies"]) == ["index 1", "index 2", "index 3"]
     finished = reopened.load()
-    assert list(finished) == ["index 1"] and finished["index 1"]["adapter"] == {"answer": "b", "loss": 1.0}
+    assert list(finished) == ["index 1", "index 2", "index 3"]
+    assert finished["index 1"]["adapter"] == {"answer": "b", "loss": 1.0}
+    assert finished["index 2"]["adapter"] == {"answer": "b"}, "the cut loss line is redone, its replies kept"
     assert RowStore(tmp_path, "other").load() == {}
 
 
