@@ -23,8 +23,10 @@ Usage: ./launch.sh [options]
   --model PATH_OR_ID     base model folder, or a ModelScope id downloaded into Models/
                          (default Qwen/Qwen3-4B-Thinking-2507; --offline: Models/tiny-qwen3)
   --adapter NAME         the adapter to train if absent and show on the right (default huanhuan)
-  --adapters-dir DIR     adapters folder (default HOME/Models/adapters); the app can load only from here
-  --dataset PATH         training data (default HOME/Datasets/huanhuan.json, fetched if absent)
+  --adapters-dir DIR     adapters folder (default HOME/Models/adapters; --offline: HOME/Models/adapters-offline);
+                         the app can load only from here
+  --dataset PATH         training data (default HOME/Datasets/huanhuan.json, fetched if absent; a path given
+                         here must exist)
   --train-config FILE    training config (default configs/lora_qwen3_4b_thinking.yaml; --offline: configs/lora_tiny.yaml)
   --no-train             never train; serve what exists (fails if the adapter is missing)
   --engine KIND          vllm (default), local (transformers + peft in-process) or openai (an existing server)
@@ -93,6 +95,7 @@ HOME_DIR=$(abspath "$HOME_DIR"); ADAPTERS_DIR=$(abspath "$ADAPTERS_DIR"); DATASE
 [ -n "$TRAIN_CONFIG" ] && TRAIN_CONFIG=$(abspath "$TRAIN_CONFIG")
 [ -n "$MODEL" ] && [ -e "$CALLER_PWD/$MODEL" ] && MODEL=$(abspath "$MODEL")
 
+ADAPTERS_DIR_GIVEN=$ADAPTERS_DIR; DATASET_GIVEN=$DATASET
 ADAPTERS_DIR=${ADAPTERS_DIR:-$HOME_DIR/Models/adapters}
 
 # Preflight: what can this machine run? Asked before anything is installed, downloaded or created
@@ -163,9 +166,14 @@ fi
 # A GPU was found before torch was installed: now torch can say whether it can use it.
 [ "$PLAN_ACTION" = unknown ] && plan_profile "$PY" --installed
 
+RUNS_DIR=$HOME_DIR/runs
 if [ "$OFFLINE" = 1 ]; then
   MODEL=${MODEL:-$HOME_DIR/Models/tiny-qwen3}
   TRAIN_CONFIG=${TRAIN_CONFIG:-configs/lora_tiny.yaml}
+  # The tiny model's adapters and runs live apart: a later run on the GPU (the driver fixed) trains its own
+  # adapter instead of finding this one, which fits only the tiny model.
+  [ -z "$ADAPTERS_DIR_GIVEN" ] && ADAPTERS_DIR=$HOME_DIR/Models/adapters-offline
+  RUNS_DIR=$HOME_DIR/runs/offline
 else
   MODEL=${MODEL:-Qwen/Qwen3-4B-Thinking-2507}
   TRAIN_CONFIG=${TRAIN_CONFIG:-configs/lora_qwen3_4b_thinking.yaml}
@@ -189,12 +197,14 @@ if [ "$ENGINE" != openai ]; then
     [ "$TRAIN" = 1 ] || { STEP_NAME="adapter"; fail "no adapter at $ADAPTER_DIR and --no-train was given"; }
     step_start "dataset $DATASET"
     if [ ! -f "$DATASET" ]; then
+      # Only the default dataset is fetched: a --dataset path that is not there is a mistake to report.
+      [ -z "$DATASET_GIVEN" ] || fail "no dataset at $DATASET (--dataset); give the path of an existing file"
       $PY -m training.fetch_dataset --out "$DATASET" > "$LOGS/dataset.log" 2>&1 || fail "could not get the dataset" "$LOGS/dataset.log"
     fi
     step_done
     step_start "train the $ADAPTER adapter ($TRAIN_CONFIG)"
     $PY -m training --config "$TRAIN_CONFIG" --model_name_or_path "$MODEL" --dataset_path "$DATASET" \
-      --output_dir "$HOME_DIR/runs/$ADAPTER" --export_dir "$ADAPTER_DIR" 2>&1 | tee "$LOGS/train.log" \
+      --output_dir "$RUNS_DIR/$ADAPTER" --export_dir "$ADAPTER_DIR" 2>&1 | tee "$LOGS/train.log" \
       || fail "training failed; nothing is served with a missing adapter" "$LOGS/train.log"
     step_done
   fi
@@ -205,7 +215,7 @@ APP_ARGS=(--adapters-dir "$ADAPTERS_DIR" --port "$PORT" --default-adapter "$ADAP
 [ "$ALLOW_TRAINING" = 1 ] && APP_ARGS+=(--allow-training)
 [ "$OFFLINE" = 1 ] && APP_ARGS+=(--max-new-tokens 512)  # the tiny model on a CPU: turns of seconds, not minutes
 if [ "$ENGINE" != openai ]; then  # the Train tab trains the served base on the same data and preset as above
-  APP_ARGS+=(--train-model "$MODEL" --train-dataset "$DATASET" --train-config "$TRAIN_CONFIG" --jobs-dir "$HOME_DIR/runs/jobs")
+  APP_ARGS+=(--train-model "$MODEL" --train-dataset "$DATASET" --train-config "$TRAIN_CONFIG" --jobs-dir "$RUNS_DIR/jobs")
 fi
 
 case "$ENGINE" in

@@ -152,7 +152,8 @@ def test_offline_profile_end_to_end_then_fast_second_run(launch_home: Path, huan
     assert "".join(left).strip(), f"the base side answered nothing:\n{first.log()[-3000:]}"
     assert "".join(right).strip(), f"the adapter side answered nothing:\n{first.log()[-3000:]}"
     assert "train the huanhuan adapter" in first.log()
-    assert (launch_home / "Models" / "adapters" / "huanhuan" / "adapter_model.safetensors").is_file()
+    assert (launch_home / "Models" / "adapters-offline" / "huanhuan" / "adapter_model.safetensors").is_file()
+    assert not (launch_home / "Models" / "adapters").exists(), "the real profile's adapters folder stays free"
 
     # The second run is a plain `./launch.sh`: on a machine without a usable GPU it must say so in its first
     # line and run the offline profile by itself.
@@ -203,3 +204,12 @@ def test_no_train_without_an_adapter_fails_and_never_serves_the_base_alone(tmp_p
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAILED: adapter: no adapter at" in result.stderr and "--no-train was given" in result.stderr
     assert not (tmp_path / "logs" / "vllm.log").exists() and "Running on" not in result.stdout
+
+
+def test_a_dataset_path_that_is_not_there_stops_the_launch_and_nothing_is_fetched(tmp_path: Path) -> None:
+    typo = tmp_path / "my_dat.json"
+    command = ["./launch.sh", "--offline", "--no-install", "--home", str(tmp_path), "--dataset", str(typo)]
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"FAILED: dataset {typo}: no dataset at {typo} (--dataset)" in result.stderr
+    assert not typo.exists() and not (tmp_path / "logs" / "dataset.log").exists(), "the default data was fetched"
