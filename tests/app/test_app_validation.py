@@ -64,6 +64,6 @@ def test_model_ids_as_servers_write_them_are_well_formed(model_id: str) -> None:
      (float("inf"), 0.0), ("1795815137278", 0.0), (None, 0.0)],
 )  # fmt: skip
 def test_a_click_time_is_a_positive_finite_number_else_unknown(value: object, expected: float) -> None:
-    from app.ui import click_time
+    from app.click_stamp import click_time
 
     assert click_time(value) == expected

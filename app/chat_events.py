@@ -1,0 +1,166 @@
+"""The Chat tab's events: Send, Regenerate, Stop, Undo and Clear, wired to `app.turns.ChatTurns`.
+
+Handlers are thin: they read the page into `TurnInputs` (app.chat_panes.Controls), run a ChatTurns step, and
+render with `app.render`. A running turn streams only its own exchange (the live boxes, the stats lines, the
+message box and the state); one rest step then moves it into the history.
+
+    wire_chat(turns, settings, state, panes, controls, buttons)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gradio as gr
+
+from app import render
+from app.chat_panes import Buttons, Controls, SidePane
+from app.click_stamp import NOW_JS, click_time, clicked_js, stamp_input
+from app.config import AppArgs
+from app.conversation import SIDES, Exchange
+from app.event_options import QUIET
+from app.turns import ChatTurns, TurnInputs, TurnView, finish_stopped, undo
+from serving.protocol import EngineError
+
+
+def wire_chat(
+    turns: ChatTurns,
+    settings: AppArgs,
+    state: gr.State,
+    panes: dict[str, SidePane],
+    controls: Controls,
+    buttons: Buttons,
+) -> None:
+    histories, lives = [panes[s].history for s in SIDES], [panes[s].chatbot for s in SIDES]
+    stats = [panes[s].stats for s in SIDES]
+    streamed = [controls.message, *lives, *stats, state]  # what a running turn updates: never the history
+    at_rest = [*histories, *lives, *stats]
+    every_view = [controls.message, state, *at_rest]
+    # The last input of Send, Regenerate, Stop, Undo and Clear is when the person clicked (app.click_stamp): a
+    # Stop reaches a Send still waiting in the queue.
+    clicked = stamp_input()
+    inputs = [state, *controls.as_list(), clicked]
+
+    def send(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
+        message = controls.raw(values[:-1])["message"]
+        if not isinstance(message, str) or not message.strip():
+            yield NOTHING_STREAMED  # empty input does nothing
+            return
+        yield from _stream_views(turns.send, controls, settings, request, exchanges, values)
+
+    def regenerate(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
+        yield from _stream_views(turns.regenerate, controls, settings, request, exchanges, values)
+
+    def stop(request: gr.Request, exchanges: list[Exchange], box: str, at: Any = 0) -> list[Any]:
+        turns.stop(request.session_hash or "", clicked_at_ms=click_time(at))  # the turn's handler ends by itself
+        return _every_view(TurnView(finish_stopped(exchanges), message_box=box, running=False))
+
+    def undo_last(request: gr.Request, exchanges: list[Exchange], box: str, at: Any = 0) -> list[Any]:
+        turns.stop(request.session_hash or "", discard=True, clicked_at_ms=click_time(at))
+        remaining, box = undo(finish_stopped(exchanges), box or "")
+        return _every_view(TurnView(remaining, message_box=box, running=False))
+
+    def clear(request: gr.Request, box: str, at: Any = 0) -> list[Any]:
+        turns.stop(request.session_hash or "", discard=True, clicked_at_ms=click_time(at))
+        return _every_view(TurnView([], message_box=box, running=False))
+
+    # No `cancels=`: in Gradio 6.31 a cancel also kills the NEXT send of the session (seen in the browser);
+    # TurnControl closes the streams (vLLM aborts) and the handler returns within ~0.1 s on its own.
+    # Gradio's progress tracker on every output (a timer in five boxes) delayed a turn's first text on the page
+    # (bench/README.md, "Gradio's progress tracker"). Instead, the stats lines say "sending…" in the browser at
+    # once (no server round trip), until the turn's first update or, for a turn that never starts, the rest step.
+    sending = {"fn": None, "inputs": [controls.message, *stats], "outputs": stats, "js": SENDING_JS,
+               "api_visibility": "private", **QUIET}  # fmt: skip
+    rest = {"fn": _rest_views, "inputs": [state], "outputs": at_rest, "concurrency_limit": None,
+            "api_visibility": "private", **QUIET}  # fmt: skip
+    triggers = [buttons.send.click, controls.message.submit]
+    gr.on(triggers, **sending)
+    # "always_last": a Send clicked while this session's previous Send is pending (streaming, or stopped while it
+    # waited in the queue) runs once that one is done, reading the page then; Gradio's default ("once") would
+    # drop it without a word. A double click thus sends once: the box is empty by the time the second runs.
+    sent = gr.on(triggers, send, inputs, streamed, api_name="send", js=clicked_js(len(inputs)),
+                 trigger_mode="always_last", concurrency_id=TURNS, **QUIET)  # fmt: skip
+    sent.then(**rest)
+    sent.failure(**rest)  # Gradio 6.31 runs `.then` after a success only (seen in the browser)
+    # Regenerate's click time is written into `clicked` in the browser at the click (the turn itself starts one
+    # server round trip later, in `.then`, and reads it from there).
+    now = f"() => [...{[render.SENDING] * 2}, {NOW_JS}]"
+    buttons.regenerate.click(**{**sending, "js": now, "outputs": [*stats, clicked]})
+    regenerated = buttons.regenerate.click(
+        _history_before_last, [state], histories, concurrency_limit=None, api_visibility="private", **QUIET
+    ).then(regenerate, inputs, streamed, api_name="regenerate", concurrency_id=TURNS, **QUIET)  # fmt: skip
+    regenerated.then(**rest)
+    regenerated.failure(**rest)
+    box = [state, controls.message, clicked]
+    ends = {"outputs": every_view, "concurrency_limit": None, "js": clicked_js(len(box)), **QUIET}
+    buttons.stop.click(stop, box, api_name="stop", **ends)
+    buttons.undo.click(undo_last, box, api_name="undo", **ends)
+    buttons.clear.click(clear, [controls.message, clicked], api_name="clear", **{**ends, "js": clicked_js(2)})
+
+
+# Send and Regenerate share one concurrency group: `--concurrency-limit` turns at once over all users, whichever
+# button started them (each event would otherwise get its own limit).
+TURNS = "turns"
+
+# The stats lines the moment Send is clicked, in the browser (an empty message sends nothing): (message, left
+# stats, right stats) -> both stats.
+SENDING_JS = f"""(message, left, right) => (message || '').trim() ? {[render.SENDING] * 2} : [left, right]"""
+
+
+def _stream_views(
+    step: Callable[[TurnInputs, list[Exchange], str], Iterator[TurnView]],
+    controls: Controls,
+    settings: AppArgs,
+    request: gr.Request,
+    exchanges: list[Exchange],
+    values: tuple[Any, ...],
+) -> Iterator[list[Any]]:
+    """Run one turn step and render what it streams; a bad input becomes a message and changes nothing.
+
+    `values`: the controls' values (`Controls.as_list` order), then the click time."""
+    streamed = False
+    try:
+        inputs = controls.read(values[:-1], settings, clicked_at_ms=values[-1])
+        for view in step(inputs, exchanges if isinstance(exchanges, list) else [], request.session_hash or ""):
+            streamed = True
+            yield _streamed_views(view)
+        if not streamed:  # a turn stopped in the queue, an empty message or nothing to regenerate
+            yield NOTHING_STREAMED
+    except EngineError as error:
+        raise gr.Error(str(error), print_exception=False) from error
+
+
+# What a turn step that streamed nothing leaves on the page: everything as it was (a generator that yields
+# nothing would set every output to None in Gradio 6.31: the message box emptied, seen in the browser).
+NOTHING_STREAMED = [gr.skip()] * 6
+
+
+def _streamed_views(view: TurnView) -> list[Any]:
+    """[message box, left and right live exchange, left and right stats, state]: the turn's exchange only."""
+    lives = [render.chatbot_messages(view.exchanges[-1:], side) for side in SIDES]
+    return [view.message_box, *lives, *_stats_lines(view.exchanges), view.exchanges]
+
+
+def _stats_lines(exchanges: list[Exchange]) -> list[str]:
+    last = exchanges[-1] if exchanges else None
+    return [render.stats_line(last.replies.get(side) if last else None) for side in SIDES]
+
+
+def _rest_views(exchanges: list[Exchange]) -> list[Any]:
+    """[left and right history, left and right live, left and right stats]: every exchange in the history, the
+    live boxes empty, the stats of the last exchange."""
+    exchanges = exchanges if isinstance(exchanges, list) else []
+    histories = [render.chatbot_messages(exchanges, side) for side in SIDES]
+    return [*histories, [], [], *_stats_lines(exchanges)]
+
+
+def _history_before_last(exchanges: list[Exchange]) -> list[Any]:
+    """[left and right history] without the last exchange (Regenerate streams it again in the live boxes)."""
+    earlier = exchanges[:-1] if isinstance(exchanges, list) else []
+    return [render.chatbot_messages(earlier, side) for side in SIDES]
+
+
+def _every_view(view: TurnView) -> list[Any]:
+    """[message box, state, histories, lives, stats]: the conversation at rest (Stop, Undo, Clear)."""
+    return [view.message_box, view.exchanges, *_rest_views(view.exchanges)]
