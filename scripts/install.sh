@@ -6,9 +6,10 @@
 #   bash scripts/install.sh          # runtime
 #   bash scripts/install.sh --dev    # + test tools and Debian's chromium for the browser tests
 #
-# Re-running is cheap: a stamp in .venv records the requirement files it installed. A .venv without pip, or
-# built for the other kind of machine (a CPU one before the driver was updated), is built again
-# (common/venv_check.py). Python 3.11 or newer is checked first (scripts/python_check.sh).
+# Re-running is cheap: a stamp in .venv records the requirement files it installed (common/install_stamp.py: a
+# --dev install also satisfies a runtime one, so tests and app runs never reinstall each other). A .venv without
+# pip, or built for the other kind of machine (a CPU one before the driver was updated), is built again
+# (common/venv_check.py). Python 3.11 to 3.14 is checked first (scripts/python_check.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,11 +42,11 @@ case "${venv_line%%$'\t'*}" in
   recreate) step "${venv_line#*$'\t'}: creating it again with $("$PYTHON" --version)"; "$PYTHON" -m venv --clear "$VENV" ;;
 esac
 echo "$KIND" > "$VENV/.kind"
-files=(requirements.txt "requirements-$KIND.txt")
-[ "$DEV" = 1 ] && files+=(requirements-dev.txt)
-stamp="$VENV/.installed-$KIND-$(cat "${files[@]}" | sha256sum | cut -c1-16)"
+stamp_flags=("$VENV" "$KIND"); [ "$DEV" = 1 ] && stamp_flags+=(--dev)
+stamp_line=$("$PYTHON" -m common.install_stamp "${stamp_flags[@]}")  # a dev install also covers the runtime one
+stamp=${stamp_line#*$'\t'}
 
-if [ -f "$stamp" ]; then
+if [ "${stamp_line%%$'\t'*}" = installed ]; then
   step "packages already installed for this $KIND machine ($stamp)"
 else
   start=$SECONDS

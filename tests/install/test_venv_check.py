@@ -63,14 +63,19 @@ def test_this_projects_own_venv_is_kept_for_its_kind() -> None:
     assert venv_action(Path(sys.prefix), kind)[0] == "keep"
 
 
-def test_a_python_older_than_3_11_is_refused_with_one_line(tmp_path: Path) -> None:
-    old = tmp_path / "python3.10"
-    old.write_text("#!/bin/sh\n[ \"$1\" = --version ] && echo 'Python 3.10.12' && exit 0\nexit 1\n")
-    old.chmod(0o755)
-    refused = subprocess.run(["bash", "scripts/python_check.sh", str(old)], cwd=REPO_ROOT, capture_output=True,
+@pytest.mark.parametrize("version", [(3, 10, 12), (3, 15, 0)])
+def test_a_python_the_pinned_vllm_has_no_wheels_for_is_refused_with_one_line(tmp_path: Path, version) -> None:
+    """The fake interpreter answers --version, and runs the check's code on this Python as if it were `version`."""
+    fake = tmp_path / "python"
+    said = ".".join(map(str, version))
+    as_if = f"import sys; sys.version_info = {version}; exec(sys.argv[1])"
+    fake.write_text(f"#!/bin/sh\n[ \"$1\" = --version ] && echo 'Python {said}' && exit 0\n"
+                    f"exec {sys.executable} -c \"{as_if}\" \"$2\"\n")  # fmt: skip
+    fake.chmod(0o755)
+    refused = subprocess.run(["bash", "scripts/python_check.sh", str(fake)], cwd=REPO_ROOT, capture_output=True,
                              text=True)  # fmt: skip
-    assert refused.returncode == 1 and "needs Python 3.11 or newer" in refused.stderr
-    assert "Python 3.10.12" in refused.stderr and "PYTHON=python3.11" in refused.stderr
+    assert refused.returncode == 1 and "needs Python 3.11 to 3.14" in refused.stderr
+    assert f"Python {said}" in refused.stderr and "PYTHON=python3.11" in refused.stderr
     accepted = subprocess.run(["bash", "scripts/python_check.sh", sys.executable], cwd=REPO_ROOT,
                               env={**os.environ}, capture_output=True, text=True)  # fmt: skip
     assert accepted.returncode == 0, accepted.stderr
