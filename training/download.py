@@ -56,8 +56,17 @@ def modelscope_snapshot(model_id: str, out: Path) -> None:
     snapshot_download(model_id, local_dir=str(out))
 
 
+def folder_gb(folder: Path) -> float:
+    """The size of every file under `folder` (what a download there has written so far), in GB; 0 when absent."""
+    if not folder.is_dir():
+        return 0.0
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 1e9
+
+
 def check_free_disk(out: Path, needed_gb: float) -> None:
     """Refuse to start a download that cannot fit (before anything is created)."""
+    if needed_gb <= 0:
+        return
     free_gb = free_disk_gb(out)
     if free_gb < needed_gb:
         raise DownloadError(
@@ -110,8 +119,8 @@ def download_model(model_id: str, out: str | Path, snapshot: SnapshotFn | None =
     if (out / DONE_MARKER).is_file() and not missing_files(out):
         log(f"{out} is complete already; nothing to download")
         return out
-    if snapshot is None:
-        check_free_disk(out, HUB_DOWNLOAD_MIN_FREE_GB)
+    if snapshot is None:  # what an interrupted download left needs no room again
+        check_free_disk(out, HUB_DOWNLOAD_MIN_FREE_GB - folder_gb(out))
     out.mkdir(parents=True, exist_ok=True)
     log(f"downloading {model_id} into {out} (rerun the same command to resume if interrupted)")
     try:

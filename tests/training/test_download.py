@@ -103,3 +103,21 @@ def test_a_download_that_cannot_fit_is_refused_before_anything_is_created(tmp_pa
     with pytest.raises(DownloadError, match=r"GB free at .*needs about 1000000 GB"):
         check_free_disk(tmp_path / "Models" / "big", needed_gb=1e6)
     assert not (tmp_path / "Models").exists()
+
+
+def test_a_resumed_download_asks_only_for_the_room_it_still_needs(tmp_path: Path, monkeypatch) -> None:
+    """12 GB free, the network drops at 5 GB: 7 GB are free and about 5 GB are still to come, so it resumes."""
+    import training.download as download
+
+    monkeypatch.setattr(download, "free_disk_gb", lambda _: 7.0)
+    out = tmp_path / "Models" / "Qwen3-4B-Thinking-2507"
+    calls: list[str] = []
+    with pytest.raises(DownloadError, match=r"only 7.0 GB free .* needs about 10 GB"):
+        download.download_model("Qwen/x", out, None, log=calls.append)
+    (out / "._____temp").mkdir(parents=True)
+    with (out / "._____temp" / "model-00001-of-00003.safetensors").open("wb") as partial:
+        partial.truncate(5_000_000_000)  # sparse: 5 GB written as far as sizes go, no disk used
+    monkeypatch.setattr(download, "modelscope_snapshot", lambda model_id, folder: calls.append("resumed"))
+    with pytest.raises(DownloadError, match="incomplete after the download"):
+        download.download_model("Qwen/x", out, None, log=calls.append)
+    assert "resumed" in calls
