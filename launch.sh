@@ -167,6 +167,10 @@ fi
 [ "$PLAN_ACTION" = unknown ] && plan_profile "$PY" --installed
 
 RUNS_DIR=$HOME_DIR/runs
+if [ "$OFFLINE" = 1 ] && [ "$ENGINE" = vllm ]; then  # a CUDA vLLM on a machine whose GPU CUDA cannot use now
+  offline_engine=$($PY -m serving.doctor --offline-engine)
+  if [ "${offline_engine%%$'\t'*}" = local ]; then echo "launch.sh: ${offline_engine#*$'\t'}"; ENGINE=local; fi
+fi
 if [ "$OFFLINE" = 1 ]; then
   MODEL=${MODEL:-$HOME_DIR/Models/tiny-qwen3}
   TRAIN_CONFIG=${TRAIN_CONFIG:-configs/lora_tiny.yaml}

@@ -159,11 +159,19 @@ def no_gpu_listed(facts: MachineFacts) -> str:
 
 
 def visible_gpu(gpus: tuple[Gpu, ...]) -> Gpu | None:
-    """The GPU torch calls cuda:0: the first of CUDA_VISIBLE_DEVICES when it names an index, else the first
-    (nvidia-smi's order; launch.sh sets CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA counts the same way)."""
-    first = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
-    index = int(first) if first.isdigit() else 0
-    return gpus[index] if index < len(gpus) else None
+    """The GPU torch calls cuda:0: the first of CUDA_VISIBLE_DEVICES when it names an index, the first listed
+    when it is unset or names a UUID (nvidia-smi's order; launch.sh sets CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA
+    counts the same way), and none when it is empty or starts with anything else (`-1`): CUDA then sees no GPU,
+    the usual way to keep a run on the CPU."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return gpus[0] if gpus else None
+    first = visible.split(",")[0].strip()
+    if first.isdigit():
+        return gpus[int(first)] if int(first) < len(gpus) else None
+    if first.startswith(("GPU-", "MIG-")):
+        return gpus[0] if gpus else None
+    return None
 
 
 def torch_facts() -> TorchFacts:

@@ -137,6 +137,19 @@ def install_kind(facts: MachineFacts) -> tuple[str, str]:
     return "gpu", verdict.reason
 
 
+def offline_engine(facts: MachineFacts, vllm_build: str) -> tuple[str, str]:
+    """("vllm" | "local", why) for the offline profile's tiny model: vLLM unless the installed vLLM is the CUDA
+    build and CUDA is unusable (a GPU the driver or CUDA_VISIBLE_DEVICES hides after the install): that build
+    cannot run on the CPU, and transformers (`--engine local`) serves the tiny model in-process instead."""
+    verdict = cuda_verdict(facts)
+    if vllm_build == "cuda" and not verdict.usable:
+        return "local", (
+            f"the CUDA build of vLLM is installed but cannot run here ({verdict.reason}); serving the tiny model "
+            "in-process with transformers (--engine local) instead"
+        )
+    return "vllm", "vLLM serves the tiny model"
+
+
 @dataclass(frozen=True)
 class LaunchRequest:
     model: str  # "" when the user gave no --model (launch.sh then picks the real one or the offline one)
@@ -182,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     shape.add_argument("--json", action="store_true", help="print the report as JSON")
     shape.add_argument("--install-kind", action="store_true", help="for install.sh: one line, gpu|cpu<TAB>why")
     shape.add_argument("--plan", action="store_true", help="launch.sh's decision: one line, ACTION<TAB>message")
+    shape.add_argument("--offline-engine", action="store_true", help="for launch.sh: vllm|local<TAB>why")
     parser.add_argument("--model", default="", help="with --plan: the --model given to launch.sh, if any")
     parser.add_argument("--adapter-exists", action="store_true", help="with --plan: the adapter is trained already")
     parser.add_argument("--no-train", action="store_true", help="with --plan: launch.sh was given --no-train")
@@ -189,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.install_kind:
         print("\t".join(install_kind(probe())))
+        return 0
+    if args.offline_engine:
+        print("\t".join(offline_engine(probe(), installed_vllm()[0])))
         return 0
     if args.plan:
         request = LaunchRequest(args.model, args.adapter_exists, not args.no_train, args.installed)

