@@ -7,10 +7,10 @@
     a refusal                              -> HTTP 400 {"error": {"message": "<every reason>"}}
 
 Every answer carries the `x-adapter-registry: 1` header, so a client tells these routes from a server that
-lacks them (a plain vLLM answers 404 without it). The folder, base model and rank limit come from
-$SERVING_ADAPTERS_DIR, $SERVING_BASE_MODEL and $SERVING_MAX_LORA_RANK (set by VLLMServer); without a folder the
-middleware passes everything through. VLLMServer lists it before `serving.vllm_auth.RequireKeyEverywhere`, so
-the key check wraps these routes too.
+lacks them (a plain vLLM answers 404 without it). The folder, base model, served base name and rank limit come
+from $SERVING_ADAPTERS_DIR, $SERVING_BASE_MODEL, $SERVING_SERVED_BASE_NAME and $SERVING_MAX_LORA_RANK (set by
+VLLMServer); without a folder the middleware passes everything through. VLLMServer lists it before
+`serving.vllm_auth.RequireKeyEverywhere`, so the key check wraps these routes too.
 
 The name is validated once here (serving.adapter_service, one lock per name); the load itself is handed to
 vLLM by re-sending the request, inside this process, to vLLM's own public `/v1/load_lora_adapter` and
@@ -37,6 +37,7 @@ from serving.protocol import AdapterError
 ENV_ADAPTERS_DIR = "SERVING_ADAPTERS_DIR"
 ENV_BASE_MODEL = "SERVING_BASE_MODEL"
 ENV_MAX_LORA_RANK = "SERVING_MAX_LORA_RANK"
+ENV_SERVED_BASE_NAME = "SERVING_SERVED_BASE_NAME"  # no adapter may take the base's served name
 REGISTRY_HEADER = "x-adapter-registry"
 ROUTE = re.compile(r"^/v1/adapters(?:/(?P<name>.+)/(?P<action>load|unload|reload))?/?$")  # bad names: refused
 Scope = MutableMapping[str, Any]
@@ -131,7 +132,8 @@ class AdapterRoutes:
         self.registry = None
         if folder:
             base = os.environ.get(ENV_BASE_MODEL) or None
-            self.registry = AdapterRegistry(Path(folder), base_model_path=base, max_rank=rank)
+            served_base = os.environ.get(ENV_SERVED_BASE_NAME) or None
+            self.registry = AdapterRegistry(Path(folder), base_model_path=base, max_rank=rank, served_base=served_base)
         self.service: AdapterService | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -3,9 +3,9 @@
 The rules are vLLM's own (so vLLM never refuses an adapter accepted here): adapter_config.json and
 adapter_model.safetensors present (a pickled .bin is refused), rank <= the server's --max-lora-rank, no
 `modules_to_save`, no DoRA, bias "none", LoRA only, and the base model must match. Every problem is
-reported at once. Only sub-folders of the adapters folder are served: names are plain folder names,
-a symlink leading outside is refused, and dot/temp folders (a training export still being written) are
-never listed.
+reported at once. Only sub-folders of the adapters folder are served: names are plain folder names (never
+`base` or the served base model's name), a symlink leading outside is refused, and dot/temp folders (a training
+export still being written) are never listed.
 
     registry = AdapterRegistry(Path("Models/adapters"), base_model_path=Path("Models/Qwen3-4B-Thinking-2507"))
     for info in registry.list():
@@ -184,15 +184,22 @@ class AdapterRegistry:
     """The allow-listed adapters folder: one sub-folder per adapter, `Models/adapters/<name>/`."""
 
     def __init__(
-        self, adapters_dir: Path, base_model_path: Path | str | None = None, max_rank: int | None = DEFAULT_MAX_RANK
+        self,
+        adapters_dir: Path,
+        base_model_path: Path | str | None = None,
+        max_rank: int | None = DEFAULT_MAX_RANK,
+        served_base: str | None = None,
     ):
+        """`served_base`: the name the base model is served under, which no adapter may take (nor `base`)."""
         self.adapters_dir = Path(adapters_dir)
         self.base_model_path = base_model_path
         self.max_rank = max_rank
+        self.served_base = served_base
 
     def resolve(self, name: str) -> Path:
-        """The folder of adapter `name`, refusing names and symlinks that lead outside the adapters folder."""
-        problems = check_adapter_name(name)
+        """The folder of adapter `name`, refusing names of the base model and names and symlinks that lead outside
+        the adapters folder."""
+        problems = check_adapter_name(name, self.served_base)
         if problems:
             raise AdapterError("; ".join(problems))
         root = self.adapters_dir.resolve()

@@ -1,6 +1,8 @@
 """Terminal chat through either engine, for quick checks of a model or a freshly trained adapter.
 
 Multi-turn; thinking is printed dimmed apart from the answer; `/reset` clears the history, `/quit` ends.
+A message that fails (e.g. the conversation grew too long for the context) is reported and left out of the
+history, and the chat goes on; with `--message` (non-interactive) a failed message ends it with exit code 1.
 With `--adapter NAME=PATH` the adapter is loaded first (hot-loaded into vLLM, or into the local model)
 and `--compare` sends every message to the base and the adapter side by side.
 
@@ -87,19 +89,30 @@ def summary(final: FinalDelta) -> str:
     )
 
 
-def chat_turn(engine, histories: dict[str, list[ChatMessage]], text: str, params: SamplingParams, show: bool) -> None:
-    """One user message to every model in `histories`, opened together; replies printed one after another."""
-    requests = []
-    for model, history in histories.items():
+def chat_turn(engine, histories: dict[str, list[ChatMessage]], text: str, params: SamplingParams, show: bool) -> bool:
+    """One user message to every model in `histories`, opened together; replies printed one after another.
+
+    Returns False when a reply failed: its error is printed and its history is left as it was before the message.
+    """
+    for history in histories.values():
         history.append({"role": "user", "content": text})
-        requests.append(ChatRequest(list(history), model, params))
-    streams = engine.open_streams(requests)
+    requests = [ChatRequest(list(history), model, params) for model, history in histories.items()]
+    try:
+        streams = engine.open_streams(requests)
+    except EngineError as error:  # refused before any reply started (e.g. too long): no side got the message
+        for history in histories.values():
+            history.pop()
+        print(f"error: {error}", file=sys.stderr)
+        return False
+    answered = True
     for (model, history), stream in zip(histories.items(), streams, strict=True):
         try:
             history.append({"role": "assistant", "content": print_reply(stream, model, show)})
         except EngineError as error:
             history.pop()
             print(f"\n[{model}] error: {error}", file=sys.stderr)
+            answered = False
+    return answered
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if text.strip() == "/reset":
                 histories = {model: list(system) for model in models}
                 continue
-            chat_turn(engine, histories, text, params, not args.no_thinking)
+            if not chat_turn(engine, histories, text, params, not args.no_thinking) and args.message:
+                return 1  # a script sending --message learns that a reply failed
     except (EOFError, KeyboardInterrupt):
         print()
     except EngineError as error:

@@ -69,7 +69,9 @@ class LocalEngine:
             raise
         atexit.register(_close_at_exit, weakref.ref(self))
         if adapters_dir is not None:
-            registry = AdapterRegistry(Path(adapters_dir), base_model_path=self.model_path, max_rank=None)
+            registry = AdapterRegistry(
+                Path(adapters_dir), base_model_path=self.model_path, max_rank=None, served_base=self.base_model
+            )
             self._service = AdapterService(registry, self)
         for name, path in (adapters or {}).items():
             self.load_adapter_path(name, path)
@@ -233,7 +235,8 @@ class LocalEngine:
         """Trusted in-process callers only (the constructor's `adapters`, the terminal chat): validate a folder
         anywhere on disk and load it under `name` (a name already loaded is replaced)."""
         path = Path(path)
-        problems = check_adapter_name(name) + validate_adapter(path, base_model_path=self.model_path, max_rank=None)
+        problems = check_adapter_name(name, self.base_model)
+        problems += validate_adapter(path, base_model_path=self.model_path, max_rank=None)
         if problems:
             raise AdapterError(f"adapter '{name}' cannot be loaded: " + "; ".join(problems))
         self._worker.call(self._load_adapter, name, path)

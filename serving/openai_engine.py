@@ -11,7 +11,8 @@ its pooled connection to the next request. vLLM extensions (`top_k`) reach only 
 when `/v1/models` fails or omits them. Adapters are listed, loaded, reloaded and unloaded BY NAME through the
 `/v1/adapters` routes our vLLM server runs (serving/adapter_routes.py), one request per action; a server
 without them (a plain vLLM, another OpenAI server) lists its loaded adapters from `/v1/models` and refuses
-load/unload with a one-line reason.
+load/unload with a one-line reason. A refused API key (HTTP 401/403) or a failing server (5xx) is reported as
+such, never taken for a server without those routes, nor for an empty model list.
 
     engine = OpenAIEngine("http://127.0.0.1:8000/v1", api_key=os.environ["VLLM_API_KEY"])
     for delta in engine.stream_chat([{"role": "user", "content": "你好"}], "base", SamplingParams()):
@@ -34,7 +35,7 @@ from urllib.parse import quote
 from serving.adapter_routes import REGISTRY_HEADER
 from serving.adapters import validate_adapter
 from serving.http_clients import adapter_client, once_more_if_broken, openai_client
-from serving.openai_errors import engine_error_from, error_reason, refusal_reason
+from serving.openai_errors import KEY_HINT, engine_error_from, error_reason, refusal_reason
 from serving.openai_params import ServerParams, notice_for
 from serving.protocol import (
     BASE_MODEL_ALIAS,
@@ -55,6 +56,7 @@ from serving.protocol import (
 )
 from serving.reasoning import ReplySplit, reasoning_of
 
+KEY_REFUSED = (401, 403)  # HTTP statuses of a missing or wrong API key
 NOT_MANAGED = (
     "this server does not manage adapters by name; cannot {action} at {url}: start it with `python -m serving` "
     "(its adapters folder is then served by name), or load the adapter on that server yourself"
@@ -231,12 +233,13 @@ class OpenAIEngine:
         """The given ids (base first), then what `/v1/models` lists (vLLM lists adapters with `parent` = base).
 
         A server whose `/v1/models` answers with an error still serves the ids given to the engine (`base_model`,
-        `model_ids`).
+        `model_ids`), unless the error is a refused API key: then nothing would be served.
         """
         try:
             listed = once_more_if_broken(lambda: list(self._client.models.list()))
         except Exception as error:
-            if self.given_ids and hasattr(error, "status_code"):  # it answered, without a model list
+            answered = getattr(error, "status_code", None) not in (None, *KEY_REFUSED)  # a refused key: nothing works
+            if self.given_ids and answered:  # it answered, without a model list
                 return [ModelInfo(model_id, is_adapter=False, listed=False) for model_id in self.given_ids]
             raise engine_error_from(error, self.base_url, None) from error
         self.server.saw_models(getattr(model, "owned_by", None) for model in listed)
@@ -307,6 +310,7 @@ class OpenAIEngine:
         """The server's adapters by name (`GET /v1/adapters`); a server without that route: its loaded adapters
         as `/v1/models` lists them, without metadata."""
         response = self._adapter_request("GET", "adapters", "list the adapters")
+        self._check_answer(response, "list the adapters")
         if not _manages_adapters(response):
             return [AdapterStatus(i.name, served_as=i.name, in_folder=False) for i in self.models() if i.is_adapter]
         if response.status_code >= 400:
@@ -329,11 +333,24 @@ class OpenAIEngine:
         response = self._adapter_request(
             "POST", f"adapters/{quote(str(name), safe='@')}/{action}", f"{action} '{name}'"
         )
+        self._check_answer(response, f"{action} adapter '{name}'")
         if not _manages_adapters(response):
             raise AdapterError(NOT_MANAGED.format(action=action, url=self.base_url))
         if response.status_code >= 400:
             raise AdapterError(f"could not {action} adapter '{name}': {_reason(response)}")
         return response.json().get("served") or name
+
+    def _check_answer(self, response: Any, action: str) -> None:
+        """Raise when the key was refused or the server failed: such an answer says nothing about its routes."""
+        status = response.status_code
+        if status in KEY_REFUSED:
+            raise EngineUnavailableError(
+                f"could not {action}: the server at {self.base_url} refused the API key (HTTP {status}). {KEY_HINT}"
+            )
+        if status >= 500:
+            raise EngineUnavailableError(
+                f"could not {action}: the server at {self.base_url} failed (HTTP {status}): {_reason(response)}"
+            )
 
     def _adapter_request(self, method: str, path: str, action: str, body: dict | None = None) -> Any:
         import httpx
@@ -347,12 +364,13 @@ class OpenAIEngine:
     def load_adapter_path(self, name: str, path: Path) -> None:
         """Trusted in-process callers only (distillation, the terminal chat), never the page: validate a folder
         here and hand its path to vLLM's `/v1/load_lora_adapter` under `name`."""
-        problems = check_adapter_name(name)
+        problems = check_adapter_name(name, self.base_model)
         problems += validate_adapter(Path(path), base_model_path=self._base_root(), max_rank=self.max_lora_rank)
         if problems:
             raise AdapterError(f"adapter '{name}' cannot be loaded: " + "; ".join(problems))
         body = {"lora_name": name, "lora_path": str(Path(path).resolve())}
         response = self._adapter_request("POST", "load_lora_adapter", f"load adapter '{name}'", body)
+        self._check_answer(response, f"load adapter '{name}'")
         if response.status_code >= 400:
             raise AdapterError(f"could not load adapter '{name}': {_reason(response)}")
 

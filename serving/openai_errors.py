@@ -14,6 +14,11 @@ import re
 from serving.protocol import BadRequestError, EngineError, EngineUnavailableError
 
 _PARAMETER_SUFFIX = re.compile(r"\s*\(parameter=[^)]*\)\s*$")
+KEY_HINT = (
+    "Use the key the server was started with: `python -m serving` takes $VLLM_API_KEY, else writes a generated "
+    "key to .cache/vllm-api-key; the app and `python -m serving.chat` read the variable named by --api-key-env "
+    "(default VLLM_API_KEY), the app else the file named by --api-key-file."
+)
 
 
 def _server_message(error: Exception) -> str:
@@ -72,7 +77,9 @@ def engine_error_from(error: Exception, base_url: str, model: str | None) -> Eng
             f"cannot reach the model server at {base_url} (not started yet, stopped, or crashed): {message}"
         )
     if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-        return EngineUnavailableError(f"the model server at {base_url} refused the API key: {message}")
+        return EngineUnavailableError(
+            f"the model server at {base_url} refused the API key (HTTP {error.status_code}: {message}). {KEY_HINT}"
+        )
     if isinstance(error, openai.NotFoundError):
         return BadRequestError(f"unknown model '{model}' (HTTP 404, not served or not loaded): {message}")
     if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):

@@ -171,10 +171,18 @@ class ModelInfo:
     listed: bool = True  # False: an id given to the engine that the server itself does not list
 
 
-def check_adapter_name(name: object) -> list[str]:
-    """An adapter name is a plain folder name: no path separators, no `..`, no leading dot (empty when valid)."""
+def check_adapter_name(name: object, served_base: str | None = None) -> list[str]:
+    """An adapter name is a plain folder name: no path separators, no `..`, no leading dot, and not a name of the
+    base model (`base`, or `served_base` when given, in any letter case): a request for it would get the base
+    model, not the adapter. Empty when valid."""
     if not isinstance(name, str) or not ADAPTER_NAME_PATTERN.match(name) or ".." in name:
         return [f"'{name}' is not a valid adapter name (use letters, digits, '.', '_' or '-', at most 64)"]
+    base_names = {BASE_MODEL_ALIAS, served_base.lower()} if served_base else {BASE_MODEL_ALIAS}
+    if name.lower() in base_names:
+        return [
+            f"'{name}' is the base model's name, so the adapter would never be used (the base model answers "
+            f"for it); give the adapter (its folder) another name, e.g. '{name}-lora'"
+        ]
     return []
 
 

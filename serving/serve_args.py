@@ -1,6 +1,8 @@
 """ServeArgs: the dataclass config of `python -m serving` (the vLLM process), `--config x.yaml` + CLI flags.
 
 Precedence: dataclass default < YAML file < command-line flag. `python -m serving --help` lists every field.
+A leading `~` in a path field is expanded once, when the arguments are built: vLLM, its environment and the
+checks all see the same full path (vLLM itself would take `~/Models/x` for a hub id).
 
     python -m serving --model Models/Qwen3-4B-Thinking-2507 --adapters_dir Models/adapters --port 8000
 """
@@ -8,12 +10,14 @@ Precedence: dataclass default < YAML file < command-line flag. `python -m servin
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 
 from common import dataclass_cli
 from serving.adapters import VLLM_RANKS
 
 _field = dataclass_cli.config_field
+PATH_FIELDS = ("model", "adapters_dir", "api_key_file", "ready_file", "log_path")  # where `~` is expanded
 
 
 @dataclass
@@ -46,6 +50,10 @@ class ServeArgs:
     extra_args: list[str] = field(
         default_factory=list, metadata={"help": "more vLLM flags, passed as is (comma-separated on the CLI)"}
     )
+
+    def __post_init__(self) -> None:
+        for name in PATH_FIELDS:
+            setattr(self, name, os.path.expanduser(getattr(self, name)))
 
     def validate(self) -> ServeArgs:
         problems = []

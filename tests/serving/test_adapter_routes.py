@@ -1,7 +1,8 @@
 """OpenAIEngine over HTTP against the `/v1/adapters` routes (serving.adapter_routes) and against a server
 without them. Fast: the app behind the middleware is a small stand-in for vLLM's own routes (`/v1/models`,
 `/v1/load_lora_adapter`, `/v1/unload_lora_adapter`, key required), served by uvicorn on 127.0.0.1; the real
-vLLM process runs the same middleware in test_vllm_integration.py.
+vLLM process runs the same middleware in test_vllm_integration.py. A wrong key and a failing server are
+reported as such, never as a server without the routes.
 
     .venv/bin/python -m pytest tests/serving/test_adapter_routes.py
 """
@@ -17,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.adapter_routes import AdapterRoutes
+from serving.adapter_routes import ENV_SERVED_BASE_NAME, AdapterRoutes
 from serving.openai_engine import OpenAIEngine
-from serving.protocol import AdapterError
+from serving.protocol import AdapterError, EngineUnavailableError
 from serving.vllm_auth import RequireKeyEverywhere
 from tests.support.serving_test_helpers import write_adapter
 
@@ -118,6 +119,19 @@ def plain(vllm: StandInVLLM) -> Iterator[str]:
     yield from serve(vllm.app())
 
 
+@pytest.fixture
+def failing() -> Iterator[str]:
+    """A server whose every route fails with HTTP 500 (a crashed middleware), without the routes' header."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def fail(_request):
+        return PlainTextResponse("Internal Server Error", status_code=500)
+
+    yield from serve(Starlette(routes=[Route("/{path:path}", fail, methods=["GET", "POST"])]))
+
+
 def counting(engine: OpenAIEngine) -> list[str]:
     sent: list[str] = []
     engine.http.event_hooks["request"].append(lambda request: sent.append(f"{request.method} {request.url.path}"))
@@ -175,3 +189,54 @@ def test_a_server_without_the_routes_lists_its_adapters_and_refuses_loads(plain:
         with pytest.raises(AdapterError, match="this server does not manage adapters by name"):
             action("huanhuan")
     assert vllm.loras == {"someone-elses": "/srv/adapters/x"}
+
+
+@pytest.mark.parametrize("server", ["managed", "plain"])
+def test_a_wrong_key_is_named_as_such_and_never_lists_no_adapters(
+    server: str, request: pytest.FixtureRequest, vllm: StandInVLLM
+) -> None:
+    vllm.loras["huanhuan"] = "/srv/adapters/huanhuan"
+    engine = OpenAIEngine(request.getfixturevalue(server), "not-the-key", "tiny")  # a base given: models() has ids
+    for listing in (engine.adapters, engine.models):
+        with pytest.raises(EngineUnavailableError, match=r"refused the API key \(HTTP 401.*VLLM_API_KEY"):
+            listing()
+
+
+def test_a_wrong_key_is_not_taken_for_a_server_without_the_routes(managed: str) -> None:
+    engine = OpenAIEngine(managed, "not-the-key", "tiny")
+    for action in (engine.load_adapter, engine.reload_adapter, engine.unload_adapter):
+        with pytest.raises(EngineUnavailableError, match=r"refused the API key \(HTTP 401.*VLLM_API_KEY") as refused:
+            action("huanhuan")
+        assert "does not manage adapters" not in str(refused.value)
+
+
+def test_a_failing_server_is_reported_with_its_status(failing: str) -> None:
+    engine = OpenAIEngine(failing, KEY, "tiny")
+    with pytest.raises(EngineUnavailableError, match=r"could not list the adapters: .* failed \(HTTP 500\)"):
+        engine.adapters()
+    with pytest.raises(EngineUnavailableError, match=r"could not load adapter 'huanhuan': .* failed \(HTTP 500\)"):
+        engine.load_adapter("huanhuan")
+
+
+def test_an_adapter_named_like_the_base_is_refused_and_never_loaded(
+    managed: str, vllm: StandInVLLM, folder: Path
+) -> None:
+    write_adapter(folder / "base")
+    engine = OpenAIEngine(managed, KEY, "tiny")
+    statuses = {status.name: status for status in engine.adapters()}
+    assert "the base model's name" in statuses["base"].problems[0]
+    with pytest.raises(AdapterError, match="'base' is the base model's name"):
+        engine.load_adapter("base")
+    with pytest.raises(AdapterError, match="'tiny' is the base model's name"):
+        engine.load_adapter_path("tiny", folder / "huanhuan")  # the served base's own name
+    assert vllm.loras == {}
+
+
+def test_the_routes_refuse_the_served_base_name_from_their_environment(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_adapter(folder / "tiny")
+    monkeypatch.setenv(ENV_SERVED_BASE_NAME, "tiny")
+    routes = AdapterRoutes(StandInVLLM().app(), adapters_dir=str(folder))
+    assert [info.name for info in routes.registry.valid()] == ["huanhuan", "wide"]
+    assert "'tiny' is the base model's name" in routes.registry.info("tiny").problems[0]

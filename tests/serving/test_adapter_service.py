@@ -146,3 +146,18 @@ def test_statuses_show_served_names_metadata_and_adapters_loaded_from_elsewhere(
 def test_unloading_a_name_that_is_not_loaded_says_so(folder: Path) -> None:
     with pytest.raises(AdapterError, match="could not unload adapter 'huanhuan': it is not loaded"):
         service_on(folder, Recorder()).unload("huanhuan")
+
+
+@pytest.mark.parametrize(("folder_name", "served_base"), [("base", None), ("Base", None), ("tiny", "tiny")])
+def test_an_adapter_named_like_the_base_is_listed_with_the_reason_and_never_loaded(
+    folder: Path, folder_name: str, served_base: str | None
+) -> None:
+    write_adapter(folder / folder_name)
+    backend = Recorder()
+    service = AdapterService(AdapterRegistry(folder, max_rank=8, served_base=served_base), backend)
+    statuses = {status.name: status for status in service.statuses()}
+    assert f"'{folder_name}' is the base model's name" in statuses[folder_name].problems[0]
+    for action in (service.load, service.reload):
+        with pytest.raises(AdapterError, match=f"'{folder_name}' is the base model's name.*another name"):
+            action(folder_name)
+    assert backend.calls == [] and service.load("huanhuan") == "huanhuan"

@@ -1,5 +1,6 @@
 """LocalEngine's behaviour inside one batched generate: a row that ends early is reported when it ends, a
-closed engine ends its model thread, and `python -m serving.chat --engine local` exits cleanly.
+closed engine ends its model thread, and `python -m serving.chat --engine local` exits cleanly (and goes on
+after a message too long for the context).
 
     .venv/bin/python -m pytest tests/serving/test_local_engine.py
 """
@@ -112,3 +113,13 @@ def test_chat_compare_with_the_local_engine_exits_cleanly(tiny_model_dir: Path, 
     assert done.returncode == 0, done.stderr[-2000:]
     assert "[base]" in done.stdout and "[huanhuan]" in done.stdout
     assert "terminate called" not in done.stderr
+
+
+@pytest.mark.slow
+def test_interactive_chat_with_the_local_engine_goes_on_after_a_too_long_message(tiny_model_dir: Path) -> None:
+    command = [sys.executable, "-m", "serving.chat", "--engine", "local", "--model", str(tiny_model_dir),
+               "--max-tokens", "4000"]  # fmt: skip
+    typed = "你好" * 200 + "\n/reset\n/quit\n"  # the first message and 4000 new tokens exceed the 4096 context
+    done = subprocess.run(command, cwd=REPO_ROOT, input=typed, capture_output=True, text=True, timeout=600)
+    assert "the conversation is too long for the model's context" in done.stderr
+    assert done.returncode == 0, "the chat ended at the refused message instead of reading the next one"

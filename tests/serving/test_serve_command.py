@@ -158,3 +158,53 @@ def test_a_vllm_that_exits_while_starting_leaves_no_process_of_its_group(
     finally:
         if process_group_alive(group):
             os.killpg(group, signal.SIGKILL)
+
+
+def model_folder(path: Path) -> Path:
+    """A model folder as far as the serve checks look: a config.json."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text('{"max_position_embeddings": 2048}')
+    return path
+
+
+def test_a_port_something_listens_on_is_refused_before_vllm_starts(tmp_path: Path, monkeypatch) -> None:
+    import socket
+    import subprocess
+
+    from serving import vllm_server
+    from serving.protocol import EngineUnavailableError
+
+    monkeypatch.setattr(vllm_server, "check_build_fits_machine", lambda: None)
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: pytest.fail("vLLM was started on a port in use"))
+    with socket.create_server(("127.0.0.1", 0)) as earlier_server:  # stands for a vLLM still running there
+        port = earlier_server.getsockname()[1]
+        args = ServeArgs(
+            model=str(model_folder(tmp_path / "tiny")), adapters_dir=str(tmp_path / "adapters"), port=port
+        )
+        with pytest.raises(EngineUnavailableError, match=rf"port {port} on 127\.0\.0\.1 is already in use.*--port"):
+            VLLMServer(args).start()
+
+
+def test_a_home_relative_path_reaches_vllm_expanded(tmp_path: Path, monkeypatch) -> None:
+    from serving.serve_args import parse_serve_args
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = model_folder(tmp_path / "Models" / "tiny")
+    args = parse_serve_args(["--model", "~/Models/tiny", "--adapters_dir", "~/adapters", "--log_path", "~/v.log"])
+    server = VLLMServer(args)
+    server.check_model()
+    assert server.command()[4] == str(model) and flag_value(server.command(), "--max-model-len") == "2048"
+    env = server.environment()
+    assert env["SERVING_BASE_MODEL"] == str(model) and env["SERVING_ADAPTERS_DIR"] == str(tmp_path / "adapters")
+    assert server.log_path == tmp_path / "v.log"
+    assert ServeArgs(model="~/Models/tiny").model == str(model), "built in code, not parsed: expanded too"
+
+
+def test_the_adapter_routes_know_the_served_base_name(tmp_path: Path) -> None:
+    from tests.support.serving_test_helpers import write_adapter
+
+    write_adapter(tmp_path / "adapters" / "persona")
+    args = ServeArgs(model="Qwen/Qwen3-0.6B", served_model_name="persona", adapters_dir=str(tmp_path / "adapters"))
+    server = VLLMServer(args)
+    assert server.environment()["SERVING_SERVED_BASE_NAME"] == "persona"
+    assert "'persona' is the base model's name" in server.registry.info("persona").problems[0]
