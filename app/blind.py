@@ -3,10 +3,10 @@
 Turning it on clears the conversation, swaps the two pickers' models at random (a coin flip), hides the pickers and
 the stats lines (which name the model), titles the panes "A" and "B", and has app.turns write a side's errors
 without model names (app.hidden_names). A vote (A better, B better, tie, both bad) on the last exchange is stored
-with its prompt, both replies, both model names, the seed and the system prompt (app.votes.VoteStore, one JSON line
-in the votes folder), and reveals the names of the models that answered it: blind mode turns off and the pickers
-show again. Turning it off without a vote reveals them too. While it is on, Export refuses (the export names both
-models).
+with its prompt, both replies, both model names (and the weights each adapter was loaded from), the seed and the
+system prompt (app.votes.VoteStore, one JSON line in the votes folder), and reveals the names of the models that
+answered it: blind mode turns off and the pickers show again. Turning it off without a vote reveals them too.
+While it is on, Export refuses (the export names both models).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from app.conversation import SIDES, Exchange
 from app.event_options import QUIET
 from app.render import LIVE_SUFFIX, stats_line
 from app.votes import VoteStore
+from serving.protocol import served_weights
 
 LABELS = {"left": "A", "right": "B"}
 CHOICES = {"left": "A is better", "right": "B is better", "tie": "Tie", "both_bad": "Both bad"}
@@ -70,8 +71,11 @@ def build_blind_panel(
             return _unchanged(outputs, "⚠ Blind mode is off: there is no blind exchange to vote on.")
         if last is None or not all(reply.finished for reply in last.replies.values()):
             return _unchanged(outputs, "⚠ Send a message and let both sides finish before voting.")
+        replies = {side: _reply(last, side) for side in SIDES}
+        for reply in replies.values():  # what a Reload keeps and a retrain changes (app.votes)
+            reply["weights_sha256"] = served_weights(turns.engine, reply["model"])
         record = store.append({"vote": choice, "prompt": last.user, "seed": seed, "system_prompt": system,
-                               **{side: _reply(last, side) for side in SIDES}})  # fmt: skip
+                               **replies})  # fmt: skip
         turns.set_blind(request.session_hash or "", False)
         names = {side: record[side]["model"] for side in SIDES}
         said = CHOICES[choice] if choice in ("tie", "both_bad") else f"{CHOICES[choice]} ({names[choice]})"

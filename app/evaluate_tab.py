@@ -26,7 +26,7 @@ from app.eval_rows import GAIN_METRICS, ORDERS, TABLE_HEADERS, read_report, row_
 from app.event_options import QUIET
 from app.export import export_folder
 from app.votes import VoteStore, win_rate
-from serving.protocol import folder_of, server_url
+from serving.protocol import folder_of, served_weights, server_url
 
 DEFAULT_ROWS = 8
 
@@ -76,10 +76,12 @@ def progress_html(phase: str, done: int, total: int) -> str:
             f"{label}: {done}/{total} rows</div>")  # fmt: skip
 
 
-def votes_line(settings: AppArgs, adapter: str | None) -> str:
+def votes_line(engine: Any, settings: AppArgs, adapter: str | None) -> str:
+    """The blind-vote record of `adapter`: of the weights it serves now when the server says (app.votes)."""
     if not adapter:
         return ""
-    return win_rate(VoteStore(Path(settings.votes_dir)).load(), adapter).describe()
+    votes = VoteStore(Path(settings.votes_dir)).load()
+    return win_rate(votes, adapter, served_weights(engine, adapter)).describe()
 
 
 def build_evaluate_tab(engine: Any, settings: AppArgs, message: gr.Textbox, tabs: gr.Tabs, chat_tab: str) -> None:
@@ -98,7 +100,7 @@ def build_evaluate_tab(engine: Any, settings: AppArgs, message: gr.Textbox, tabs
             run = gr.Button("Run evaluation", variant="primary", elem_id="eval-run")
             stop = gr.Button("Stop", variant="stop", elem_id="eval-stop")
         progress = gr.HTML(elem_id="eval-progress")
-        votes = gr.Markdown(votes_line(settings, settings.default_adapter), elem_id="eval-votes")
+        votes = gr.Markdown(votes_line(engine, settings, settings.default_adapter), elem_id="eval-votes")
         summary = gr.Markdown(elem_id="eval-summary")
         chart = gr.Image(label="base vs adapter, 95% intervals", type="pil", interactive=False, elem_id="eval-chart")
         table, report = _rows_panel(message, tabs, chat_tab)
@@ -114,8 +116,8 @@ def build_evaluate_tab(engine: Any, settings: AppArgs, message: gr.Textbox, tabs
         return _stopping(runs.stop(request.session_hash or ""))
 
     stop.click(halt, None, progress, concurrency_limit=None, api_name="evaluate_stop")
-    right.change(lambda name: votes_line(settings, name), right, votes, queue=False)
-    tab.select(lambda name: votes_line(settings, name), right, votes, queue=False)
+    right.change(lambda name: votes_line(engine, settings, name), right, votes, queue=False)
+    tab.select(lambda name: votes_line(engine, settings, name), right, votes, queue=False)
 
 
 def _stopping(was_running: bool) -> str:
@@ -204,7 +206,7 @@ def _run(engine: Any, settings: AppArgs, stop: threading.Event, left: str, right
     if "error" in result:
         yield [f"⚠ {result['error']}", *skip]
         return
-    yield _shown(settings, result["folder"], right, stopped=stop.is_set())
+    yield _shown(engine, settings, result["folder"], right, stopped=stop.is_set())
 
 
 STILL = ("still",)  # no progress for a while: the run yields anyway, so Gradio can close it when the page goes
@@ -244,7 +246,7 @@ def _eval_args(engine: Any, settings: AppArgs, right: str, limit: Any, max_token
                     concurrency=8).validate()  # fmt: skip
 
 
-def _shown(settings: AppArgs, folder: Path, adapter: str, stopped: bool) -> list[Any]:
+def _shown(engine: Any, settings: AppArgs, folder: Path, adapter: str, stopped: bool) -> list[Any]:
     from PIL import Image
 
     report = read_report(folder)
@@ -260,5 +262,5 @@ def _shown(settings: AppArgs, folder: Path, adapter: str, stopped: bool) -> list
         chart,
         gr.skip(),  # the table: report.change fills it, sorted as the page asks
         report,
-        votes_line(settings, adapter),
+        votes_line(engine, settings, adapter),
     ]

@@ -1,8 +1,14 @@
 """Blind votes on disk and the adapter's win rate with a Wilson 95% interval. No Gradio here.
 
     store = VoteStore(Path("data/votes"))
-    store.append({"vote": "left", "prompt": "...", "left": {"model": "huanhuan", ...}, "right": {...}, "seed": 0})
-    rate = win_rate(store.load(), "huanhuan")     # wins, losses, ties and both-bad apart, Wilson interval
+    store.append({"vote": "left", "prompt": "...", "left": {"model": "huanhuan", "weights_sha256": "9f..", ...},
+                  "right": {...}, "seed": 0})
+    rate = win_rate(store.load(), "huanhuan@2", "9f..")  # wins, losses, ties and both-bad apart, Wilson interval
+
+A side's `weights_sha256` (serving.protocol.served_weights: the weights its served name was loaded from) is
+what counts: a vote for `huanhuan` counts for `huanhuan@2` when both served the same weights (a Reload), and
+not once the adapter was trained again. Votes without it (older ones, a server that does not say) count by
+name.
 
 One JSON line per vote in `<votes dir>/votes.jsonl`, appended and fsynced (common.jsonl), so the votes
 survive a restart; a line cut by a crash is skipped when reading and never costs the vote after it. Ties and
@@ -93,16 +99,26 @@ class WinRate:
                 f"{self.rate:.0%} (Wilson 95% interval {low:.0%} to {high:.0%}); {apart}.")  # fmt: skip
 
 
-def win_rate(votes: list[dict[str, Any]], adapter: str) -> WinRate:
-    """Tally the votes where `adapter` was on one side and another model on the other."""
+def win_rate(votes: list[dict[str, Any]], adapter: str, weights_sha256: str = "") -> WinRate:
+    """Tally the votes where `adapter` (these weights, when given) was on one side and another model on the
+    other."""
     counts = {"win": 0, "loss": 0, "tie": 0, "both_bad": 0}
     for vote in votes:
-        models = {side: (vote.get(side) or {}).get("model") for side in ("left", "right")}
-        if (adapter not in models.values()) or models["left"] == models["right"]:
+        sides = {side: vote.get(side) or {} for side in ("left", "right")}
+        ours = {side: _is_adapter(reply, adapter, weights_sha256) for side, reply in sides.items()}
+        if ours["left"] == ours["right"]:  # neither side, or both sides the same model
             continue
         choice = vote["vote"]
         if choice in ("tie", "both_bad"):
             counts[choice] += 1
         else:
-            counts["win" if models[choice] == adapter else "loss"] += 1
+            counts["win" if ours[choice] else "loss"] += 1
     return WinRate(adapter, counts["win"], counts["loss"], counts["tie"], counts["both_bad"])
+
+
+def _is_adapter(reply: dict[str, Any], adapter: str, weights_sha256: str) -> bool:
+    """Was this side of a vote `adapter`: the same weights when both are known, else the same served name."""
+    recorded = reply.get("weights_sha256") or ""
+    if weights_sha256 and recorded:
+        return recorded == weights_sha256
+    return reply.get("model") == adapter

@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from common.file_hash import file_sha256
 from evaluation.config import EvalArgs, parse_eval_args
 from evaluation.run import EvalItem, EvalPlan, evaluate
 from serving.adapters import WEIGHTS_FILE
-from serving.protocol import BASE_MODEL_ALIAS, EngineError, SamplingParams, folder_of, server_url
-from training.heldout import HeldoutError, HeldoutRecord, file_sha256, read_heldout, rebuild_heldout
+from serving.protocol import BASE_MODEL_ALIAS, EngineError, SamplingParams, folder_of, served_weights, server_url
+from training.heldout import HeldoutError, HeldoutRecord, read_heldout, rebuild_heldout
 
 
 class EvalError(RuntimeError):
@@ -212,12 +213,16 @@ def _loss_on_server(args: EvalArgs, engine: Any) -> bool:
     return args.loss != "transformers" and server_url(engine) is not None
 
 
-def resume_settings(adapter: str, params: Any, base: str, record: HeldoutRecord, folder: Path) -> dict[str, Any]:
+def resume_settings(
+    adapter: str, params: Any, base: str, record: HeldoutRecord, folder: Path, served_sha256: str = ""
+) -> dict[str, Any]:
     """What decides an evaluation's rows, so its resume key: rows stored under other settings are never reused.
     The adapter counts by its folder and its weights' content, not by the name it is served under: a retrained
-    adapter of the same name starts afresh, the same weights served again as `name@3` resume."""
+    adapter of the same name starts afresh, the same weights served again as `name@3` resume. The content is
+    the one the server loaded (`served_sha256`, serving.protocol.served_weights) when it says, else the file on
+    disk: a folder trained again after the server loaded it must not file the old weights' replies as new."""
     weights = folder / WEIGHTS_FILE
-    digest = file_sha256(weights) if weights.is_file() else None
+    digest = served_sha256 or (file_sha256(weights) if weights.is_file() else None)
     return {"adapter": folder_of(adapter) or adapter, "adapter_weights_sha256": digest,
             "base": base, "dataset_sha256": record.dataset_sha256, "system_prompt": record.system_prompt,
             "sampling": dataclasses.asdict(params)}  # fmt: skip
@@ -232,7 +237,7 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
     engine, loss, base = opened
     out = Path(args.out_dir) if args.out_dir else folder / EVAL_DIR
     log(f"{len(plan.items)} held-out rows of {record.dataset_path}; engine {args.engine}; report -> {out}")
-    settings = resume_settings(plan.adapter, plan.params, base, record, folder)
+    settings = resume_settings(plan.adapter, plan.params, base, record, folder, served_weights(engine, plan.adapter))
     store = RowStore(out, fingerprint(settings))
     rows, stats = evaluate(plan, engine, loss, store, progress=progress or _printer(), stop=stop)
     if not rows:

@@ -9,16 +9,22 @@ pane that shows a name must be the weights on disk. LocalEngine runs this in-pro
 
     service = AdapterService(AdapterRegistry(Path("Models/adapters"), base_model_path=model), backend)
     served = service.reload("huanhuan")  # "huanhuan@2"; "huanhuan" is unloaded once it serves
+
+Each served name's status carries the SHA-256 of the weights file it was loaded from (`weights_sha256`), read
+when it was loaded: what the served name answers with, even after the folder on disk was trained again. Blind
+votes and evaluation reports key an adapter by it, so a Reload of the same weights keeps their record.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Protocol
 
-from serving.adapters import AdapterInfo, AdapterRegistry
+from common.file_hash import file_sha256
+from serving.adapters import WEIGHTS_FILE, AdapterInfo, AdapterRegistry
 from serving.protocol import SERVED_NAME_PATTERN, AdapterError, AdapterStatus, check_adapter_name, folder_of
 
 
@@ -68,12 +74,13 @@ class AdapterService:
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self._generations: dict[str, int] = {}  # highest generation ever served per folder (never reused)
+        self._weights: dict[str, str] = {}  # served name -> SHA-256 of the weights it was loaded from
 
     def statuses(self) -> list[AdapterStatus]:
         """Every folder adapter (with its served name when loaded), then adapters loaded from elsewhere."""
         loaded = self.backend.loaded()
         infos = self.registry.list()
-        statuses = [status_of(info, self._current(info.name, loaded)) for info in infos]
+        statuses = [self._with_weights(status_of(info, self._current(info.name, loaded))) for info in infos]
         folders = {info.name for info in infos}
         strays = [name for name in loaded if folder_of(name) not in folders]
         return statuses + [AdapterStatus(name, served_as=name, in_folder=False) for name in strays]
@@ -95,6 +102,7 @@ class AdapterService:
             served = self._serve(folder)
             for previous in old:
                 self.backend.unload(previous)
+                self._weights.pop(previous, None)
             return served
 
     def unload(self, name: str) -> None:
@@ -107,6 +115,7 @@ class AdapterService:
                 raise AdapterError(f"could not unload adapter '{name}': it is not loaded")
             for served in targets:
                 self.backend.unload(served)
+                self._weights.pop(served, None)
 
     def _serve(self, folder: str) -> str:
         """Validate the folder once and load it under its next served name."""
@@ -116,8 +125,15 @@ class AdapterService:
         if info.problems:
             raise AdapterError(f"adapter '{folder}' cannot be loaded: " + "; ".join(info.problems))
         served = self._next_name(folder)
+        digest = file_sha256(info.path / WEIGHTS_FILE)  # read before vLLM reads them: a later export changes neither
         self.backend.load(served, info.path)
+        self._weights[served] = digest
         return served
+
+    def _with_weights(self, status: AdapterStatus) -> AdapterStatus:
+        if status.served_as is None:
+            return status
+        return dataclasses.replace(status, weights_sha256=self._weights.get(status.served_as, ""))
 
     def _next_name(self, folder: str) -> str:
         loaded = self._served_names(folder, self.backend.loaded())

@@ -23,8 +23,9 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
+from common.file_hash import file_sha256
 from serving.adapter_service import AdapterService
-from serving.adapters import AdapterRegistry, validate_adapter
+from serving.adapters import WEIGHTS_FILE, AdapterRegistry, validate_adapter
 from serving.local_streaming import BatchRowStreamer, LocalStream, RowState, cancel_rows_criterion
 from serving.model_thread import ModelThread
 from serving.protocol import (
@@ -58,6 +59,7 @@ class LocalEngine:
         """`adapters_dir`: the folder `load_adapter(name)` serves from; `adapters`: name -> folder loaded at start
         (trusted callers). device/dtype "auto": a usable GPU in bf16 (fp16 where bf16 is only emulated), else CPU."""
         self._adapters: dict[str, Path] = {}
+        self._given_weights: dict[str, str] = {}  # load_adapter_path's names -> SHA-256 of the weights loaded
         self._service: AdapterService | None = None
         self._running: list[RowState] = []  # rows of the turns queued or generating, cancelled by close()
         self._running_lock = threading.Lock()
@@ -214,7 +216,9 @@ class LocalEngine:
         """The adapters folder (with metadata, and the served name of each loaded one), then the adapters given
         to the constructor from elsewhere."""
         if self._service is None:
-            return [AdapterStatus(name, served_as=name, in_folder=False) for name in self._adapters]
+            weights = self._given_weights
+            return [AdapterStatus(name, served_as=name, in_folder=False, weights_sha256=weights.get(name, ""))
+                    for name in self._adapters]  # fmt: skip
         return self._service.statuses()
 
     def load_adapter(self, name: str) -> str:
@@ -239,7 +243,9 @@ class LocalEngine:
         problems += validate_adapter(path, base_model_path=self.model_path, max_rank=None)
         if problems:
             raise AdapterError(f"adapter '{name}' cannot be loaded: " + "; ".join(problems))
+        digest = file_sha256(path / WEIGHTS_FILE)
         self._worker.call(self._load_adapter, name, path)
+        self._given_weights[name] = digest
 
     def _folder_service(self) -> AdapterService:
         if self._service is None:

@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, TypedDict, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, runtime_checkable
 
 BASE_MODEL_ALIAS = "base"
 _FOLDER_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -209,6 +209,7 @@ class AdapterStatus:
     thinking: str = ""  # how training treated the thinking ("empty", "distill/blind", ...), "" when unknown
     problems: tuple[str, ...] = ()
     in_folder: bool = True  # False: loaded on the server but not from its adapters folder
+    weights_sha256: str = ""  # of the weights file the served name was loaded from; "" when not loaded or unknown
 
     @property
     def loaded(self) -> bool:
@@ -226,6 +227,16 @@ class AdapterStatus:
 def server_url(engine: object) -> str | None:
     """The `/v1` URL of the server an engine talks to (OpenAIEngine); None for an in-process engine."""
     return getattr(engine, "base_url", None)
+
+
+def served_weights(engine: Any, served_name: str) -> str:
+    """The SHA-256 of the weights adapter `served_name` answers with (AdapterStatus.weights_sha256); "" for the
+    base, a name not served, a server that does not say, or an engine that cannot list its adapters now."""
+    try:
+        statuses = engine.adapters()
+    except EngineError:
+        return ""
+    return next((status.weights_sha256 for status in statuses if status.served_as == served_name), "")
 
 
 @runtime_checkable

@@ -21,6 +21,8 @@ import pytest
 
 from app.config import AppArgs
 from app.ui import build_demo
+from common.file_hash import file_sha256
+from serving.adapters import WEIGHTS_FILE
 from tests.support.browser import AppPage
 from tests.support.served_page import serve_demo
 from tests.support.vllm_metrics import metric, wait_idle
@@ -168,6 +170,9 @@ def test_a_blind_vote_is_stored_and_counted_after_a_restart(
     assert len(votes) == 1 and votes[0]["vote"] == "left" and votes[0]["prompt"] == "你是谁？"
     models = {votes[0]["left"]["model"], votes[0]["right"]["model"]}
     assert models == {"huanhuan", engine.base_model} and votes[0]["seed"] == 0
+    weights = {votes[0][side]["model"]: votes[0][side]["weights_sha256"] for side in ("left", "right")}
+    served = Path(vllm_server.args.adapters_dir) / "huanhuan" / WEIGHTS_FILE  # what the server loaded
+    assert weights == {"huanhuan": file_sha256(served), engine.base_model: ""}, "a Reload keeps the record"
     status = app.page.inner_text("#blind-status")
     assert f"A was {votes[0]['left']['model']}, B was {votes[0]['right']['model']}" in status.replace("`", "")
     assert app.page.is_visible("#model-left") and not app.page.is_checked("#blind input")

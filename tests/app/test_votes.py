@@ -90,3 +90,24 @@ def test_win_rate_counts_the_adapter_on_either_side_and_leaves_ties_apart() -> N
 def test_win_rate_without_votes_says_so() -> None:
     assert "none yet" in WinRate("huanhuan", 0, 0, 0, 0).describe()
     assert "no decided one" in WinRate("huanhuan", 0, 0, 2, 0).describe()
+
+
+def test_a_vote_counts_for_the_weights_not_the_served_name() -> None:
+    def weighed(choice: str, right: str, weights: str | None) -> dict:
+        record = vote(choice, left="base", right=right)
+        if weights is not None:
+            record["right"]["weights_sha256"] = weights
+        return record
+
+    votes = [
+        weighed("right", "huanhuan", "w1"),  # won, served as `huanhuan`
+        weighed("right", "huanhuan@2", "w1"),  # won again after a Reload of the same weights
+        weighed("left", "huanhuan@3", "w2"),  # lost, after a retrain: other weights
+        weighed("left", "huanhuan", None),  # an older vote, without weights: counted by name
+    ]
+    now = win_rate(votes, "huanhuan@2", "w1")
+    assert (now.wins, now.losses) == (2, 0), "the Reload kept the record; the retrained adapter's loss is not it"
+    retrained = win_rate(votes, "huanhuan@3", "w2")
+    assert (retrained.wins, retrained.losses) == (0, 1)
+    by_name = win_rate(votes, "huanhuan")
+    assert (by_name.wins, by_name.losses) == (1, 1), "without weights known, the served name decides"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -148,6 +149,9 @@ def test_a_retrained_adapter_of_the_same_name_gets_its_own_rows_a_reloaded_one_r
     assert key("huanhuan@3") == first, "the same weights served again under a fresh name resume too"
     weights.write_bytes(b"trained again")
     assert key() != first, "a retrained adapter would be scored with the old one's replies"
+    loaded = hashlib.sha256(b"first training").hexdigest()  # what the server loaded before the retrain
+    loaded_before = fingerprint(resume_settings("huanhuan", SamplingParams(seed=0), "tiny", record, tmp_path, loaded))
+    assert loaded_before == first, "the server still answers with the weights it loaded, whatever is on disk now"
 
 
 def stored_row(where: str, adapter_answer: str, adapter_loss: float) -> dict:

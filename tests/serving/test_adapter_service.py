@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from common.file_hash import file_sha256
 from serving.adapter_service import AdapterService
-from serving.adapters import AdapterRegistry
+from serving.adapters import WEIGHTS_FILE, AdapterRegistry
 from serving.protocol import AdapterError
 from tests.support.serving_test_helpers import write_adapter
 
@@ -76,6 +77,20 @@ def test_reload_serves_a_fresh_name_and_unloads_the_old_one(folder: Path) -> Non
     service.unload("huanhuan")  # the folder name unloads whatever serves it
     assert backend.slots == {}
     assert service.load("huanhuan") == "huanhuan@4", "a served name is never used twice"
+
+
+def test_a_served_name_keeps_the_weights_it_was_loaded_from_after_the_folder_is_trained_again(folder: Path) -> None:
+    service = service_on(folder, Recorder())
+    weights = folder / "huanhuan" / WEIGHTS_FILE
+    first = file_sha256(weights)
+    assert service.statuses()[0].weights_sha256 == "", "not loaded: no weights"
+    service.load("huanhuan")
+    weights.write_bytes(weights.read_bytes() + b"trained again")  # an export into the same folder
+    (status,) = service.statuses()
+    assert (status.served_as, status.weights_sha256) == ("huanhuan", first), "what the served name answers with"
+    service.reload("huanhuan")
+    (status,) = service.statuses()
+    assert (status.served_as, status.weights_sha256) == ("huanhuan@2", file_sha256(weights))
 
 
 def test_a_failed_reload_keeps_the_old_served_name(folder: Path) -> None:

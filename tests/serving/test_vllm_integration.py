@@ -19,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.file_hash import file_sha256
 from common.qwen3 import ZHEN_HUAN_PERSONA
+from serving.adapters import WEIGHTS_FILE
 from serving.openai_engine import OpenAIEngine
 from serving.protocol import (
     AdapterError,
@@ -93,6 +95,7 @@ def test_fresh_adapter_hot_loads_by_name_and_a_reload_gets_a_fresh_name(vllm_ser
         list(engine.stream_chat(MESSAGES, "huanhuan-v2", GREEDY))
     status = next(s for s in engine.adapters() if s.name == "huanhuan-v2")
     assert status.served_as == "huanhuan-v2@2" and status.rank == 8 and not status.problems
+    assert status.weights_sha256 == file_sha256(server_folder / "huanhuan-v2" / WEIGHTS_FILE), "read at load"
     engine.unload_adapter("huanhuan-v2")  # the folder name unloads whatever serves it
     with pytest.raises(BadRequestError, match="unknown model 'huanhuan-v2@2'"):
         list(engine.stream_chat(MESSAGES, "huanhuan-v2@2", GREEDY))
