@@ -168,7 +168,7 @@ fi
 
 RUNS_DIR=$HOME_DIR/runs
 if [ "$OFFLINE" = 1 ] && [ "$ENGINE" = vllm ]; then  # a CUDA vLLM on a machine whose GPU CUDA cannot use now
-  offline_engine=$($PY -m serving.doctor --offline-engine)
+  offline_engine=$("$PY" -m serving.doctor --offline-engine)
   if [ "${offline_engine%%$'\t'*}" = local ]; then echo "launch.sh: ${offline_engine#*$'\t'}"; ENGINE=local; fi
 fi
 if [ "$OFFLINE" = 1 ]; then
@@ -186,11 +186,11 @@ fi
 if [ "$ENGINE" != openai ]; then
   step_start "base model $MODEL"
   if [ "$OFFLINE" = 1 ]; then
-    $PY -m training.tiny_qwen3 --out "$MODEL" > "$LOGS/model.log" 2>&1 || fail "could not build the tiny model" "$LOGS/model.log"
+    "$PY" -m training.tiny_qwen3 --out "$MODEL" > "$LOGS/model.log" 2>&1 || fail "could not build the tiny model" "$LOGS/model.log"
   elif [ ! -d "$MODEL" ]; then
     MODEL_DIR=$HOME_DIR/Models/$(basename "$MODEL")
     # The download shows its progress here and resumes where a broken one stopped.
-    $PY -m training.download --model-id "$MODEL" --out "$MODEL_DIR" 2>&1 | tee "$LOGS/model.log" \
+    "$PY" -m training.download --model-id "$MODEL" --out "$MODEL_DIR" 2>&1 | tee "$LOGS/model.log" \
       || fail "could not download $MODEL" "$LOGS/model.log"
     MODEL=$MODEL_DIR
   fi
@@ -203,11 +203,11 @@ if [ "$ENGINE" != openai ]; then
     if [ ! -f "$DATASET" ]; then
       # Only the default dataset is fetched: a --dataset path that is not there is a mistake to report.
       [ -z "$DATASET_GIVEN" ] || fail "no dataset at $DATASET (--dataset); give the path of an existing file"
-      $PY -m training.fetch_dataset --out "$DATASET" > "$LOGS/dataset.log" 2>&1 || fail "could not get the dataset" "$LOGS/dataset.log"
+      "$PY" -m training.fetch_dataset --out "$DATASET" > "$LOGS/dataset.log" 2>&1 || fail "could not get the dataset" "$LOGS/dataset.log"
     fi
     step_done
     step_start "train the $ADAPTER adapter ($TRAIN_CONFIG)"
-    $PY -m training --config "$TRAIN_CONFIG" --model_name_or_path "$MODEL" --dataset_path "$DATASET" \
+    "$PY" -m training --config "$TRAIN_CONFIG" --model_name_or_path "$MODEL" --dataset_path "$DATASET" \
       --output_dir "$RUNS_DIR/$ADAPTER" --export_dir "$ADAPTER_DIR" 2>&1 | tee "$LOGS/train.log" \
       || fail "training failed; nothing is served with a missing adapter" "$LOGS/train.log"
     step_done
@@ -227,9 +227,9 @@ case "$ENGINE" in
     step_start "start vLLM with LoRA (logs: $LOGS/serving.log, $LOGS/vllm.log)"
     READY_FILE=$LOGS/serving-ready.json
     rm -f "$READY_FILE"
-    LAUNCH_API_KEY=$($PY -c 'import secrets; print(secrets.token_urlsafe(24))')
+    LAUNCH_API_KEY=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
     export LAUNCH_API_KEY
-    setsid $PY -m serving --model "$MODEL" --adapters_dir "$ADAPTERS_DIR" --api_key_env LAUNCH_API_KEY \
+    setsid "$PY" -m serving --model "$MODEL" --adapters_dir "$ADAPTERS_DIR" --api_key_env LAUNCH_API_KEY \
       --ready_file "$READY_FILE" --log_path "$LOGS/vllm.log" --tensor_parallel_size "$TENSOR_PARALLEL" \
       --gpu_memory_utilization "$GPU_MEMORY" \
       > "$LOGS/serving.log" 2>&1 &
@@ -240,7 +240,7 @@ case "$ENGINE" in
     done
     cat "$LOGS/serving.log"
     step_done
-    BASE_URL=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["base_url"])' "$READY_FILE")
+    BASE_URL=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["base_url"])' "$READY_FILE")
     APP_ARGS+=(--engine openai --base-url "$BASE_URL" --api-key-env LAUNCH_API_KEY)
     ;;
   local) APP_ARGS+=(--engine local --model "$MODEL") ;;
@@ -255,7 +255,7 @@ esac
 step_start "start the app (log: "$LOGS/app.log")"
 : > "$LOGS/app.log"
 # The password reaches the app in its environment ($APP_AUTH), never on a command line others can read in ps.
-APP_AUTH=$AUTH setsid $PY -m app "${APP_ARGS[@]}" > "$LOGS/app.log" 2>&1 &
+APP_AUTH=$AUTH setsid "$PY" -m app "${APP_ARGS[@]}" > "$LOGS/app.log" 2>&1 &
 APP_PID=$!
 PIDS+=("$APP_PID")
 tail -n +1 -f "$LOGS/app.log" --pid="$APP_PID" &

@@ -114,20 +114,42 @@ def native_bf16(gpu: Gpu) -> bool:
     return gpu.capability >= NATIVE_BF16_CAPABILITY
 
 
+GPU_FIELDS = "name,driver_version,compute_cap,memory.total,memory.free"
+OLD_DRIVER_GPU_FIELDS = "name,driver_version,memory.total,memory.free"  # nvidia-smi before compute_cap (R470)
+
+
 def query_gpus() -> tuple[tuple[Gpu, ...], str]:
-    """(GPUs listed by nvidia-smi, error): the error says why none were listed."""
+    """(GPUs listed by nvidia-smi, error): the error says why none were listed. An nvidia-smi too old to know
+    `compute_cap` is asked again without it, so the verdict names its driver (too old) rather than no GPU."""
     if not shutil.which("nvidia-smi"):
         return (), "nvidia-smi not found"
-    query = "--query-gpu=name,driver_version,compute_cap,memory.total,memory.free"
-    try:
-        done = subprocess.run(
-            ["nvidia-smi", query, "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return (), f"nvidia-smi failed: {error}"
+    done, error = _nvidia_smi(GPU_FIELDS)
+    if done is not None and done.returncode != 0 and "compute_cap" in (done.stderr + done.stdout):
+        older, _ = _nvidia_smi(OLD_DRIVER_GPU_FIELDS)
+        if older is not None and older.returncode == 0:
+            return parse_nvidia_smi(_with_unknown_capability(older.stdout)), ""
+    if done is None:
+        return (), error
     if done.returncode != 0:
         return (), f"nvidia-smi failed: {(done.stderr or done.stdout).strip()[:200]}"
     return parse_nvidia_smi(done.stdout), ""
+
+
+def _nvidia_smi(fields: str) -> tuple[subprocess.CompletedProcess | None, str]:
+    try:
+        command = ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"]
+        return subprocess.run(command, capture_output=True, text=True, timeout=30), ""
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return None, f"nvidia-smi failed: {error}"
+
+
+def _with_unknown_capability(csv_text: str) -> str:
+    """OLD_DRIVER_GPU_FIELDS lines with an unknown compute capability (0.0) put where GPU_FIELDS has it."""
+    lines = []
+    for line in csv_text.strip().splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        lines.append(", ".join([*parts[:2], "0.0", *parts[2:]]))
+    return "\n".join(lines)
 
 
 def parse_nvidia_smi(csv_text: str) -> tuple[Gpu, ...]:

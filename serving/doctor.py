@@ -29,6 +29,7 @@ from common.devices import (
     min_build_capability,
     native_bf16,
     probe,
+    query_gpus,
     weights_size_gb,
 )
 
@@ -201,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-train", action="store_true", help="with --plan: launch.sh was given --no-train")
     parser.add_argument("--installed", action="store_true", help="with --plan: torch should be installed by now")
     args = parser.parse_args(argv)
-    if args.install_kind:
-        print("\t".join(install_kind(probe())))
+    if args.install_kind:  # the GPUs only: a torch already on the system (maybe broken) says nothing of the install
+        gpus, error = query_gpus()
+        print("\t".join(install_kind(MachineFacts(gpus=gpus, nvidia_smi_error=error))))
         return 0
     if args.offline_engine:
         print("\t".join(offline_engine(probe(), installed_vllm()[0])))

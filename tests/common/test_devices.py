@@ -115,3 +115,26 @@ def test_local_engine_fills_in_auto_from_the_machine(monkeypatch) -> None:
     assert resolve_placement("auto", "auto") == ("cuda", "float16")
     assert resolve_placement("cpu", "auto") == ("cpu", "auto"), "a device asked for keeps the checkpoint's dtype"
     assert resolve_placement("auto", "float32") == ("cuda", "float32")
+
+
+def test_an_nvidia_smi_too_old_for_compute_cap_still_names_its_driver(monkeypatch) -> None:
+    """R470's nvidia-smi rejects the `compute_cap` field: the GPU is still found, and its driver is the reason."""
+    import subprocess
+
+    import common.devices as devices
+
+    def nvidia_smi(command, **kwargs):
+        if "compute_cap" in command[1]:
+            return subprocess.CompletedProcess(command, 2, "", 'Field "compute_cap" is not a valid field to query.')
+        return subprocess.CompletedProcess(command, 0, "Tesla V100-SXM2-32GB, 470.256.02, 32510, 32000\n", "")
+
+    monkeypatch.setattr(devices.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(devices.subprocess, "run", nvidia_smi)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    gpus, error = devices.query_gpus()
+    assert error == "" and [(gpu.name, gpu.driver, gpu.memory_gib) for gpu in gpus] == [
+        ("Tesla V100-SXM2-32GB", "470.256.02", 31.7)
+    ]
+    torch = devices.TorchFacts("2.13.0", "13.0", ("sm_75", "sm_90"), False)
+    verdict = devices.cuda_verdict(devices.MachineFacts(gpus=gpus, torch=torch))
+    assert not verdict.usable and "NVIDIA driver 470.256.02 is older than 580.65.6" in verdict.reason

@@ -149,3 +149,15 @@ def test_the_offline_profile_is_served_in_process_where_the_installed_cuda_vllm_
     engine, why = offline_engine(H100, "cuda")
     assert engine == "local" and "the CUDA build of vLLM is installed but cannot run here" in why
     assert "--engine local" in why
+
+
+def test_the_install_kind_never_imports_a_torch_already_on_the_system(tmp_path: Path) -> None:
+    """A broken system torch (here: one that raises OSError on import) must not stop scripts/install.sh."""
+    broken = tmp_path / "site" / "torch"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise OSError('libcudnn.so.9: cannot open shared object file')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{REPO_ROOT}"}
+    done = subprocess.run([sys.executable, "-m", "serving.doctor", "--install-kind"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\t")[0] in ("cpu", "gpu")
