@@ -38,14 +38,17 @@ def _answers_signal_zero(send, target: int) -> bool:
 
 def stop_process_group(pgid: int, grace_s: float, leader: subprocess.Popen | None = None) -> None:
     """SIGTERM to the group; SIGKILL to what is left once the leader has exited (`leader` given: it is reaped
-    here) or the whole group has (no `leader`: another thread reaps it), or after `grace_s`."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, KILL_WAIT_S)):
+    here) or the whole group has (no `leader`: another thread reaps it), or after `grace_s`. Interrupted while
+    waiting (a second Ctrl-C), it still kills the group before the interrupt goes on."""
+    try:
+        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, KILL_WAIT_S)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+            if _wait_ended(pgid, wait_s, leader):
+                break
+    finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, sig)
-        if _wait_ended(pgid, wait_s, leader):
-            break
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)  # children that outlived the leader still carry its group id
+            os.killpg(pgid, signal.SIGKILL)  # children that outlived the leader still carry its group id
 
 
 def _wait_ended(pgid: int, timeout_s: float, leader: subprocess.Popen | None) -> bool:

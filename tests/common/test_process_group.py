@@ -40,3 +40,17 @@ def test_a_group_that_ignores_sigterm_is_killed_after_the_grace_period() -> None
     stop_process_group(process.pid, grace_s=1.0, leader=process)
     assert process.poll() is not None and 1.0 <= time.monotonic() - started < 8.0
     assert wait_group_gone(process.pid)
+
+
+def test_a_second_ctrl_c_while_waiting_still_kills_the_group() -> None:
+    import _thread
+    import threading
+
+    import pytest
+
+    process = start_group("trap '' TERM INT; sleep 60 & wait; sleep 60")
+    threading.Timer(0.5, _thread.interrupt_main).start()  # Ctrl-C again, while the grace period runs
+    with pytest.raises(KeyboardInterrupt):
+        stop_process_group(process.pid, grace_s=30.0, leader=process)
+    process.wait(timeout=5)  # the leader was killed (it ignores SIGTERM and SIGINT): reap it
+    assert wait_group_gone(process.pid), "the server would keep the GPU and the port with nothing left to stop it"
