@@ -5,14 +5,16 @@ of the prompt are -100 and thrown away. Here the decoder runs as usual, the hidd
 whose next token is a label are gathered, and only those go through the output layer and cross-entropy.
 Same loss, same gradients; far less compute and memory (about 3x fewer logits on huanhuan.json, whose
 prompts are longer than the answers). Works for peft-wrapped and plain models. Under DDP (`accelerate
-launch`) the standard loss is used instead: DDP syncs gradients only through the wrapped model's forward.
+launch`) the standard loss is used instead: DDP syncs gradients only through the wrapped model's forward. So is
+it under DataParallel, which transformers uses when a plain `python -m training` sees 2+ GPUs: DataParallel
+splits the batch across the GPUs only in its own forward (and transformers scales that loss for it).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from training.distributed import is_ddp_wrapped
+from training.distributed import is_parallel_wrapped
 from training.examples import IGNORE_INDEX
 
 
@@ -51,7 +53,7 @@ def answer_loss_trainer_class():
             self.model_accepts_loss_kwargs = True  # compute_loss normalizes by num_items_in_batch itself
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if is_ddp_wrapped(model):  # DDP syncs gradients only through its own forward: the standard loss
+            if is_parallel_wrapped(model):  # DDP / DataParallel work only through their own forward: standard loss
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             loss = answer_only_loss(model, inputs, num_items_in_batch)
             return (loss, {"loss": loss}) if return_outputs else loss

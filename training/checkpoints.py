@@ -7,8 +7,11 @@ folders with that marker are resume candidates; the others are reported and remo
 
 The run folder also holds `run_fingerprint.json`: the base model's identity (config hash + weight file
 sizes), the method (full or LoRA with r/alpha/dropout/targets, and distilled thinking when used), the dataset's
-hash and the recipe (RECIPE_KEYS: system prompt, lengths, learning rate, batch, seed, ...). Resuming with a
-different one is refused; raising num_train_epochs or max_steps to train on is a resume.
+hash and the recipe (RECIPE_KEYS: system prompt, lengths, which rows are used, learning rate, batch, seed, ...;
+with distilled thinking also DISTILL_RECIPE_KEYS: the thinker, its sampling and its budget). Resuming with a
+different one is refused; raising num_train_epochs or max_steps to train on is a resume. A run folder written
+before a key was recorded resumes whatever that key's value is now, except one written before the held-out
+split was recorded (HELDOUT_SPLIT): it held out other rows, and is refused when rows are held out.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic_files import write_json_atomic
+from common.file_hash import file_sha256
 from training.config import TrainArgs
 from training.distributed import is_main_process
-from training.heldout import file_sha256
 
 COMPLETE_MARKER = "COMPLETE"
 FINGERPRINT_FILE = "run_fingerprint.json"
@@ -32,11 +35,22 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 # What the checkpoints learned from besides the data and the method: a run resumed with another value would mix
-# two recipes. Left out on purpose: the length of the run (num_train_epochs, max_steps: raising it to train on is
-# a resume), logging, evaluation and saving cadence, and memory knobs that do not change the result.
-RECIPE_KEYS = ("system_prompt", "max_length", "eval_ratio", "max_samples", "train_on_thinking", "learning_rate",
-               "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_ratio", "lr_scheduler_type",
-               "weight_decay", "max_grad_norm", "precision", "seed")  # fmt: skip
+# two recipes, or train on another set of examples. Left out on purpose: the length of the run (num_train_epochs,
+# max_steps: raising it to train on is a resume), logging, evaluation and saving cadence, and memory knobs that do
+# not change the result.
+RECIPE_KEYS = ("system_prompt", "max_length", "max_answer_chars", "eval_ratio", "max_samples", "train_on_thinking",
+               "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "warmup_ratio",
+               "lr_scheduler_type", "weight_decay", "max_grad_norm", "precision", "seed")  # fmt: skip
+# With distilled thinking, what decides each row's thinking and which rows keep one (training.distill): the
+# thinker (distill_prompt is in the method's thinking label), its sampling and the thinking budget. Where the
+# thinking comes from (engine, cache folder) is left out: the same thinker reuses the same cache.
+DISTILL_RECIPE_KEYS = ("distill_model", "distill_adapter", "distill_base_url", "distill_max_thinking_tokens",
+                       "distill_temperature", "distill_top_p", "distill_top_k")  # fmt: skip
+
+
+# How rows are held out (training.heldout.heldout_draw). Run folders of older versions record none: they held
+# out other rows, so resuming one would train on rows now held out (and evaluate on rows it trained on).
+HELDOUT_SPLIT = "content-draw"
 
 
 class ResumeRefused(RuntimeError):
@@ -67,8 +81,10 @@ def run_fingerprint(args: TrainArgs) -> dict[str, Any]:
         method["thinking"] = args.thinking_label()
     dataset = Path(args.dataset_path)
     data = {"dataset_sha256": file_sha256(dataset)} if dataset.is_file() else {}
-    recipe = {key: getattr(args, key) for key in RECIPE_KEYS}
-    return {"base_model": model_identity(args.model_name_or_path), "method": method, "data": data, "recipe": recipe}
+    keys = RECIPE_KEYS + (DISTILL_RECIPE_KEYS if args.thinking == "distill" else ())
+    recipe = {key: getattr(args, key) for key in keys}
+    return {"base_model": model_identity(args.model_name_or_path), "method": method, "data": data, "recipe": recipe,
+            "split": HELDOUT_SPLIT}  # fmt: skip
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -100,6 +116,8 @@ def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
         diffs.append("base model (config.json or weight files differ)")
     if "data" in saved and saved["data"] != current.get("data"):  # older run folders recorded no data
         diffs.append("dataset: the checkpoints were trained on another dataset file (its SHA-256 differs)")
+    if saved.get("split") != current.get("split") and current.get("recipe", {}).get("eval_ratio", 0) > 0:
+        diffs.append("held-out split: the checkpoints were trained by an older version, which held out other rows")
     saved_recipe, current_recipe = saved.get("recipe"), current.get("recipe", {})
     for key in sorted(current_recipe) if saved_recipe is not None else ():  # older run folders recorded none
         if key in saved_recipe and saved_recipe[key] != current_recipe[key]:

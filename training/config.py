@@ -42,7 +42,11 @@ class TrainArgs:
     # --- data ---
     system_prompt: str = _field(DEFAULT_SYSTEM_PROMPT, "system persona placed before every example")
     max_length: int = _field(1024, "max tokens per example; examples whose answer would be cut are dropped")
-    eval_ratio: float = _field(0.1, "share of rows held out for evaluation (0 disables evaluation)")
+    eval_ratio: float = _field(
+        0.1,
+        "share of rows held out for evaluation, about: each row's side is drawn from its content and the seed "
+        "(0 disables evaluation)",
+    )
     max_bad_ratio: float = _field(0.05, "abort when more than this share of rows is bad (0.05 = 5%)")
     max_answer_chars: int = _field(0, "drop rows whose output is longer than N characters (0 = keep all)")
     max_samples: int = _field(0, "use only the first N valid rows (0 = all); for quick runs and tests")
@@ -128,8 +132,22 @@ class TrainArgs:
         for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "eval_steps", "save_steps"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        problems += self._best_checkpoint_problems()
         if problems:
             raise ValueError("invalid training config:\n  " + "\n  ".join(problems))
+
+    def _best_checkpoint_problems(self) -> list[str]:
+        """transformers' rule, checked here before any work: the best checkpoint is picked among the saved ones by
+        their eval loss, so with load_best_model_at_end (and evaluation on) every save must fall on an evaluation."""
+        picks_best = self.load_best_model_at_end and self.eval_ratio > 0  # eval_ratio 0: no evaluation, no pick
+        if not picks_best or min(self.eval_steps, self.save_steps) < 1 or self.save_steps % self.eval_steps == 0:
+            return []  # (steps below 1 are reported on their own)
+        nearest = self.eval_steps * max(1, round(self.save_steps / self.eval_steps))
+        return [
+            f"save_steps ({self.save_steps}) must be a multiple of eval_steps ({self.eval_steps}) with "
+            f"load_best_model_at_end (the best checkpoint is chosen at evaluations): set --save_steps {nearest}, "
+            f"an --eval_steps that divides {self.save_steps}, or --load_best_model_at_end false"
+        ]
 
     def _thinking_problems(self) -> list[str]:
         problems = []

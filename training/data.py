@@ -5,16 +5,22 @@ empty output (or an empty prompt), or repeats an earlier row exactly. A JSONL li
 not JSON is bad too. JSON arrays are located by index (and by line where the row starts); JSONL rows by
 line number. The run aborts with every problem listed when more than `max_bad_ratio` of rows are bad.
 
+The format goes by the content, not only the name: a file that starts with `[` is a JSON array, a `.jsonl` /
+`.ndjson` file is JSON Lines, and so is a `.json` file of several lines whose first line is a whole JSON object
+(one object per line, as Hugging Face exports write them); any other `.json` file is read as one JSON document.
+
     python -m training.data Datasets/huanhuan.json     # validate a file and print the report
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import re
 import sys
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 REQUIRED_FIELDS = ("instruction", "output")
@@ -154,9 +160,24 @@ def _json_records(raw: bytes, path: Path) -> list[tuple[str, object | None, str]
 
 
 def is_jsonl(path: Path, raw: bytes) -> bool:
+    """JSON Lines by name (.jsonl, .ndjson), or by content: not an array, and for a .json file one object a line."""
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         return True
-    return path.suffix.lower() != ".json" and not re.match(rb"\s*\[", raw)
+    if re.match(rb"\s*\[", raw):
+        return False
+    return path.suffix.lower() != ".json" or looks_like_json_lines(raw)
+
+
+def looks_like_json_lines(raw: bytes) -> bool:
+    """True when the first non-blank line is a whole JSON object on its own (a pretty-printed object's is not)
+    and more lines follow (one object alone is a JSON document)."""
+    lines = list(islice((line for line in io.BytesIO(raw) if line.strip()), 2))
+    if len(lines) < 2:
+        return False
+    try:
+        return isinstance(json.loads(lines[0].decode("utf-8")), dict)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
 
 
 def load_rows(path: str | Path) -> LoadReport:

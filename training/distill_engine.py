@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.file_hash import file_sha256
 from serving.adapters import WEIGHTS_FILE
 from training.checkpoints import model_identity
 from training.config import TrainArgs
-from training.heldout import file_sha256
 
 THINKER_ADAPTER_NAME = "thinker"
 

@@ -1,4 +1,5 @@
-"""Runs under `accelerate launch` / `torchrun` (DDP): which process writes shared files, and how to spot DDP.
+"""Runs under `accelerate launch` / `torchrun` (DDP): which process writes shared files, and how to spot DDP
+(or DataParallel, which transformers uses when one process sees several GPUs).
 
 Every process trains; only the main one (RANK 0) cleans the run folder, marks checkpoints complete and
 exports the adapter, so two processes never write the same file.
@@ -14,8 +15,11 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def is_ddp_wrapped(model) -> bool:
-    """True when the Trainer wrapped the model in DistributedDataParallel for this forward."""
+def is_parallel_wrapped(model) -> bool:
+    """True when the Trainer wrapped the model for several devices: DistributedDataParallel (accelerate launch,
+    torchrun) or DataParallel (a plain `python -m training` that sees 2+ GPUs). Both spread the work only
+    through the wrapper's own forward: DDP syncs gradients there, DataParallel splits the batch there."""
+    from torch.nn import DataParallel
     from torch.nn.parallel import DistributedDataParallel
 
-    return isinstance(model, DistributedDataParallel)
+    return isinstance(model, DistributedDataParallel | DataParallel)

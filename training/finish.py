@@ -23,7 +23,8 @@ def write_config_yaml(args, path: Path) -> None:
     path.write_text(header + yaml.safe_dump(args.to_dict(), allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
-def run_metrics(args, trainer, data) -> dict[str, Any]:
+def run_metrics(args, trainer, data, tokens_seen_before: int = 0) -> dict[str, Any]:
+    """metrics.json's content; `tokens_seen_before`: tokens a resumed run had seen at its checkpoint."""
     extra = {
         "finetune_type": args.finetune_type,
         "thinking_mode": args.thinking_label(),
@@ -39,11 +40,11 @@ def run_metrics(args, trainer, data) -> dict[str, Any]:
         "global_step": trainer.state.global_step,
         "world_size": trainer.args.world_size,  # processes that trained (accelerate launch / torchrun)
     }
-    return build_metrics(trainer.state.log_history, extra)
+    return build_metrics(trainer.state.log_history, extra, tokens_seen_before)
 
 
-def export_run(args, trainer, tokenizer, data) -> dict[str, Any]:
-    metrics = run_metrics(args, trainer, data)
+def export_run(args, trainer, tokenizer, data, tokens_seen_before: int = 0) -> dict[str, Any]:
+    metrics = run_metrics(args, trainer, data, tokens_seen_before)
     model = trainer.model
 
     def write_contents(staging: Path) -> None:

@@ -7,9 +7,12 @@ On one GPU, vLLM takes `--gpu-memory-utilization` of the card (0.85 by default) 
 A training job started beside it gets the rest. The estimate (pure arithmetic on the model's config.json and
 the run's settings; rows at max_length unless measured lengths are given) adds up:
 
-- frozen or trained weights: parameters x bytes of the precision (bf16/fp16: 2, fp32: 4);
+- the weights: for LoRA the frozen base in the precision (bf16/fp16: 2 bytes a parameter, fp32: 4); a full
+  fine-tune loads fp32 master weights whatever the precision (training.train.load_model: mixed precision
+  only autocasts the compute), 4 bytes a parameter;
 - what training keeps per trainable parameter: LoRA weights live in fp32 under peft (weight + gradient + two
-  AdamW moments = 16 bytes); a full fine-tune keeps gradient and moments in the weights' precision;
+  AdamW moments = 16 bytes); a full fine-tune keeps an fp32 gradient and two fp32 AdamW moments of every
+  weight (12 bytes), so 16 bytes a parameter with the weights;
 - activations kept for the backward pass, counted per token and layer from the layer's own tensors
   (`activation_bytes_per_token`): RMSNorm's fp32 copies, q/k/v with their norms and RoPE, the attention output,
   the MLP's gate, up, SiLU and product (attention scores are not stored with SDPA), and for each LoRA target
@@ -40,6 +43,8 @@ CHECKPOINTED_BYTES_PER_HIDDEN = 2  # each layer's input only, 16-bit
 DROPOUT_BYTES_PER_INPUT = 3  # a LoRA target's dropped-out input copy (16-bit) and its mask (1 byte)
 LOGIT_BYTES = 10  # 16-bit logits + fp32 copy + its gradient, per token and vocabulary entry
 LORA_BYTES_PER_PARAM = 16  # fp32 weight + gradient + two AdamW moments
+FULL_WEIGHT_BYTES = 4  # full fine-tuning loads fp32 master weights (training.train.load_model)
+FULL_STATE_BYTES_PER_PARAM = 12  # fp32 gradient + two fp32 AdamW moments
 CONTEXT_GIB = 1.0  # CUDA context, cuBLAS workspaces, allocator fragmentation
 MARGIN = 0.10
 PRECISION_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "auto": 2}  # auto trains in bf16/fp16 on a GPU
@@ -119,16 +124,16 @@ def estimate_parts(
     answers = args.per_device_train_batch_size * min(answer_tokens or args.max_length, args.max_length)
     if args.finetune_type == "lora":
         trainable = shape.lora_parameters(args.lora_r, list(args.lora_target_modules))
-        training_state = trainable * LORA_BYTES_PER_PARAM
+        weight_bytes, training_state = width, trainable * LORA_BYTES_PER_PARAM
     else:
-        training_state = shape.parameters * width * 3  # gradient + two AdamW moments in the weights' precision
+        weight_bytes, training_state = FULL_WEIGHT_BYTES, shape.parameters * FULL_STATE_BYTES_PER_PARAM
     per_layer = activation_bytes_per_token(shape, args)
     if args.gradient_checkpointing:
         kept = shape.layers * CHECKPOINTED_BYTES_PER_HIDDEN * shape.hidden + per_layer  # + one layer recomputed
     else:
         kept = shape.layers * per_layer
     return {
-        "weights": shape.parameters * width / GIB,
+        "weights": shape.parameters * weight_bytes / GIB,
         "trainable + optimizer": training_state / GIB,
         "activations": tokens * kept * width / 2 / GIB,
         "logits": answers * shape.vocab * LOGIT_BYTES / GIB,

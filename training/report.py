@@ -2,6 +2,9 @@
 
 `build_metrics(log_history, ...)` turns the Trainer's log entries into one JSON-able dict;
 `plot_loss_curve(metrics, path)` draws train and eval loss against the optimizer step (matplotlib, Agg).
+
+A resumed run's log history and token count start from the checkpoint, but its runtime covers only this session:
+tokens/s divides the tokens seen in this session (`session_start_callback` notes the count at the start) by it.
 """
 
 from __future__ import annotations
@@ -10,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 
-def build_metrics(log_history: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """train_loss/eval_loss per step, the final train metrics, and anything in `extra` (data counts...)."""
+def build_metrics(
+    log_history: list[dict[str, Any]], extra: dict[str, Any] | None = None, tokens_seen_before: int = 0
+) -> dict[str, Any]:
+    """train_loss/eval_loss per step, the final train metrics, and anything in `extra` (data counts...).
+
+    `tokens_seen_before`: the tokens a resumed run had already seen at the checkpoint (0 for a fresh run)."""
     train = [
         {"step": e["step"], "loss": e["loss"], "learning_rate": e.get("learning_rate"), "epoch": e.get("epoch")}
         for e in log_history
@@ -32,11 +39,26 @@ def build_metrics(log_history: list[dict[str, Any]], extra: dict[str, Any] | Non
     tokens_seen = next(
         (e["num_input_tokens_seen"] for e in reversed(log_history) if "num_input_tokens_seen" in e), None
     )
-    metrics["tokens_seen"] = tokens_seen
-    runtime = metrics["train_runtime_s"]
-    metrics["train_tokens_per_second"] = round(tokens_seen / runtime, 2) if tokens_seen and runtime else None
+    metrics["tokens_seen"] = tokens_seen  # the whole run's, sessions before a resume included
+    session_tokens = tokens_seen - tokens_seen_before if tokens_seen is not None else None
+    runtime = metrics["train_runtime_s"]  # this session's
+    metrics["train_tokens_per_second"] = round(session_tokens / runtime, 2) if session_tokens and runtime else None
     metrics.update(extra or {})
     return metrics
+
+
+def session_start_callback():
+    """A TrainerCallback whose `tokens_seen_before` is the token count when training began (restored on a resume)."""
+    from transformers import TrainerCallback
+
+    class SessionStart(TrainerCallback):
+        tokens_seen_before = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.tokens_seen_before = state.num_input_tokens_seen
+            return control
+
+    return SessionStart()
 
 
 def plot_loss_curve(metrics: dict[str, Any], path: Path, title: str = "training loss") -> Path:

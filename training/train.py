@@ -9,7 +9,6 @@ Re-running the same command after a kill resumes from the last complete checkpoi
 
 from __future__ import annotations
 
-import random
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -23,6 +22,7 @@ from training.config import TrainArgs, parse_args
 from training.data import DatasetError, LoadReport, Row, load_dataset_checked
 from training.examples import IGNORE_INDEX, EncodeReport, Example
 from training.export import ExportError
+from training.heldout import heldout_draw
 
 
 class ModelNotFound(FileNotFoundError):
@@ -56,13 +56,20 @@ def log(message: str) -> None:
     print(f"[training] {message}", flush=True)
 
 
-def split_examples(examples: list[Example], eval_ratio: float, seed: int) -> tuple[list[Example], list[Example]]:
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    n_eval = round(len(examples) * eval_ratio) if eval_ratio > 0 else 0
-    if eval_ratio > 0 and len(examples) > 1:
-        n_eval = min(max(n_eval, 1), len(examples) - 1)
-    return [examples[i] for i in order[n_eval:]], [examples[i] for i in order[:n_eval]]
+def split_examples(
+    examples: list[Example], rows: dict[str, Row], eval_ratio: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """(train, eval). An example is held out when its row's draw (training.heldout.heldout_draw: seed and content)
+    is below eval_ratio, so no other row moves it between the two; at least one example goes to each side. Train
+    keeps the examples' order, eval is in draw order (a random order: `--limit N` evaluates a random sample)."""
+    if eval_ratio <= 0 or len(examples) < 2:
+        return list(examples), []
+    draws = {example.where: heldout_draw(rows[example.where], seed) for example in examples}
+    by_draw = sorted(examples, key=lambda example: draws[example.where])
+    drawn = sum(draw < eval_ratio for draw in draws.values())
+    held_out = by_draw[: min(max(drawn, 1), len(examples) - 1)]
+    held_out_where = {example.where for example in held_out}
+    return [example for example in examples if example.where not in held_out_where], held_out
 
 
 def select_rows(args: TrainArgs) -> tuple[list[Row], LoadReport]:
@@ -95,10 +102,10 @@ def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
     if len(encoded.examples) < 2:
         raise DatasetError(f"only {len(encoded.examples)} usable example(s) after tokenization; need at least 2")
     log(f"token lengths: {encoded.percentiles()}")
-    train, evaluation = split_examples(encoded.examples, args.eval_ratio, args.seed)
+    by_where = {row.where: row for row in rows}
+    train, evaluation = split_examples(encoded.examples, by_where, args.eval_ratio, args.seed)
     log(f"{len(rows)} rows used -> {len(train)} train / {len(evaluation)} eval examples")
     as_dict = [{"input_ids": e.input_ids, "labels": e.labels} for e in train]
-    by_where = {row.where: row for row in rows}
     return PreparedData(
         as_dict,
         [{"input_ids": e.input_ids, "labels": e.labels} for e in evaluation],
@@ -250,16 +257,24 @@ def oom_message(args: TrainArgs) -> str:
     )
 
 
-def fit(args: TrainArgs, data: PreparedData, tokenizer, extra_callbacks: list | None = None):
-    """Train (resuming when a complete checkpoint exists) and return the Trainer."""
+@dataclass
+class Fitted:
+    trainer: Any  # the transformers Trainer after training
+    tokens_seen_before: int  # tokens a resumed run had already trained on at its checkpoint (0 for a fresh run)
+
+
+def fit(args: TrainArgs, data: PreparedData, tokenizer, extra_callbacks: list | None = None) -> Fitted:
+    """Train (resuming when a complete checkpoint exists) and return the Trainer with this session's start."""
     from training.answer_loss import answer_loss_trainer_class
     from training.collate import PadCollator
     from training.progress import progress_callback
+    from training.report import session_start_callback
 
     resume_from = prepare_resume(args, log=log)
     precision = choose_precision(args)
     log(f"precision {precision}, device {'cuda' if cuda_usable() else 'cpu'}, method {args.finetune_type}")
     model = load_model(args, precision)
+    session_start = session_start_callback()
     trainer = answer_loss_trainer_class()(
         model=model,
         args=training_arguments(args, precision, has_eval=bool(data.eval)),
@@ -270,6 +285,7 @@ def fit(args: TrainArgs, data: PreparedData, tokenizer, extra_callbacks: list | 
         callbacks=[
             completion_callback(run_fingerprint(args)),
             progress_callback(Path(args.output_dir)),
+            session_start,
             *(extra_callbacks or []),
         ],
     )
@@ -279,7 +295,7 @@ def fit(args: TrainArgs, data: PreparedData, tokenizer, extra_callbacks: list | 
         if is_out_of_memory(error):
             raise OutOfMemory(oom_message(args)) from error
         raise
-    return trainer
+    return Fitted(trainer, session_start.tokens_seen_before)
 
 
 @dataclass
@@ -308,10 +324,11 @@ def run(args: TrainArgs, extra_callbacks: list | None = None) -> RunResult:
         tokenizer.pad_token = tokenizer.eos_token
     data = prepare_data(args, tokenizer)
     args = check_gpu_memory(args, data)
-    trainer = fit(args, data, tokenizer, extra_callbacks)
+    fitted = fit(args, data, tokenizer, extra_callbacks)
+    trainer, tokens_seen_before = fitted.trainer, fitted.tokens_seen_before
     if not trainer.is_world_process_zero():  # under DDP rank 0 alone exports (and says so)
-        return RunResult(run_metrics(args, trainer, data), trainer)
-    metrics = export_run(args, trainer, tokenizer, data)
+        return RunResult(run_metrics(args, trainer, data, tokens_seen_before), trainer)
+    metrics = export_run(args, trainer, tokenizer, data, tokens_seen_before)
     log(summary_line(args, metrics, time.time() - started))
     return RunResult(metrics, trainer)
 

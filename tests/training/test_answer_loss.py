@@ -56,3 +56,22 @@ def test_same_loss_and_gradients_as_the_standard_loss(lora_model, num_items) -> 
     assert answer[1].keys() == standard[1].keys() and answer[1]
     for name, grad in answer[1].items():
         torch.testing.assert_close(grad, standard[1][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow  # loads the tiny model (the fixture) and runs two forward passes
+def test_a_model_wrapped_in_data_parallel_trains_with_the_standard_loss(lora_model, tmp_path: Path) -> None:
+    """transformers wraps the model in nn.DataParallel when `python -m training` sees 2+ GPUs without torchrun;
+    DataParallel splits the batch only in its own forward, so the loss goes through it. On a CPU DataParallel just
+    calls the model: the same code path, one device."""
+    import torch
+    from transformers import TrainingArguments
+
+    from training.answer_loss import answer_loss_trainer_class
+
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    trainer = answer_loss_trainer_class()(model=lora_model, args=args)
+    inputs = batch()
+    with torch.no_grad():
+        wrapped = trainer.compute_loss(torch.nn.DataParallel(lora_model), dict(inputs), num_items_in_batch=17)
+        bare = trainer.compute_loss(lora_model, dict(inputs), num_items_in_batch=17)  # the answer-only loss
+    assert wrapped.item() == pytest.approx(bare.item(), rel=1e-5)

@@ -114,3 +114,51 @@ def test_another_recipe_is_refused_a_longer_run_resumes_and_an_older_folder_stil
     del older["recipe"]  # written before the recipe was recorded
     fingerprint.write_text(json.dumps(older), encoding="utf-8")
     assert prepare_resume(changed, log=lambda _: None) == run / "checkpoint-4"
+
+
+def test_another_example_set_is_refused_and_an_older_folder_without_those_keys_still_resumes(tmp_path: Path) -> None:
+    args = start_run(tmp_path, max_answer_chars=40)
+    run = Path(args.output_dir)
+    fake_checkpoint(run, 4, run_fingerprint(args))
+    model, data = Path(args.model_name_or_path), tmp_path / "d.json"
+    other_rows = quick_args(model, data, tmp_path, max_answer_chars=80)
+    with pytest.raises(ResumeRefused, match=r"max_answer_chars: checkpoint has 40, config asks for 80"):
+        prepare_resume(other_rows, log=lambda _: None)
+    fingerprint = run / "run_fingerprint.json"
+    older = json.loads(fingerprint.read_text(encoding="utf-8"))
+    del older["recipe"]["max_answer_chars"]  # written before max_answer_chars was recorded
+    fingerprint.write_text(json.dumps(older), encoding="utf-8")
+    assert prepare_resume(other_rows, log=lambda _: None) == run / "checkpoint-4"
+
+
+def test_other_distillation_settings_are_refused_and_only_matter_when_distilling(tmp_path: Path) -> None:
+    args = start_run(tmp_path, thinking="distill", distill_max_thinking_tokens=512)
+    run = Path(args.output_dir)
+    fake_checkpoint(run, 4, run_fingerprint(args))
+    model, data = Path(args.model_name_or_path), tmp_path / "d.json"
+    other_budget = quick_args(model, data, tmp_path, thinking="distill", distill_max_thinking_tokens=768,
+                              distill_temperature=0.9)  # fmt: skip
+    with pytest.raises(ResumeRefused, match=r"distill_max_thinking_tokens: checkpoint has 512, config asks for 768"):
+        prepare_resume(other_budget, log=lambda _: None)
+    engine_only = quick_args(model, data, tmp_path, thinking="distill", distill_max_thinking_tokens=512,
+                             distill_engine="local", distill_concurrency=4)  # fmt: skip
+    assert prepare_resume(engine_only, log=lambda _: None) == run / "checkpoint-4"  # the same thinker and cache
+    assert "distill_temperature" not in run_fingerprint(quick_args(model, data, tmp_path))["recipe"]
+
+
+@pytest.mark.parametrize("eval_ratio", [0.1, 0.0])
+def test_a_run_folder_from_before_the_content_split_is_refused_only_when_rows_are_held_out(
+    tmp_path: Path, eval_ratio: float
+) -> None:
+    args = start_run(tmp_path, eval_ratio=eval_ratio)
+    run = Path(args.output_dir)
+    fake_checkpoint(run, 4, run_fingerprint(args))
+    fingerprint = run / "run_fingerprint.json"
+    older = json.loads(fingerprint.read_text(encoding="utf-8"))
+    del older["split"]  # written by a version that held out rows by shuffling positions
+    fingerprint.write_text(json.dumps(older), encoding="utf-8")
+    if eval_ratio:
+        with pytest.raises(ResumeRefused, match="held-out split: the checkpoints were trained by an older version"):
+            prepare_resume(args, log=lambda _: None)
+    else:
+        assert prepare_resume(args, log=lambda _: None) == run / "checkpoint-4", "nothing held out: nothing mixed"

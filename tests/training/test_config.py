@@ -66,3 +66,40 @@ def test_seed_recipe_config() -> None:
     assert (args.eval_ratio, args.eval_steps, args.save_steps, args.save_total_limit) == (0.1, 50, 100, 3)
     assert args.load_best_model_at_end and args.gradient_checkpointing and args.precision == "auto"
     assert args.checkpoint_only_if_needed  # off on a card where the run fits without it (bench/README.md)
+
+
+def test_save_steps_off_the_evaluations_is_refused_before_any_work() -> None:
+    seed_recipe = ["--config", str(REPO_ROOT / "configs" / "lora_qwen3_4b_thinking.yaml")]
+    with pytest.raises(ValueError) as error:
+        parse_args([*seed_recipe, "--eval_steps", "30"])
+    assert str(error.value).splitlines()[1].strip() == (
+        "save_steps (100) must be a multiple of eval_steps (30) with load_best_model_at_end (the best checkpoint is "
+        "chosen at evaluations): set --save_steps 90, an --eval_steps that divides 100, or --load_best_model_at_end "
+        "false"
+    )
+    parse_args([*seed_recipe, "--eval_steps", "25"])  # 100 is a multiple of 25
+    parse_args([*seed_recipe, "--eval_steps", "30", "--load_best_model_at_end", "false"])  # no best checkpoint
+    parse_args([*seed_recipe, "--eval_steps", "30", "--eval_ratio", "0"])  # no evaluation: nothing to pick from
+
+
+@pytest.mark.parametrize(
+    ("eval_steps", "save_steps", "load_best", "eval_ratio"),
+    [(30, 100, True, 0.1), (25, 100, True, 0.1), (30, 100, False, 0.1), (30, 100, True, 0.0)],
+)
+def test_the_save_eval_rule_is_the_one_transformers_applies(
+    tmp_path: Path, eval_steps: int, save_steps: int, load_best: bool, eval_ratio: float
+) -> None:
+    from training.train import training_arguments
+
+    args = TrainArgs(output_dir=str(tmp_path), eval_steps=eval_steps, save_steps=save_steps,
+                     load_best_model_at_end=load_best, eval_ratio=eval_ratio)  # fmt: skip
+    refused_here = refused_by_transformers = False
+    try:
+        args.validate()
+    except ValueError:
+        refused_here = True
+    try:
+        training_arguments(args, "fp32", has_eval=eval_ratio > 0)
+    except ValueError:
+        refused_by_transformers = True
+    assert refused_here == refused_by_transformers

@@ -141,3 +141,21 @@ def test_deeply_nested_json_gets_one_clear_message(tmp_path: Path) -> None:
     lines.write_text(json.dumps(GOOD, ensure_ascii=False) + "\n" + "[" * 100_000 + "\n", encoding="utf-8")
     report = load_rows(lines)
     assert len(report.rows) == 1 and report.bad == [("line 2", TOO_DEEP)]
+
+
+def test_json_lines_saved_as_json_are_read_line_by_line(tmp_path: Path) -> None:
+    lines = [json.dumps(row, ensure_ascii=False) for row in good_rows(3)]
+    lines.insert(2, '{"instruction": "坏", "input": ""')  # a torn row: named by its line, the others kept
+    path = tmp_path / "rows.json"  # a Hugging Face export, or an upload in the Train tab
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = load_rows(path)
+    assert [row.where for row in report.rows] == ["line 1", "line 2", "line 4"]
+    assert len(report.bad) == 1 and report.bad[0][0] == "line 3" and "not valid JSON" in report.bad[0][1]
+
+
+@pytest.mark.parametrize("text", [json.dumps(GOOD, indent=2), json.dumps({"rows": good_rows(2)}) + "\n"])
+def test_a_json_file_holding_one_object_is_still_one_document(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "object.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"expected a JSON array of rows \(or a \.jsonl file\), got dict"):
+        load_rows(path)

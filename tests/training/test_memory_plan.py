@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -98,14 +100,40 @@ def test_lora_dropout_costs_a_copy_of_every_targets_input(tmp_path: Path) -> Non
     assert with_dropout == 258_048  # the 4B layer's kept bytes per token that match the H100 peaks above
 
 
-def test_a_full_fine_tune_keeps_gradients_and_moments_of_every_weight(tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["auto", "bf16", "fp32"])
+def test_a_full_fine_tune_keeps_fp32_weights_gradients_and_moments_of_every_weight(
+    tmp_path: Path, precision: str
+) -> None:
     args = TrainArgs(model_name_or_path=model_dir(tmp_path, QWEN3_0_6B, "Qwen3-0.6B"), finetune_type="full",
-                     per_device_train_batch_size=1, max_length=512)  # fmt: skip
+                     per_device_train_batch_size=1, max_length=512, precision=precision)  # fmt: skip
     verdict = plan_training_memory(args, 24.0, 0.0)
     params = ModelShape.from_config(QWEN3_0_6B).parameters
-    assert verdict.parts["trainable + optimizer"] == pytest.approx(params * 2 * 3 / GIB)
+    # training.train.load_model loads a full fine-tune in fp32 whatever the precision (bf16 only autocasts)
+    assert verdict.parts["weights"] == pytest.approx(params * 4 / GIB)
+    assert verdict.parts["trainable + optimizer"] == pytest.approx(params * 12 / GIB)  # fp32 gradient + 2 moments
     assert verdict.parts["trainable + optimizer"] > 3 * plan_training_memory(lora_4b(tmp_path), 24.0, 0.0).parts[
         "trainable + optimizer"]  # fmt: skip
+
+
+def test_the_plan_loads_full_fine_tunes_in_the_dtype_training_loads(tmp_path: Path, monkeypatch) -> None:
+    import torch
+    import transformers
+
+    from training import train
+
+    loaded: dict[str, torch.dtype] = {}
+
+    def record_dtype(path, dtype):
+        loaded["dtype"] = dtype
+        return SimpleNamespace(config=SimpleNamespace())  # stands in for the model: only the dtype matters here
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", record_dtype)
+    args = TrainArgs(model_name_or_path=model_dir(tmp_path, QWEN3_0_6B, "Qwen3-0.6B"), finetune_type="full")
+    train.load_model(args, "bf16")
+    bytes_per_weight = torch.empty(0, dtype=loaded["dtype"]).element_size()
+    params = ModelShape.from_config(QWEN3_0_6B).parameters
+    verdict = plan_training_memory(replace(args, precision="bf16"), 24.0, 0.0)
+    assert verdict.parts["weights"] == pytest.approx(params * bytes_per_weight / GIB)
 
 
 def test_a_model_without_config_is_let_through_and_says_so(tmp_path: Path) -> None:

@@ -71,6 +71,8 @@ def test_kill_9_during_a_checkpoint_save_then_rerun_resumes_from_the_previous_co
     assert metrics["global_step"] == 10
     logged_steps = [entry["step"] for entry in metrics["train_loss"]]
     assert logged_steps[-1] == 10 and min(logged_steps) <= 2  # history from before the kill was restored
+    session_tokens = metrics["train_tokens_per_second"] * metrics["train_runtime_s"]
+    assert 0 < session_tokens < 0.99 * metrics["tokens_seen"]  # steps 3-10 in this session's runtime, not 1-10
 
     refused = subprocess.run([*cmd, "--lora_r", "4"], cwd=REPO_ROOT, capture_output=True, text=True)
     assert refused.returncode == 1
