@@ -12,6 +12,7 @@ import pytest
 from app.config import AppArgs
 from app.evaluate_tab import DEFAULT_ROWS, EvalRuns, _eval_args, progress_html, votes_line
 from app.votes import VoteStore
+from tests.app.fake_engine import FakeEngine
 
 
 class Served:
@@ -90,9 +91,10 @@ def test_progress_and_votes_lines(tmp_path: Path) -> None:
     )
     assert "reference loss: 1/5 rows" in progress_html("loss", 1, 5)
     settings = AppArgs(votes_dir=str(tmp_path))
-    assert "none yet" in votes_line(settings, "huanhuan")
+    engine = FakeEngine()  # says no weights: the votes count by name
+    assert "none yet" in votes_line(engine, settings, "huanhuan")
     VoteStore(tmp_path).append({"vote": "right", "left": {"model": "base"}, "right": {"model": "huanhuan"}})
-    assert "1 win(s), 0 loss(es)" in votes_line(settings, "huanhuan")
+    assert "1 win(s), 0 loss(es)" in votes_line(engine, settings, "huanhuan")
 
 
 def test_a_run_without_progress_still_yields_so_a_closed_page_stops_it(
