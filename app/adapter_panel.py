@@ -17,6 +17,7 @@ import gradio as gr
 from app.config import AppArgs
 from serving.protocol import AdapterStatus, Engine, EngineError, folder_of
 
+CHANGED_ON_DISK = " (trained again since it was loaded: Reload to serve the new weights)"
 TABLE_HEADERS = ["name", "served as", "rank", "base model", "thinking", "created", "eval loss", "evaluation",
                  "problems"]  # fmt: skip
 
@@ -101,7 +102,10 @@ def table_row(status: AdapterStatus) -> list[Any]:
     """One table row, as the serving side described the adapter."""
     loss = "" if status.eval_loss is None else f"{status.eval_loss:.4f}"
     rank = "" if status.rank is None else status.rank
-    return [status.name, status.served_as or "", rank, status.base_model or "", status.thinking, status.created,
+    served = status.served_as or ""
+    if served and status.changed_on_disk:
+        served += CHANGED_ON_DISK
+    return [status.name, served, rank, status.base_model or "", status.thinking, status.created,
             loss, status.evaluation, "; ".join(status.problems)]  # fmt: skip
 
 

@@ -12,7 +12,9 @@ pane that shows a name must be the weights on disk. LocalEngine runs this in-pro
 
 Each served name's status carries the SHA-256 of the weights file it was loaded from (`weights_sha256`), read
 when it was loaded: what the served name answers with, even after the folder on disk was trained again. Blind
-votes and evaluation reports key an adapter by it, so a Reload of the same weights keeps their record.
+votes and evaluation reports key an adapter by it, so a Reload of the same weights keeps their record. When the
+weights file changed since (a command-line run exported into the folder), the status says so
+(`changed_on_disk`): a Reload serves the new weights.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class AdapterService:
         self._locks_guard = threading.Lock()
         self._generations: dict[str, int] = {}  # highest generation ever served per folder (never reused)
         self._weights: dict[str, str] = {}  # served name -> SHA-256 of the weights it was loaded from
+        self._files: dict[str, tuple[int, int]] = {}  # served name -> (mtime ns, size) of that weights file then
 
     def statuses(self) -> list[AdapterStatus]:
         """Every folder adapter (with its served name when loaded), then adapters loaded from elsewhere."""
@@ -102,7 +105,7 @@ class AdapterService:
             served = self._serve(folder)
             for previous in old:
                 self.backend.unload(previous)
-                self._weights.pop(previous, None)
+                self._forget(previous)
             return served
 
     def unload(self, name: str) -> None:
@@ -115,7 +118,7 @@ class AdapterService:
                 raise AdapterError(f"could not unload adapter '{name}': it is not loaded")
             for served in targets:
                 self.backend.unload(served)
-                self._weights.pop(served, None)
+                self._forget(served)
 
     def _serve(self, folder: str) -> str:
         """Validate the folder once and load it under its next served name."""
@@ -125,15 +128,24 @@ class AdapterService:
         if info.problems:
             raise AdapterError(f"adapter '{folder}' cannot be loaded: " + "; ".join(info.problems))
         served = self._next_name(folder)
-        digest = file_sha256(info.path / WEIGHTS_FILE)  # read before vLLM reads them: a later export changes neither
+        weights = info.path / WEIGHTS_FILE
+        file, digest = _file_stamp(weights), file_sha256(weights)  # read before vLLM reads them
         self.backend.load(served, info.path)
-        self._weights[served] = digest
+        self._weights[served], self._files[served] = digest, file
         return served
 
     def _with_weights(self, status: AdapterStatus) -> AdapterStatus:
-        if status.served_as is None:
+        served = status.served_as
+        if served is None:
             return status
-        return dataclasses.replace(status, weights_sha256=self._weights.get(status.served_as, ""))
+        loaded_file = self._files.get(served)
+        changed = loaded_file is not None and loaded_file != _file_stamp(self.registry.adapters_dir / status.name /
+                                                                          WEIGHTS_FILE)  # fmt: skip
+        return dataclasses.replace(status, weights_sha256=self._weights.get(served, ""), changed_on_disk=changed)
+
+    def _forget(self, served: str) -> None:
+        self._weights.pop(served, None)
+        self._files.pop(served, None)
 
     def _next_name(self, folder: str) -> str:
         loaded = self._served_names(folder, self.backend.loaded())
@@ -158,3 +170,12 @@ class AdapterService:
     def _current(self, folder: str, loaded: list[str]) -> str | None:
         names = self._served_names(folder, loaded)
         return names[-1] if names else None
+
+
+def _file_stamp(path: Path) -> tuple[int, int]:
+    """(mtime ns, size) of a file, (0, 0) when it is gone: enough to tell that an export replaced it."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return 0, 0
+    return stat.st_mtime_ns, stat.st_size

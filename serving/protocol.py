@@ -210,6 +210,7 @@ class AdapterStatus:
     problems: tuple[str, ...] = ()
     in_folder: bool = True  # False: loaded on the server but not from its adapters folder
     weights_sha256: str = ""  # of the weights file the served name was loaded from; "" when not loaded or unknown
+    changed_on_disk: bool = False  # the weights file changed since the served name was loaded: Reload serves it
 
     @property
     def loaded(self) -> bool:

@@ -28,3 +28,13 @@ def test_thinking_column_shows_the_recorded_mode(tmp_path: Path) -> None:
     column = TABLE_HEADERS.index("thinking")
     assert {row[0]: row[column] for row in rows} == {"distilled": "distill/blind", "plain": "empty", "old": ""}
     assert rows[0][TABLE_HEADERS.index("eval loss")] == "1.5000"
+
+
+def test_a_served_adapter_trained_again_on_disk_says_a_reload_serves_it(tmp_path: Path) -> None:
+    from app.adapter_panel import CHANGED_ON_DISK, table_row
+    from serving.protocol import AdapterStatus
+
+    column = TABLE_HEADERS.index("served as")
+    assert table_row(AdapterStatus("huanhuan", served_as="huanhuan"))[column] == "huanhuan"
+    changed = AdapterStatus("huanhuan", served_as="huanhuan", changed_on_disk=True)
+    assert table_row(changed)[column] == "huanhuan" + CHANGED_ON_DISK and "Reload" in CHANGED_ON_DISK

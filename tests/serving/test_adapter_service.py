@@ -88,9 +88,11 @@ def test_a_served_name_keeps_the_weights_it_was_loaded_from_after_the_folder_is_
     weights.write_bytes(weights.read_bytes() + b"trained again")  # an export into the same folder
     (status,) = service.statuses()
     assert (status.served_as, status.weights_sha256) == ("huanhuan", first), "what the served name answers with"
+    assert status.changed_on_disk, "the panel must say that a Reload would serve other weights"
     service.reload("huanhuan")
     (status,) = service.statuses()
     assert (status.served_as, status.weights_sha256) == ("huanhuan@2", file_sha256(weights))
+    assert not status.changed_on_disk
 
 
 def test_a_failed_reload_keeps_the_old_served_name(folder: Path) -> None:
