@@ -213,6 +213,12 @@ def _loss_on_server(args: EvalArgs, engine: Any) -> bool:
     return args.loss != "transformers" and server_url(engine) is not None
 
 
+def weights_on_disk(folder: Path) -> str:
+    """The SHA-256 of the adapter's weights file now ("" when there is none)."""
+    weights = folder / WEIGHTS_FILE
+    return file_sha256(weights) if weights.is_file() else ""
+
+
 def resume_settings(
     adapter: str, params: Any, base: str, record: HeldoutRecord, folder: Path, served_sha256: str = ""
 ) -> dict[str, Any]:
@@ -221,8 +227,7 @@ def resume_settings(
     adapter of the same name starts afresh, the same weights served again as `name@3` resume. The content is
     the one the server loaded (`served_sha256`, serving.protocol.served_weights) when it says, else the file on
     disk: a folder trained again after the server loaded it must not file the old weights' replies as new."""
-    weights = folder / WEIGHTS_FILE
-    digest = served_sha256 or (file_sha256(weights) if weights.is_file() else None)
+    digest = served_sha256 or weights_on_disk(folder) or None
     return {"adapter": folder_of(adapter) or adapter, "adapter_weights_sha256": digest,
             "base": base, "dataset_sha256": record.dataset_sha256, "system_prompt": record.system_prompt,
             "sampling": dataclasses.asdict(params)}  # fmt: skip
@@ -250,7 +255,7 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
         "base_model": base,
         "engine": args.engine,
         "rows_planned": len(plan.items),
-        "complete": len(rows) == len(plan.items) and not missing_loss,
+        "complete": len(rows) == len(plan.items),  # every row answered (loss_missing says which lack a loss)
         "sampling": str(plan.params),
         "dataset_sha256": record.dataset_sha256,
         "seed": args.seed,
@@ -263,18 +268,20 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
         log(meta["loss_missing"])
     report = summarize(rows, meta, args.markers)
     if not args.out_dir:  # the adapter's report stays when this run says less about it (evaluation.report_place)
-        out = report_dir(out, report["summary"])
+        out = report_dir(out, report["summary"], weights_on_disk(folder))
     write_report(report, out)
     return out
 
 
 def loss_missing_note(missing: int, rows: int, stats: Any) -> str:
     """Why `missing` of the report's `rows` have no reference loss, and what to do."""
-    why = (f"the last failure was {stats.loss_error}" if stats.loss_error
-           else "the run was stopped before they were scored")  # fmt: skip
+    if not stats.loss_error:
+        return (f"{missing} of {rows} rows have no reference loss: the run was stopped before they were scored; "
+                "run the same evaluation again to add them.")  # fmt: skip
     return (
-        f"{missing} of {rows} rows have no reference loss: {why}. The other scores cover every row; "
-        "run the same evaluation again to retry the missing losses."
+        f"{missing} of {rows} rows have no reference loss (the last failure was {stats.loss_error}). The other "
+        "scores cover every row. A rerun retries those losses; one whose reference does not fit the server's "
+        "context fails again (a longer --max-model-len, or --loss transformers, scores it)."
     )
 
 

@@ -45,7 +45,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"`{summary['dataset_sha256'][:12]}`; {summary['created']}.",
         "",
         "Answer scores read the text after `</think>` only; a reply whose thinking never closed counts as no "
-        "answer. Differences are adapter - base with a paired bootstrap 95% interval.",
+        "answer. Differences are adapter - base with a paired bootstrap 95% interval; a rate (0/1 per row) is "
+        "called better or worse only when the exact sign test on the rows that changed is under 0.05 too.",
         "",
         "| metric | base | adapter | difference | 95% interval | verdict |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -18,7 +18,7 @@ from typing import Any
 from common.atomic_files import write_text_atomic
 from evaluation.refloss import perplexity
 from evaluation.scores import THINKING_CLASSES, Reply, reply_scores
-from evaluation.stats import paired_bootstrap
+from evaluation.stats import SIGN_TEST_LEVEL, paired_bootstrap, sign_test_p
 
 EVAL_DIR = "eval"
 SIDES = ("base", "adapter")
@@ -71,6 +71,9 @@ def summarize(rows: list[dict[str, Any]], meta: dict[str, Any], markers: Sequenc
         paired = paired_bootstrap(base, adapter, seed=meta.get("seed") or 0)
         metrics[key] = {**paired.to_dict(), "label": label, "higher_is_better": higher, "percent": percent,
                         "significant": paired.significant}  # fmt: skip
+        if percent:  # a 0/1 score: the exact sign test must agree (evaluation.stats)
+            metrics[key]["sign_test_p"] = sign_test_p(base, adapter)
+            metrics[key]["significant"] = paired.significant and metrics[key]["sign_test_p"] < SIGN_TEST_LEVEL
     summary = {**meta, "rows_scored": len(scored), "markers": list(markers), "metrics": metrics}
     if "loss" in metrics:
         summary["perplexity"] = {side: perplexity(metrics["loss"][side]) for side in SIDES}
@@ -101,6 +104,7 @@ def _fmt(value: float, percent: bool) -> str:
 def headline_of(summary: dict[str, Any]) -> str:
     m = summary["metrics"]
     parts = [f"{label} {_fmt(m[key]['base'], m[key]['percent'])} -> {_fmt(m[key]['adapter'], m[key]['percent'])}"
+             + (f" ({m[key]['n']} rows)" if m[key]["n"] < summary["rows_scored"] else "")
              if key in m else f"{label} n/a"
              for key, label in (("chrf", "chrF"), ("has_marker", "markers"), ("thinking_closed", "closed"),
                                 ("loss", "loss"))]  # fmt: skip

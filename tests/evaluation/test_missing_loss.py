@@ -53,6 +53,7 @@ def test_one_row_whose_loss_fails_keeps_every_reply_and_a_rerun_adds_the_loss(tm
     assert stats.loss_error.startswith("index 5: row 5: the prompt is longer")
     summary = summarize(rows, {"seed": 0}, DEFAULT_MARKERS)["summary"]
     assert summary["metrics"]["loss"]["n"] == ROWS - 1 and summary["metrics"]["chrf"]["n"] == ROWS
+    assert summary["headline"].endswith(f"loss 1.00 -> 0.50 ({ROWS - 1} rows)")
 
     again, stats = evaluate(plan(), FakeEngine(adapters={"huanhuan": tmp_path}), FailingLoss(set()), store)
     assert stats.rows_done_now == 0 and stats.loss_error == ""
@@ -65,11 +66,12 @@ def test_a_scorer_that_fails_every_row_is_given_up_and_the_report_says_why(tmp_p
     assert len(rows) == ROWS and all("loss" not in row["adapter"] for row in rows)
     assert scorer.calls == 1 + LOSS_GIVE_UP_AFTER, "the chunk, then one row at a time until the limit"
     note = loss_missing_note(ROWS, ROWS, stats)
-    assert note.startswith(f"{ROWS} of {ROWS} rows have no reference loss: the last failure was index 2: row 2")
-    summary = summarize(rows, {"seed": 0, "loss_missing": note, "complete": False, "rows_planned": ROWS},
+    assert note.startswith(f"{ROWS} of {ROWS} rows have no reference loss (the last failure was index 2: row 2")
+    assert "does not fit the server's context fails again" in note, "a rerun alone cannot score a row too long"
+    summary = summarize(rows, {"seed": 0, "loss_missing": note, "complete": True, "rows_planned": ROWS},
                         DEFAULT_MARKERS)["summary"]  # fmt: skip
     assert "loss" not in summary["metrics"] and "perplexity" not in summary
-    assert summary["headline"].endswith("loss n/a (12/12 rows)")
+    assert summary["headline"].endswith(", loss n/a"), "every row answered: not a partial run"
     report = {"summary": {**summary, "adapter": "huanhuan", "base_model": "tiny", "sampling": "s",
                           "dataset_sha256": "ab" * 32, "created": "now"}, "rows": rows}  # fmt: skip
     assert f"No reference loss. **{note}**" in summary_markdown(report["summary"])

@@ -34,3 +34,13 @@ def test_a_smaller_run_lands_in_its_own_folder_and_the_report_stays(tmp_path: Pa
     assert report_dir(eval_dir, summary(8)) == eval_dir / RUNS_DIR / "20261127-215900-2"  # never over another run
     (eval_dir / "summary.json").write_text("{cut")
     assert report_dir(eval_dir, summary(8)) == eval_dir  # an unreadable report is replaced
+
+
+def test_a_run_on_weights_a_server_kept_from_before_a_retrain_leaves_the_report_on_the_folders_weights() -> None:
+    """The command evaluated the retrained folder (w2); the app still served the old weights (w1) and its tab ran 8
+    rows on them: the report on w2 stays, the tab's run goes beside it."""
+    on_w2 = summary(200, weights="w2")
+    assert not replaces(summary(8, weights="w1"), on_w2, on_disk_sha256="w2")
+    assert replaces(summary(8, weights="w2"), summary(200, weights="w1"), on_disk_sha256="w2"), "w1 is older"
+    assert replaces(summary(8, weights="w3"), on_w2, on_disk_sha256="w3"), "retrained again: the new weights win"
+    assert replaces(summary(8, weights="w1"), on_w2), "weights on disk unknown: the newest run replaces"

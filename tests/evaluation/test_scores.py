@@ -202,3 +202,24 @@ def test_adapters_table_shows_the_headline(tmp_path: Path) -> None:
     assert len(row) == len(TABLE_HEADERS) and row[TABLE_HEADERS.index("evaluation")] == "chrF 1.00 -> 9.00"
     never = table_row(status_of(AdapterInfo("other", tmp_path / "other"), served_as=None))
     assert never[TABLE_HEADERS.index("evaluation")] == ""
+
+
+def test_a_0_1_score_needs_the_exact_sign_test_too() -> None:
+    """4 of 10 rows gaining a marker: the bootstrap interval excludes zero, but 4 changes one way happen by chance
+    1 time in 8 (sign test p = 0.125), so the report gives no verdict; 6 of 20 is p = 0.031: "better"."""
+    from evaluation.markdown import _verdict
+    from evaluation.stats import sign_test_p
+
+    def marker_metric(gained: int, rows: int) -> dict:
+        made = [stored_row(f"index {i}", "臣妾在此" if i < gained else "好的", 2.0) for i in range(rows)]
+        for row in made:
+            row["base"] = {**row["adapter"], "answer": "好的"}
+        return summarize(made, {"seed": 0}, DEFAULT_MARKERS)["summary"]["metrics"]["has_marker"]
+
+    few = marker_metric(4, 10)
+    assert few["low"] > 0 and few["sign_test_p"] == sign_test_p([0] * 10, [1] * 4 + [0] * 6) == 0.125
+    assert _verdict(few) == "no clear change"
+    enough = marker_metric(6, 20)
+    assert enough["sign_test_p"] < 0.05 and _verdict(enough) == "better"
+    assert "sign_test_p" not in summarize([stored_row("index 0", "臣妾", 1.0)] * 10, {"seed": 0}, DEFAULT_MARKERS)[
+        "summary"]["metrics"]["chrf"], "continuous scores keep the bootstrap alone"  # fmt: skip
