@@ -116,15 +116,20 @@ def _stream_views(
     exchanges: list[Exchange],
     values: tuple[Any, ...],
 ) -> Iterator[list[Any]]:
-    """Run one turn step and render what it streams; a bad input becomes a message and changes nothing.
+    """Run one turn step and render what it streams; a bad input becomes a message and changes nothing. Only the
+    first view sets the message box (Send empties it): a later one would wipe what the person types while the
+    reply streams (Gradio re-sets every output on every streamed update).
 
     `values`: the controls' values (`Controls.as_list` order), then the click time."""
     streamed = False
     try:
         inputs = controls.read(values[:-1], settings, clicked_at_ms=values[-1])
         for view in step(inputs, exchanges if isinstance(exchanges, list) else [], request.session_hash or ""):
+            views = _streamed_views(view)
+            if streamed:  # the box was set by the first view; what the person types meanwhile is theirs
+                views[0] = gr.skip()
             streamed = True
-            yield _streamed_views(view)
+            yield views
         if not streamed:  # a turn stopped in the queue, an empty message or nothing to regenerate
             yield NOTHING_STREAMED
     except EngineError as error:

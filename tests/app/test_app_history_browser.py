@@ -130,3 +130,17 @@ def test_regenerate_with_nothing_to_regenerate_keeps_the_typed_message_and_the_s
     app.send("第一句")  # the conversation state is intact: a turn runs
     app.wait_finished()
     assert app.user_messages("left", "history") == ["第一句"]
+
+
+def test_what_is_typed_while_a_reply_streams_stays_and_a_send_then_runs_after_it(app: AppPage) -> None:
+    app.send("第一句")
+    app.page.wait_for_function("() => !!document.querySelector('#live-left [data-testid=\"user\"]')")
+    app.page.fill("#message textarea", "下一句")  # typed while the reply streams (about 1 s of updates left)
+    time.sleep(0.6)
+    assert app.message_box() == "下一句", "a streamed update wiped what was typed"
+    app.page.click("#send")  # the first turn still runs: this Send waits for it, then sends what the box holds
+    app.page.wait_for_function(
+        "() => document.querySelectorAll('#history-left [data-testid=\"user\"]').length === 2", timeout=60_000
+    )
+    app.wait_finished()
+    assert app.user_messages("left") == ["第一句", "下一句"] and app.message_box() == ""
