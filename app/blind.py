@@ -25,7 +25,6 @@ from app.conversation import SIDES, Exchange
 from app.event_options import QUIET
 from app.render import LIVE_SUFFIX, stats_line
 from app.votes import VoteStore
-from serving.protocol import served_weights
 
 LABELS = {"left": "A", "right": "B"}
 CHOICES = {"left": "A is better", "right": "B is better", "tie": "Tie", "both_bad": "Both bad"}
@@ -67,16 +66,15 @@ def build_blind_panel(
         request: gr.Request, choice: str, on: bool, exchanges: list[Exchange], seed: Any, system: str
     ) -> list[Any]:
         last = exchanges[-1] if exchanges else None
-        if not on:  # the buttons show in blind mode only; a script calling the API gets the same rule
+        session = request.session_hash or ""
+        if not on or not turns.is_blind(session):  # the session's own state, not only what the page says
             return _unchanged(outputs, "⚠ Blind mode is off: there is no blind exchange to vote on.")
         if last is None or not all(reply.finished for reply in last.replies.values()):
             return _unchanged(outputs, "⚠ Send a message and let both sides finish before voting.")
-        replies = {side: _reply(last, side) for side in SIDES}
-        for reply in replies.values():  # what a Reload keeps and a retrain changes (app.votes)
-            reply["weights_sha256"] = served_weights(turns.engine, reply["model"])
+        if not turns.end_blind(session):  # a second click (or a script) raced this vote: one vote per exchange
+            return _unchanged(outputs, "⚠ This exchange has a vote already.")
         record = store.append({"vote": choice, "prompt": last.user, "seed": seed, "system_prompt": system,
-                               **replies})  # fmt: skip
-        turns.set_blind(request.session_hash or "", False)
+                               **{side: _reply(last, side) for side in SIDES}})  # fmt: skip
         names = {side: record[side]["model"] for side in SIDES}
         said = CHOICES[choice] if choice in ("tie", "both_bad") else f"{CHOICES[choice]} ({names[choice]})"
         return _revealed(names, f"Vote saved: {said}.", False)
@@ -107,7 +105,7 @@ def _unchanged(outputs: list[Any], status: str) -> list[Any]:
 
 def _reply(exchange: Exchange, side: str) -> dict[str, Any]:
     reply = asdict(exchange.replies[side])
-    keep = ("model", "thinking", "answer", "status", "thinking_closed", "error")
+    keep = ("model", "weights_sha256", "thinking", "answer", "status", "thinking_closed", "error")
     return {key: reply[key] for key in keep}
 
 

@@ -72,8 +72,13 @@ def wire_chat(
     # once (no server round trip), until the turn's first update or, for a turn that never starts, the rest step.
     sending = {"fn": None, "inputs": [controls.message, *stats], "outputs": stats, "js": SENDING_JS,
                "api_visibility": "private", **QUIET}  # fmt: skip
-    rest = {"fn": _rest_views, "inputs": [state], "outputs": at_rest, "concurrency_limit": None,
-            "api_visibility": "private", **QUIET}  # fmt: skip
+    def rest(request: gr.Request, exchanges: list[Exchange]) -> list[Any]:
+        if turns.is_running(request.session_hash or ""):  # a newer turn of the session paints its own rest
+            return [gr.skip()] * len(at_rest)
+        return _rest_views(exchanges)
+
+    rest_step = {"fn": rest, "inputs": [state], "outputs": at_rest, "concurrency_limit": None,
+                 "api_visibility": "private", **QUIET}  # fmt: skip
     triggers = [buttons.send.click, controls.message.submit]
     gr.on(triggers, **sending)
     # "always_last": a Send clicked while this session's previous Send is pending (streaming, or stopped while it
@@ -81,8 +86,8 @@ def wire_chat(
     # drop it without a word. A double click thus sends once: the box is empty by the time the second runs.
     sent = gr.on(triggers, send, inputs, streamed, api_name="send", js=clicked_js(len(inputs)),
                  trigger_mode="always_last", concurrency_id=TURNS, **QUIET)  # fmt: skip
-    sent.then(**rest)
-    sent.failure(**rest)  # Gradio 6.31 runs `.then` after a success only (seen in the browser)
+    sent.then(**rest_step)
+    sent.failure(**rest_step)  # Gradio 6.31 runs `.then` after a success only (seen in the browser)
     # Regenerate's click time is written into `clicked` in the browser at the click (the turn itself starts one
     # server round trip later, in `.then`, and reads it from there).
     now = f"() => [...{[render.SENDING] * 2}, {NOW_JS}]"
@@ -90,8 +95,8 @@ def wire_chat(
     regenerated = buttons.regenerate.click(
         _history_before_last, [state], histories, concurrency_limit=None, api_visibility="private", **QUIET
     ).then(regenerate, inputs, streamed, api_name="regenerate", concurrency_id=TURNS, **QUIET)  # fmt: skip
-    regenerated.then(**rest)
-    regenerated.failure(**rest)
+    regenerated.then(**rest_step)
+    regenerated.failure(**rest_step)
     box = [state, controls.message, clicked]
     ends = {"outputs": every_view, "concurrency_limit": None, "js": clicked_js(len(box)), **QUIET}
     buttons.stop.click(stop, box, api_name="stop", **ends)

@@ -51,6 +51,7 @@ class Reply:
     pieces: int = 0  # deltas received (a live proxy for tokens while streaming)
     stats: ReplyStats | None = None
     notices: list[str] = field(default_factory=list)  # notes from the engine (e.g. a setting the server refused)
+    weights_sha256: str = ""  # of the adapter weights that answered, when known (recorded for blind votes)
 
     @property
     def finished(self) -> bool:

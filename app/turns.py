@@ -21,7 +21,7 @@ from app.conversation import SIDES, Exchange, fail_reply, history_for, merge_del
 from app.hidden_names import hide_names
 from app.merge_sides import SideEvent, TurnControl, stream_sides
 from app.validation import checked_model, clean_message, not_served
-from serving.protocol import BASE_MODEL_ALIAS, ChatRequest, Engine, SamplingParams
+from serving.protocol import BASE_MODEL_ALIAS, ChatRequest, Engine, SamplingParams, served_weights_by_name
 
 
 @dataclass
@@ -73,6 +73,18 @@ class ChatTurns:
         with self._lock:
             (self._blind.add if on else self._blind.discard)(session)
 
+    def is_blind(self, session: str) -> bool:
+        with self._lock:
+            return session in self._blind
+
+    def end_blind(self, session: str) -> bool:
+        """Turn blind mode off for a vote: True for the one caller that found it on (a second vote, or a vote
+        racing it, finds it off)."""
+        with self._lock:
+            was_on = session in self._blind
+            self._blind.discard(session)
+            return was_on
+
     def model_names(self) -> list[str]:
         """The base (by its served name) and every loaded adapter, as the engine lists them now."""
         return [info.name for info in self.engine.models()]
@@ -98,6 +110,7 @@ class ChatTurns:
     ) -> Iterator[TurnView]:
         available = [*self.model_names(), BASE_MODEL_ALIAS]
         requests = self._requests(inputs, earlier, message, available)  # raises before any change if a value is bad
+        earlier = finish_stopped(earlier)  # a turn this one cut short (the page had it mid-stream) reads stopped
         exchange = new_exchange(message, {side: r.model for side, r in requests.items()}, now=time.monotonic())
         exchanges = [*earlier, exchange]
         shown = self._error_text(session, [r.model for r in requests.values()])
@@ -125,6 +138,10 @@ class ChatTurns:
             return  # Clear/Undo replaced the conversation: do not paint the old one back
         for reply in exchange.replies.values():
             stop_reply(reply, time.monotonic())
+        if self.is_blind(session):  # the weights that answered, for the vote (a Reload before it changes names)
+            weights = served_weights_by_name(self.engine)
+            for reply in exchange.replies.values():
+                reply.weights_sha256 = weights.get(reply.model, "")
         yield TurnView(exchanges, message_box=keep_box, running=False)
 
     def _requests(
@@ -140,9 +157,7 @@ class ChatTurns:
 
     def _error_text(self, session: str, models: list[str]) -> Callable[[str], str]:
         """How a side's error reads on the page: as it is, or without any model name while the session is blind."""
-        with self._lock:
-            blind = session in self._blind
-        if not blind:
+        if not self.is_blind(session):
             return lambda text: text
         names = [*models, self.engine.base_model]
         return lambda text: hide_names(text, names)
@@ -170,9 +185,13 @@ class ChatTurns:
                 return None
             previous = self._running.get(session)
             self._running[session] = control
-        if previous is not None:
-            previous.stop()  # one turn per session: a new turn ends the old one
+        if previous is not None:  # one turn per session: a new turn (Regenerate during a Send) ends the old one,
+            previous.stop(discard=True)  # which paints nothing more: its stopped exchange would cover the new one
         return control
+
+    def is_running(self, session: str) -> bool:
+        with self._lock:
+            return session in self._running
 
     def _unregister(self, session: str, control: TurnControl) -> None:
         with self._lock:

@@ -233,11 +233,18 @@ def server_url(engine: object) -> str | None:
 def served_weights(engine: Any, served_name: str) -> str:
     """The SHA-256 of the weights adapter `served_name` answers with (AdapterStatus.weights_sha256); "" for the
     base, a name not served, a server that does not say, or an engine that cannot list its adapters now."""
+    return served_weights_by_name(engine).get(served_name, "")
+
+
+def served_weights_by_name(engine: Any) -> dict[str, str]:
+    """Served name -> SHA-256 of its weights, for every adapter whose server says (one call to the engine)."""
     try:
         statuses = engine.adapters()
     except EngineError:
-        return ""
-    return next((status.weights_sha256 for status in statuses if status.served_as == served_name), "")
+        return {}
+    return {
+        status.served_as: status.weights_sha256 for status in statuses if status.served_as and status.weights_sha256
+    }
 
 
 @runtime_checkable

@@ -104,6 +104,8 @@ def test_a_blind_turn_hides_names_in_errors_and_the_vote_reveals_the_models_that
     assert "A was `huanhuan`, B was `fake-base`" in str(outputs)
     added = [json.loads(line) for line in stored_votes(votes_dir)[len(before) :]]
     assert [(v["vote"], v["left"]["model"], v["right"]["model"]) for v in added] == [("left", "huanhuan", "fake-base")]
+    again = client.predict(True, 0, "persona", api_name="/vote_right")  # a script claiming blind mode still on
+    assert "Blind mode is off" in str(again) and len(stored_votes(votes_dir)) == len(before) + 1
 
 
 @pytest.mark.parametrize(

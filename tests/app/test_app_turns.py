@@ -207,3 +207,35 @@ def test_fast_deltas_reach_the_page_coalesced_and_each_sides_first_text_goes_out
     for side in ("left", "right"):
         first = next(shown[side] for shown in pieces if shown[side])
         assert first <= 5, f"the {side} side's first text was held until {first} pieces had come"
+
+
+def test_a_regenerate_during_a_running_turn_ends_it_without_painting_it_again(tmp_path) -> None:
+    slow = Script(thinking=["t"] * 200, answer=["a"], delay_s=0.02)
+    engine = FakeEngine({"fake-base": slow, "huanhuan": slow}, adapters={"huanhuan": tmp_path})
+    turns = ChatTurns(engine, AppArgs())
+    sent = turns.send(inputs(message="q1"), [], "s")
+    first = [next(sent), next(sent)]  # streaming: the page holds the exchange mid-stream
+    regenerated = turns.regenerate(inputs(message="draft"), first[-1].exchanges, "s")
+    assert next(regenerated).running and turns.is_running("s")
+    assert list(sent) == [], "the cut turn painted its stopped exchange over the regenerated one"
+    assert all(stream.closed.is_set() for stream in engine.streams[:2])
+    turns.stop("s")
+    last = list(regenerated)[-1]
+    assert [exchange.user for exchange in last.exchanges] == ["q1"] and not turns.is_running("s")
+
+
+def test_a_blind_turn_records_the_weights_that_answered_and_a_vote_ends_blind_mode_once(tmp_path) -> None:
+    from common.file_hash import file_sha256
+    from serving.adapters import WEIGHTS_FILE
+    from tests.support.serving_test_helpers import write_adapter
+
+    folder = write_adapter(tmp_path / "adapters" / "huanhuan")
+    engine = FakeEngine(adapters_dir=tmp_path / "adapters")
+    engine.load_adapter("huanhuan")
+    turns = ChatTurns(engine, AppArgs())
+    seen = run(turns, "send", inputs(), [], "s")[-1].exchanges[-1].replies
+    assert seen["right"].weights_sha256 == "", "not blind: no engine call is spent on it"
+    turns.set_blind("s", True)
+    blind = run(turns, "send", inputs(), [], "s")[-1].exchanges[-1].replies
+    assert blind["right"].weights_sha256 == file_sha256(folder / WEIGHTS_FILE) and blind["left"].weights_sha256 == ""
+    assert turns.end_blind("s") and not turns.end_blind("s"), "a second vote on the exchange must be refused"
