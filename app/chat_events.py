@@ -72,6 +72,7 @@ def wire_chat(
     # once (no server round trip), until the turn's first update or, for a turn that never starts, the rest step.
     sending = {"fn": None, "inputs": [controls.message, *stats], "outputs": stats, "js": SENDING_JS,
                "api_visibility": "private", **QUIET}  # fmt: skip
+
     def rest(request: gr.Request, exchanges: list[Exchange]) -> list[Any]:
         if turns.is_running(request.session_hash or ""):  # a newer turn of the session paints its own rest
             return [gr.skip()] * len(at_rest)
