@@ -117,7 +117,15 @@ def build_evaluate_tab(engine: Any, settings: AppArgs, message: gr.Textbox, tabs
 
     stop.click(halt, None, progress, concurrency_limit=None, api_name="evaluate_stop")
     right.change(lambda name: votes_line(engine, settings, name), right, votes, queue=False)
-    tab.select(lambda name: votes_line(engine, settings, name), right, votes, queue=False)
+    tab.select(lambda *names: refreshed(engine, settings, *names), [left, right], [left, right, votes], queue=False)
+
+
+def refreshed(engine: Any, settings: AppArgs, left: str | None, right: str | None) -> list[Any]:
+    """[left, right, votes line] when the tab is opened: the models served now (an adapter trained or reloaded since
+    the page was built is offered; a name no longer served falls back) and the right one's votes."""
+    choices = picker_choices(engine, settings, left, right)
+    shown = choices[1].get("value", right)
+    return [gr.update(**choices[0]), gr.update(**choices[1]), votes_line(engine, settings, shown)]
 
 
 def _stopping(was_running: bool) -> str:

@@ -124,3 +124,22 @@ def test_a_run_without_progress_still_yields_so_a_closed_page_stops_it(
     assert time.monotonic() - started < STILL_EVERY_S + 2
     page.close()  # the page went away
     assert stopped.wait(5), "the evaluation went on after its page closed"
+
+
+def test_opening_the_tab_offers_the_adapters_served_now(tmp_path: Path) -> None:
+    """Trained in the Train tab, or reloaded in the Adapters panel, after the page was built."""
+    from app.evaluate_tab import refreshed
+    from tests.support.serving_test_helpers import write_adapter
+
+    write_adapter(tmp_path / "adapters" / "huanhuan")
+    engine = FakeEngine(adapters_dir=tmp_path / "adapters")
+    settings = AppArgs(votes_dir=str(tmp_path / "votes"), default_adapter="huanhuan")
+    engine.load_adapter("huanhuan")
+    write_adapter(tmp_path / "adapters" / "mine")
+    engine.load_adapter("mine")
+    left, right, votes = refreshed(engine, settings, "fake-base", "mine")
+    assert ("mine", "mine") in right["choices"] and right["value"] == "mine" and left["value"] == "fake-base"
+    assert "Blind votes for `mine`" in votes
+    engine.reload_adapter("huanhuan")  # served as huanhuan@2 now: the old name is gone
+    _, right, _ = refreshed(engine, settings, "fake-base", "huanhuan")
+    assert right["value"] == "huanhuan@2" and ("huanhuan", "huanhuan") not in right["choices"]
