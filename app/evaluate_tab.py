@@ -24,7 +24,7 @@ from app.adapter_panel import picker_choices
 from app.config import AppArgs
 from app.eval_rows import GAIN_METRICS, ORDERS, TABLE_HEADERS, read_report, row_prompt, table_rows, write_eval_export
 from app.event_options import QUIET
-from app.export import export_folder
+from app.export import downloadable, export_folder
 from app.votes import VoteStore, win_rate
 from serving.protocol import folder_of, served_weights, server_url
 
@@ -170,7 +170,7 @@ def _export(settings: AppArgs, report: gr.State) -> None:
     def export(current: Any) -> list[str]:
         if not current:
             raise gr.Error("nothing to export yet: run an evaluation first", print_exception=False)
-        return [str(path) for path in write_eval_export(current, export_dir)]
+        return downloadable(write_eval_export(current, export_dir))
 
     button.click(export, report, files, concurrency_limit=None, api_name="evaluate_export")
 

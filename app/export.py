@@ -6,6 +6,7 @@ path = write_export(exchanges, meta, out_dir, "json")   # or "md"
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 import uuid
@@ -73,6 +74,27 @@ def export_folder(export_dir: str) -> Path:
     """Where the page's exports go: `--export-dir`, or one fresh temporary folder per process when it is empty
     (the chat's and the Evaluate tab's exports share it)."""
     return Path(export_dir) if export_dir else Path(tempfile.mkdtemp(prefix="hh-export-"))
+
+
+def downloadable(paths: list[Path]) -> list[str]:
+    """The exports as the page may offer them: Gradio serves only files under the working directory or the system's
+    temp folder (no `allowed_paths` is given: that would serve the whole --export-dir folder to the page). An
+    export written elsewhere is offered as a copy in a temp folder; the written file stays where it was asked."""
+    roots = [Path(tempfile.gettempdir()).resolve(), Path.cwd().resolve()]
+    offered = []
+    for path in paths:
+        resolved = Path(path).resolve()
+        if not any(resolved.is_relative_to(root) for root in roots):
+            copy = _download_folder() / resolved.name
+            shutil.copyfile(resolved, copy)
+            resolved = copy
+        offered.append(str(resolved))
+    return offered
+
+
+@cache
+def _download_folder() -> Path:
+    return Path(tempfile.mkdtemp(prefix="hh-download-"))
 
 
 def write_export(

@@ -30,7 +30,7 @@ from app.config import AppArgs
 from app.conversation import SIDES, Exchange
 from app.evaluate_tab import build_evaluate_tab
 from app.event_options import QUIET
-from app.export import export_folder, export_stem, write_export
+from app.export import downloadable, export_folder, export_stem, write_export
 from app.train_tab import TrainingSettings, build_train_tab
 from app.turns import ChatTurns
 from serving.protocol import Engine
@@ -104,6 +104,6 @@ def _export_panel(settings: AppArgs, state: gr.State, controls: Controls, blind:
         if not exchanges:
             raise gr.Error("nothing to export yet", print_exception=False)
         stem = export_stem()  # both files of one export share a name no other session gets
-        return [str(write_export(exchanges, meta, export_dir, kind, stem)) for kind in ("json", "md")]
+        return downloadable([write_export(exchanges, meta, export_dir, kind, stem) for kind in ("json", "md")])
 
     button.click(export, [state, blind, *controls.as_list()], files, concurrency_limit=None, api_name="export")
