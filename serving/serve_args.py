@@ -38,6 +38,11 @@ class ServeArgs:
         0, f"largest LoRA rank allowed, one of {', '.join(map(str, VLLM_RANKS))}; 0 = from the adapters found (>= 8)"
     )
     max_loras: int = _field(4, "adapters active in one batch (>= 2: base + adapter side by side and a spare)")
+    max_cpu_loras: int = _field(
+        16,
+        "adapters vLLM keeps in CPU memory (>= max_loras); one pushed out is read again from its folder on its next "
+        "request, which may have been trained again since it was loaded",
+    )
     reasoning_parser: str = _field("qwen3", "vLLM reasoning parser that splits thinking into delta.reasoning")
     dtype: str = _field("auto", "weights dtype passed to vLLM (auto, bfloat16, float16, float32)")
     cpu_kv_cache_gib: int = _field(4, "CPU only: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE)")
@@ -59,6 +64,8 @@ class ServeArgs:
         problems = []
         if self.max_loras < 2:
             problems.append(f"max_loras must be at least 2 (base + adapter side by side), got {self.max_loras}")
+        if self.max_cpu_loras < self.max_loras:
+            problems.append(f"max_cpu_loras ({self.max_cpu_loras}) must be at least max_loras ({self.max_loras})")
         if self.max_lora_rank != 0 and self.max_lora_rank not in VLLM_RANKS:
             allowed = ", ".join(map(str, VLLM_RANKS))
             problems.append(

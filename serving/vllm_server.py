@@ -102,6 +102,7 @@ class VLLMServer:
             "--enable-lora",
             "--max-lora-rank", str(self.max_lora_rank),
             "--max-loras", str(args.max_loras),
+            "--max-cpu-loras", str(args.max_cpu_loras),
             "--reasoning-parser", args.reasoning_parser,
             "--middleware", ADAPTER_MIDDLEWARE,
             "--middleware", KEY_MIDDLEWARE,

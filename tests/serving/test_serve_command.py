@@ -208,3 +208,17 @@ def test_the_adapter_routes_know_the_served_base_name(tmp_path: Path) -> None:
     server = VLLMServer(args)
     assert server.environment()["SERVING_SERVED_BASE_NAME"] == "persona"
     assert "'persona' is the base model's name" in server.registry.info("persona").problems[0]
+
+
+def test_vllm_keeps_sixteen_adapters_in_cpu_memory_so_few_are_read_again_from_a_changed_folder(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """vLLM's default keeps max_loras (4) in CPU memory; a fifth preloaded adapter pushes one out, and its next
+    request reads the folder again: after a retrain there, new weights under the old served name."""
+    from serving.serve_args import parse_serve_args
+
+    command = VLLMServer(ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path))).command()
+    assert flag_value(command, "--max-cpu-loras") == "16" and flag_value(command, "--max-loras") == "4"
+    with pytest.raises(SystemExit) as refused:
+        parse_serve_args(["--max_loras", "8", "--max_cpu_loras", "4"])
+    assert "max_cpu_loras (4) must be at least max_loras (8)" in str(refused.value)
