@@ -79,9 +79,10 @@ def min_build_capability(arch_list: tuple[str, ...]) -> tuple[int, int] | None:
     return min(capabilities) if capabilities else None
 
 
-def cuda_verdict(facts: MachineFacts) -> Verdict:
-    """Can the installed torch compute on this machine's first GPU? The reason names the first obstacle."""
-    gpu, torch = facts.gpu, facts.torch
+def cuda_verdict(facts: MachineFacts, gpu: Gpu | None = None) -> Verdict:
+    """Can the installed torch compute on `gpu` (default: the one this run sees, facts.gpu)? The reason names the
+    first obstacle."""
+    gpu, torch = gpu or facts.gpu, facts.torch
     if gpu is None:
         return Verdict(False, f"no NVIDIA GPU found ({facts.nvidia_smi_error or no_gpu_listed(facts)})")
     if not torch.version:

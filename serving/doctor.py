@@ -129,13 +129,17 @@ def cpu_way_forward(model: str) -> str:
 
 
 def install_kind(facts: MachineFacts) -> tuple[str, str]:
-    """("gpu" | "cpu", why) for scripts/install.sh: the CUDA build only where the pinned CUDA torch will run."""
+    """("gpu" | "cpu", why) for scripts/install.sh: the CUDA build where the pinned CUDA torch will run on one of
+    the machine's GPUs. The machine, not this run: CUDA_VISIBLE_DEVICES (a run kept on the CPU) is not asked, so
+    hiding the GPUs for one run never rebuilds the environment for the CPU (and back)."""
     if not facts.gpus:
         return "cpu", f"no NVIDIA GPU found ({facts.nvidia_smi_error or 'nvidia-smi listed none'})"
-    verdict = cuda_verdict(MachineFacts(gpus=facts.gpus, torch=PINNED_GPU_TORCH))
-    if not verdict.usable:
-        return "cpu", f"{verdict.reason}; installing the CPU build instead"
-    return "gpu", verdict.reason
+    pinned = MachineFacts(gpus=facts.gpus, torch=PINNED_GPU_TORCH)
+    verdicts = [cuda_verdict(pinned, gpu) for gpu in facts.gpus]
+    usable = [verdict for verdict in verdicts if verdict.usable]
+    if not usable:
+        return "cpu", f"{verdicts[0].reason}; installing the CPU build instead"
+    return "gpu", usable[0].reason
 
 
 def offline_engine(facts: MachineFacts, vllm_build: str) -> tuple[str, str]:

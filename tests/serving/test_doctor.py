@@ -128,15 +128,26 @@ def test_the_gpu_judged_is_the_one_cuda_visible_devices_names(monkeypatch) -> No
 
 
 @pytest.mark.parametrize("hidden", ["", "-1", " "])
-def test_gpus_hidden_from_cuda_get_the_cpu_install_and_the_offline_profile(monkeypatch, hidden: str) -> None:
-    """`CUDA_VISIBLE_DEVICES= ./launch.sh`, the usual way to keep a run on the CPU: nothing CUDA is installed
-    (a CUDA vLLM could not serve the offline profile on the CPU)."""
-    from serving.doctor import choose_profile, install_kind
+def test_gpus_hidden_from_cuda_run_offline_but_keep_the_machines_install(monkeypatch, hidden: str) -> None:
+    """`CUDA_VISIBLE_DEVICES= ./launch.sh`, the usual way to keep a run on the CPU: the run takes the offline
+    profile, and the environment stays the GPU machine's (rebuilding it for the CPU, then back, would need the
+    network each time); the CUDA vLLM there cannot serve on the CPU, so the tiny model is served in-process."""
+    from serving.doctor import choose_profile, install_kind, offline_engine
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
-    kind, why = install_kind(MachineFacts(gpus=H100.gpus))
-    assert kind == "cpu" and f"CUDA_VISIBLE_DEVICES={hidden} names none of the 1 GPUs" in why
-    assert choose_profile(H100)[0] == "offline"
+    assert install_kind(MachineFacts(gpus=H100.gpus))[0] == "gpu"
+    profile, why = choose_profile(H100)
+    assert profile == "offline" and f"CUDA_VISIBLE_DEVICES={hidden} names none of the 1 GPUs" in why
+    assert offline_engine(H100, "cuda")[0] == "local"
+
+
+def test_the_install_takes_any_gpu_that_can_run_the_pinned_torch(monkeypatch) -> None:
+    from serving.doctor import install_kind
+
+    old_card = Gpu("Tesla K80", "580.82.07", (3, 7), 11.2)  # no kernels in the pinned torch
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert install_kind(MachineFacts(gpus=(old_card,)))[0] == "cpu"
+    assert install_kind(MachineFacts(gpus=(old_card, H100.gpus[0])))[0] == "gpu"
 
 
 def test_the_offline_profile_is_served_in_process_where_the_installed_cuda_vllm_cannot_run(monkeypatch) -> None:
