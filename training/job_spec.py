@@ -105,7 +105,7 @@ def knob_problems(spec: JobSpec) -> list[str]:
 def name_problems(spec: JobSpec) -> list[str]:
     from serving.adapters import check_adapter_name  # the one rule for adapter names
 
-    problems = check_adapter_name(spec.name)
+    problems = check_adapter_name(spec.name, Path(spec.model_path).name)  # not the base's (default) served name
     if not problems and (Path(spec.adapters_dir) / spec.name).exists() and not spec.replace:
         problems.append(f"an adapter named '{spec.name}' exists; tick \"replace\" to train a new one in its place")
     return problems

@@ -54,6 +54,10 @@ def test_name_knob_and_model_problems_are_all_listed(tmp_path: Path, forty_rows_
     assert "learning_rate must be a number" in problems
     assert "no base model" in problems
     assert spec_problems(make_spec(tmp_path, forty_rows_path, adapters, name="../x"))[0].startswith("'../x' is not")
+    model = tmp_path / "tiny-qwen3"  # served under its folder's name: an adapter of that name could never be used
+    for taken_by_the_base in ("tiny-qwen3", "base"):
+        named = spec_problems(make_spec(model, forty_rows_path, adapters, name=taken_by_the_base))
+        assert "is the base model's name" in named[0], named
     spec.learning_rate = 1e-3
     assert "max steps must be -1" in "\n".join(spec_problems(spec))
     assert "above the server's --max-lora-rank 8" in "\n".join(spec_problems(spec))
