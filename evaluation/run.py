@@ -12,10 +12,11 @@ starting as soon as one ends; with `batched=True` (LocalEngine) `concurrency` re
 sides are in; the reference losses follow once every reply is in (a separate phase, see `_losses`). A
 stopped or failed run keeps what it finished and a rerun resumes.
 
-The reference loss never holds the replies back: a row whose loss fails (a reference longer than the server's
-context, a server without `prompt_logprobs`) is kept without one, the reason goes to `RunStats.loss_error`,
+The reference loss never holds the replies back: a row whose loss the server refuses (a reference longer than
+its context, a server without `prompt_logprobs`) is kept without one, the reason goes to `RunStats.loss_error`,
 and after LOSS_GIVE_UP_AFTER such rows in a row the phase ends (the scorer cannot work here). A rerun asks
-again for the losses still missing.
+again for the losses still missing. A server that cannot be reached fails the run (EvalAborted), as it does
+while replying.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from serving.protocol import (
     AnswerDelta,
     ChatRequest,
     EngineError,
+    EngineUnavailableError,
     FinalDelta,
     ReasoningDelta,
     SamplingParams,
@@ -213,12 +215,16 @@ def _losses(run: _Run, loss: ReferenceLoss, todo: list[EvalItem], chunk: int = 8
             try:
                 _store_losses(run, loss, group)
                 failures_in_a_row = 0
-            except Exception as error:
+            except EngineUnavailableError as error:  # the server is gone: the run fails, as while replying
+                run.fail(error)
+            except EngineError as error:  # the server refused these rows: find which, skip their loss
                 if len(group) > 1:
                     groups = [[item] for item in group] + groups
                     continue
                 failures_in_a_row += 1
                 run.stats.loss_error = f"{group[0].where}: {error}"
+            except Exception as error:  # anything else is no row's fault: the run fails with it
+                run.fail(error)
         if groups or run.halted():
             return
         run.progress("loss", start + len(items), len(todo))

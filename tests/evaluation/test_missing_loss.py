@@ -98,3 +98,19 @@ def test_a_report_with_fewer_losses_on_the_same_rows_does_not_replace_the_adapte
     assert not replaces(summary(0), summary(12))
     assert replaces(summary(12), summary(11))
     assert replaces(summary(12), summary(12))
+
+
+def test_a_server_gone_during_the_losses_fails_the_run_and_keeps_every_reply(tmp_path: Path) -> None:
+    import pytest
+
+    from evaluation.run import EvalAborted
+    from serving.protocol import EngineUnavailableError
+
+    class Gone:
+        def losses(self, model: str, items: Sequence[TokenPair]) -> list[float]:
+            raise EngineUnavailableError("cannot reach the model server at http://127.0.0.1:9/v1")
+
+    store = RowStore(tmp_path, "run")
+    with pytest.raises(EvalAborted, match=r"12 of 12 rows answered: cannot reach the model server"):
+        evaluate(plan(), FakeEngine(adapters={"huanhuan": tmp_path}), Gone(), store)
+    assert len(store.parts()["replies"]) == ROWS and not store.parts()["loss"], "a rerun resumes at the losses"
