@@ -25,6 +25,7 @@ from app.conversation import SIDES, Exchange
 from app.event_options import QUIET
 from app.render import LIVE_SUFFIX, stats_line
 from app.votes import VoteStore
+from serving.protocol import served_weights_by_name
 
 LABELS = {"left": "A", "right": "B"}
 CHOICES = {"left": "A is better", "right": "B is better", "tie": "Tie", "both_bad": "Both bad"}
@@ -73,8 +74,18 @@ def build_blind_panel(
             return _unchanged(outputs, "⚠ Send a message and let both sides finish before voting.")
         if not turns.end_blind(session):  # a second click (or a script) raced this vote: one vote per exchange
             return _unchanged(outputs, "⚠ This exchange has a vote already.")
-        record = store.append({"vote": choice, "prompt": last.user, "seed": seed, "system_prompt": system,
-                               **{side: _reply(last, side) for side in SIDES}})  # fmt: skip
+        replies = {side: _reply(last, side) for side in SIDES}
+        weights = (
+            served_weights_by_name(turns.engine) if not all(r["weights_sha256"] for r in replies.values()) else {}
+        )
+        for reply in replies.values():  # a vote right after Stop comes before the turn recorded them
+            reply["weights_sha256"] = reply["weights_sha256"] or weights.get(reply["model"], "")
+        try:
+            record = store.append({"vote": choice, "prompt": last.user, "seed": seed, "system_prompt": system,
+                                   **replies})  # fmt: skip
+        except OSError as error:  # nothing saved: the exchange stays blind, so the vote can be given again
+            turns.set_blind(session, True)
+            return _unchanged(outputs, f"⚠ The vote could not be saved ({error}); nothing was recorded.")
         names = {side: record[side]["model"] for side in SIDES}
         said = CHOICES[choice] if choice in ("tie", "both_bad") else f"{CHOICES[choice]} ({names[choice]})"
         return _revealed(names, f"Vote saved: {said}.", False)

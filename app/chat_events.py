@@ -74,8 +74,9 @@ def wire_chat(
                "api_visibility": "private", **QUIET}  # fmt: skip
 
     def rest(request: gr.Request, exchanges: list[Exchange]) -> list[Any]:
-        if turns.is_running(request.session_hash or ""):  # a newer turn of the session paints its own rest
-            return [gr.skip()] * len(at_rest)
+        under = turns.history_under_running_turn(request.session_hash or "")
+        if under is not None:  # another turn of the session streams (a queued Send, a Regenerate): its history only
+            return [*_histories(under), *[gr.skip()] * (len(at_rest) - len(SIDES))]
         return _rest_views(exchanges)
 
     rest_step = {"fn": rest, "inputs": [state], "outputs": at_rest, "concurrency_limit": None,
@@ -162,14 +163,16 @@ def _rest_views(exchanges: list[Exchange]) -> list[Any]:
     """[left and right history, left and right live, left and right stats]: every exchange in the history, the
     live boxes empty, the stats of the last exchange."""
     exchanges = exchanges if isinstance(exchanges, list) else []
-    histories = [render.chatbot_messages(exchanges, side) for side in SIDES]
-    return [*histories, [], [], *_stats_lines(exchanges)]
+    return [*_histories(exchanges), [], [], *_stats_lines(exchanges)]
+
+
+def _histories(exchanges: list[Exchange]) -> list[Any]:
+    return [render.chatbot_messages(exchanges, side) for side in SIDES]
 
 
 def _history_before_last(exchanges: list[Exchange]) -> list[Any]:
     """[left and right history] without the last exchange (Regenerate streams it again in the live boxes)."""
-    earlier = exchanges[:-1] if isinstance(exchanges, list) else []
-    return [render.chatbot_messages(earlier, side) for side in SIDES]
+    return _histories(exchanges[:-1] if isinstance(exchanges, list) else [])
 
 
 def _every_view(view: TurnView) -> list[Any]:

@@ -57,6 +57,7 @@ class ChatTurns:
         self.engine = engine
         self.settings = settings
         self._running: dict[str, TurnControl] = {}
+        self._history_under: dict[str, list[Exchange]] = {}  # session -> the exchanges before its running turn's
         self._blind: set[str] = set()
         self._stopped_at_ms: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -119,7 +120,7 @@ class ChatTurns:
             if problem:  # this side fails at once, without an upstream call; the other side goes on
                 fail_reply(exchange.replies[side], shown(problem))
                 del requests[side]
-        control = self._register(session, inputs.clicked_at_ms)  # Stop, Clear and Undo reach the turn from now on
+        control = self._register(session, inputs.clicked_at_ms, earlier)  # Stop, Clear and Undo reach it from now
         if control is None:
             return  # stopped while it waited in the queue: nothing is sent, nothing changes
         try:
@@ -177,7 +178,7 @@ class ChatTurns:
         control.stop(discard=discard)
         return True
 
-    def _register(self, session: str, clicked_at_ms: float) -> TurnControl | None:
+    def _register(self, session: str, clicked_at_ms: float, earlier: list[Exchange]) -> TurnControl | None:
         """The running turn's control, or None for a turn clicked before the session's last stop."""
         control = TurnControl()
         with self._lock:
@@ -185,6 +186,7 @@ class ChatTurns:
                 return None
             previous = self._running.get(session)
             self._running[session] = control
+            self._history_under[session] = earlier
         if previous is not None:  # one turn per session: a new turn (Regenerate during a Send) ends the old one,
             previous.stop(discard=True)  # which paints nothing more: its stopped exchange would cover the new one
         return control
@@ -193,10 +195,16 @@ class ChatTurns:
         with self._lock:
             return session in self._running
 
+    def history_under_running_turn(self, session: str) -> list[Exchange] | None:
+        """The exchanges before the session's running turn (its history while it streams); None when none runs."""
+        with self._lock:
+            return self._history_under.get(session) if session in self._running else None
+
     def _unregister(self, session: str, control: TurnControl) -> None:
         with self._lock:
             if self._running.get(session) is control:
                 del self._running[session]
+                self._history_under.pop(session, None)
 
 
 def _apply(exchange: Exchange, batch: list[SideEvent], shown: Callable[[str], str]) -> None:

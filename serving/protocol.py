@@ -240,7 +240,7 @@ def served_weights_by_name(engine: Any) -> dict[str, str]:
     """Served name -> SHA-256 of its weights, for every adapter whose server says (one call to the engine)."""
     try:
         statuses = engine.adapters()
-    except EngineError:
+    except Exception:  # best effort (a server answering something else than JSON too): never fails a turn or a vote
         return {}
     return {
         status.served_as: status.weights_sha256 for status in statuses if status.served_as and status.weights_sha256

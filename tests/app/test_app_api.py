@@ -108,6 +108,26 @@ def test_a_blind_turn_hides_names_in_errors_and_the_vote_reveals_the_models_that
     assert "Blind mode is off" in str(again) and len(stored_votes(votes_dir)) == len(before) + 1
 
 
+def test_a_vote_that_cannot_be_saved_says_so_and_can_be_given_again(engine: FakeEngine, tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    blocked = tmp_path / "votes"
+    blocked.write_text("a file where the votes folder should be")
+    settings = AppArgs(max_new_tokens_limit=256, votes_dir=str(blocked))
+    served = serve_demo(build_demo(engine, settings))
+    try:
+        client = Client(next(served), verbose=False)
+        client.predict(True, "fake-base", "huanhuan", api_name="/blind_mode")
+        send(client, "hello", left="huanhuan", right="fake-base")
+        refused = client.predict(True, 0, "persona", api_name="/vote_left")
+        assert "The vote could not be saved" in str(refused) and "A was" not in str(refused)
+        blocked.unlink()  # the folder can be made now: the same exchange takes the vote
+        saved = client.predict(True, 0, "persona", api_name="/vote_left")
+        assert "Vote saved" in str(saved) and len((blocked / "votes.jsonl").read_text().splitlines()) == 1
+    finally:
+        next(served, None)
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [

@@ -139,6 +139,13 @@ def test_what_is_typed_while_a_reply_streams_stays_and_a_send_then_runs_after_it
     time.sleep(0.6)
     assert app.message_box() == "下一句", "a streamed update wiped what was typed"
     app.page.click("#send")  # the first turn still runs: this Send waits for it, then sends what the box holds
+    live_next = (
+        "() => (document.querySelector('#live-left [data-testid=\"user\"]')?.innerText || '').includes('下一句')"
+    )
+    app.page.wait_for_function(live_next, timeout=60_000)
+    assert app.user_messages("left", "history") == ["第一句"], (
+        "the first exchange left the page while the next streamed"
+    )
     app.page.wait_for_function(
         "() => document.querySelectorAll('#history-left [data-testid=\"user\"]').length === 2", timeout=60_000
     )

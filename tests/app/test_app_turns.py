@@ -217,11 +217,13 @@ def test_a_regenerate_during_a_running_turn_ends_it_without_painting_it_again(tm
     first = [next(sent), next(sent)]  # streaming: the page holds the exchange mid-stream
     regenerated = turns.regenerate(inputs(message="draft"), first[-1].exchanges, "s")
     assert next(regenerated).running and turns.is_running("s")
+    assert turns.history_under_running_turn("s") == [], "what the cut turn's rest step may draw: not its exchange"
     assert list(sent) == [], "the cut turn painted its stopped exchange over the regenerated one"
     assert all(stream.closed.is_set() for stream in engine.streams[:2])
     turns.stop("s")
     last = list(regenerated)[-1]
     assert [exchange.user for exchange in last.exchanges] == ["q1"] and not turns.is_running("s")
+    assert turns.history_under_running_turn("s") is None
 
 
 def test_a_blind_turn_records_the_weights_that_answered_and_a_vote_ends_blind_mode_once(tmp_path) -> None:
