@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from common.file_hash import file_sha256
 from evaluation.config import EvalArgs, parse_eval_args
 from evaluation.run import EvalItem, EvalPlan, evaluate
-from serving.adapters import WEIGHTS_FILE
+from serving.adapters import weights_sha256
 from serving.protocol import BASE_MODEL_ALIAS, EngineError, SamplingParams, folder_of, served_weights, server_url
 from training.heldout import HeldoutError, HeldoutRecord, read_heldout, rebuild_heldout
 
@@ -213,12 +212,6 @@ def _loss_on_server(args: EvalArgs, engine: Any) -> bool:
     return args.loss != "transformers" and server_url(engine) is not None
 
 
-def weights_on_disk(folder: Path) -> str:
-    """The SHA-256 of the adapter's weights file now ("" when there is none)."""
-    weights = folder / WEIGHTS_FILE
-    return file_sha256(weights) if weights.is_file() else ""
-
-
 def resume_settings(
     adapter: str, params: Any, base: str, record: HeldoutRecord, folder: Path, served_sha256: str = ""
 ) -> dict[str, Any]:
@@ -227,7 +220,7 @@ def resume_settings(
     adapter of the same name starts afresh, the same weights served again as `name@3` resume. The content is
     the one the server loaded (`served_sha256`, serving.protocol.served_weights) when it says, else the file on
     disk: a folder trained again after the server loaded it must not file the old weights' replies as new."""
-    digest = served_sha256 or weights_on_disk(folder) or None
+    digest = served_sha256 or weights_sha256(folder) or None
     return {"adapter": folder_of(adapter) or adapter, "adapter_weights_sha256": digest,
             "base": base, "dataset_sha256": record.dataset_sha256, "system_prompt": record.system_prompt,
             "sampling": dataclasses.asdict(params)}  # fmt: skip
@@ -268,7 +261,7 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
         log(meta["loss_missing"])
     report = summarize(rows, meta, args.markers)
     if not args.out_dir:  # the adapter's report stays when this run says less about it (evaluation.report_place)
-        out = report_dir(out, report["summary"], weights_on_disk(folder))
+        out = report_dir(out, report["summary"], weights_sha256(folder))
     write_report(report, out)
     return out
 

@@ -25,8 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Protocol
 
-from common.file_hash import file_sha256
-from serving.adapters import WEIGHTS_FILE, AdapterInfo, AdapterRegistry
+from serving.adapters import WEIGHTS_FILE, AdapterInfo, AdapterRegistry, weights_sha256
 from serving.protocol import SERVED_NAME_PATTERN, AdapterError, AdapterStatus, check_adapter_name, folder_of
 
 
@@ -128,8 +127,7 @@ class AdapterService:
         if info.problems:
             raise AdapterError(f"adapter '{folder}' cannot be loaded: " + "; ".join(info.problems))
         served = self._next_name(folder)
-        weights = info.path / WEIGHTS_FILE
-        file, digest = _file_stamp(weights), file_sha256(weights)  # read before vLLM reads them
+        file, digest = _file_stamp(info.path / WEIGHTS_FILE), weights_sha256(info.path)  # before vLLM reads them
         self.backend.load(served, info.path)
         self._weights[served], self._files[served] = digest, file
         return served

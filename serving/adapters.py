@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.file_hash import file_sha256
 from common.qwen3 import QWEN3_LORA_TARGETS
 from serving.protocol import AdapterError, check_adapter_name
 
@@ -48,6 +49,12 @@ class AdapterInfo:
     @property
     def valid(self) -> bool:
         return not self.problems
+
+
+def weights_sha256(folder: Path) -> str:
+    """The SHA-256 of an adapter folder's weights file (what a served name answers with); "" when it has none."""
+    weights = Path(folder) / WEIGHTS_FILE
+    return file_sha256(weights) if weights.is_file() else ""
 
 
 def read_adapter_config(path: Path) -> tuple[dict | None, list[str]]:

@@ -23,9 +23,8 @@ import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.file_hash import file_sha256
 from serving.adapter_service import AdapterService
-from serving.adapters import WEIGHTS_FILE, AdapterRegistry, validate_adapter
+from serving.adapters import AdapterRegistry, validate_adapter, weights_sha256
 from serving.local_streaming import BatchRowStreamer, LocalStream, RowState, cancel_rows_criterion
 from serving.model_thread import ModelThread
 from serving.protocol import (
@@ -243,7 +242,7 @@ class LocalEngine:
         problems += validate_adapter(path, base_model_path=self.model_path, max_rank=None)
         if problems:
             raise AdapterError(f"adapter '{name}' cannot be loaded: " + "; ".join(problems))
-        digest = file_sha256(path / WEIGHTS_FILE)
+        digest = weights_sha256(path)
         self._worker.call(self._load_adapter, name, path)
         self._given_weights[name] = digest
 

@@ -43,9 +43,10 @@ RECIPE_KEYS = ("system_prompt", "max_length", "max_answer_chars", "eval_ratio", 
                "lr_scheduler_type", "weight_decay", "max_grad_norm", "precision", "seed")  # fmt: skip
 # With distilled thinking, what decides each row's thinking and which rows keep one (training.distill): the
 # thinker (distill_prompt is in the method's thinking label), its sampling and the thinking budget. Where the
-# thinking comes from (engine, cache folder) is left out: the same thinker reuses the same cache.
-DISTILL_RECIPE_KEYS = ("distill_model", "distill_adapter", "distill_base_url", "distill_max_thinking_tokens",
-                       "distill_temperature", "distill_top_p", "distill_top_k")  # fmt: skip
+# thinking comes from (engine, server URL, cache folder) is left out: the same thinker behind another port (launch.sh
+# picks a free one each time) is the same thinker.
+DISTILL_RECIPE_KEYS = ("distill_model", "distill_adapter", "distill_max_thinking_tokens", "distill_temperature",
+                       "distill_top_p", "distill_top_k")  # fmt: skip
 
 
 # How rows are held out (training.heldout.heldout_draw). Run folders of older versions record none: they held

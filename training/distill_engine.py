@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.file_hash import file_sha256
-from serving.adapters import WEIGHTS_FILE
+from serving.adapters import weights_sha256
 from training.checkpoints import model_identity
 from training.config import TrainArgs
 
@@ -51,8 +50,7 @@ def thinker_identity(args: TrainArgs) -> dict[str, Any]:
         return {"server": args.distill_base_url.rstrip("/"), "model": args.distill_model}
     identity: dict[str, Any] = {"model": model_identity(args.model_name_or_path), "adapter": None}
     if args.distill_adapter:
-        weights = Path(args.distill_adapter) / WEIGHTS_FILE
-        identity["adapter"] = file_sha256(weights) if weights.is_file() else None
+        identity["adapter"] = weights_sha256(Path(args.distill_adapter)) or None
     return identity
 
 

@@ -141,7 +141,8 @@ def test_other_distillation_settings_are_refused_and_only_matter_when_distilling
     with pytest.raises(ResumeRefused, match=r"distill_max_thinking_tokens: checkpoint has 512, config asks for 768"):
         prepare_resume(other_budget, log=lambda _: None)
     engine_only = quick_args(model, data, tmp_path, thinking="distill", distill_max_thinking_tokens=512,
-                             distill_engine="local", distill_concurrency=4)  # fmt: skip
+                             distill_engine="local", distill_concurrency=4,
+                             distill_base_url="http://127.0.0.1:43117/v1")  # fmt: skip  # launch.sh's next free port
     assert prepare_resume(engine_only, log=lambda _: None) == run / "checkpoint-4"  # the same thinker and cache
     assert "distill_temperature" not in run_fingerprint(quick_args(model, data, tmp_path))["recipe"]
 
