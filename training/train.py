@@ -335,9 +335,12 @@ def run(args: TrainArgs, extra_callbacks: list | None = None) -> RunResult:
 
 def summary_line(args: TrainArgs, metrics: dict[str, Any], wall_s: float) -> str:
     evals = metrics.get("eval_loss") or []
-    eval_part = (
-        f"eval loss {evals[0]['eval_loss']:.3f} -> {metrics['best_eval_loss']:.3f} (best)" if evals else "no eval"
-    )
+    eval_part = "no eval"
+    if evals and args.load_best_model_at_end:
+        eval_part = f"eval loss {evals[0]['eval_loss']:.3f} -> {metrics['best_eval_loss']:.3f} (best, exported)"
+    elif evals:  # the last checkpoint is exported, whatever the best eval loss was
+        eval_part = (f"eval loss {evals[0]['eval_loss']:.3f} -> {evals[-1]['eval_loss']:.3f} (last, exported; best "
+                     f"{metrics['best_eval_loss']:.3f})")  # fmt: skip
     return (
         f"done: {args.finetune_type} on {Path(args.model_name_or_path).name}, {metrics['train_examples']} examples, "
         f"{metrics['total_steps']} steps in {wall_s:.0f} s ({metrics['train_samples_per_second']} samples/s, "

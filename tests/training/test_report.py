@@ -39,3 +39,16 @@ def test_the_session_start_is_the_token_count_the_trainer_begins_with() -> None:
     assert callback.tokens_seen_before == 0
     callback.on_train_begin(None, TrainerState(num_input_tokens_seen=2000), TrainerControl())  # restored on resume
     assert callback.tokens_seen_before == 2000
+
+
+def test_the_done_line_names_the_checkpoint_that_was_exported(tmp_path) -> None:
+    from tests.support.training_test_helpers import quick_args
+    from training.train import summary_line
+
+    metrics = {"eval_loss": [{"eval_loss": 12.4}, {"eval_loss": 6.834}, {"eval_loss": 6.93}], "best_eval_loss": 6.834,
+               "train_examples": 288, "total_steps": 60, "train_samples_per_second": 20.5,
+               "train_tokens_per_second": 1095.6}  # fmt: skip
+    best = quick_args(tmp_path, tmp_path / "d.json", tmp_path, load_best_model_at_end=True)
+    assert "eval loss 12.400 -> 6.834 (best, exported)" in summary_line(best, metrics, 29.0)
+    last = quick_args(tmp_path, tmp_path / "d.json", tmp_path, load_best_model_at_end=False)
+    assert "eval loss 12.400 -> 6.930 (last, exported; best 6.834)" in summary_line(last, metrics, 29.0)
