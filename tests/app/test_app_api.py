@@ -59,9 +59,18 @@ def send(client, message: str = "hi", left: str = "fake-base", right: str = "hua
 
 def test_a_normal_turn_through_the_api(client, engine: FakeEngine) -> None:
     before = len(engine.requests)
-    box, left_chat, _right_chat, left_stats, _right_stats = send(client, "hello")
-    assert box == "" and len(engine.requests) == before + 2
+    job = client.submit(
+        "hello", "fake-base", "huanhuan", "persona", True, GOOD["temperature"], GOOD["top_p"], GOOD["top_k"],
+        GOOD["max_tokens"], GOOD["seed"], api_name="/send",
+    )  # fmt: skip
+    box, left_chat, _right_chat, left_stats, _right_stats = job.result()
+    assert len(engine.requests) == before + 2
     assert "Hello there!" in left_chat[-1]["content"][0]["text"] and "fake-base" in left_stats
+    boxes = [outputs[0] for outputs in job.outputs()]
+    assert boxes[0] == "", "the turn's first update empties the message box"
+    assert all(later == {"__type__": "update"} for later in boxes[1:]) and box == boxes[-1], (
+        "later updates leave the box to what the person types meanwhile"
+    )
 
 
 def test_each_streamed_update_carries_only_the_turns_exchange(client) -> None:
