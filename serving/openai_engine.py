@@ -1,16 +1,12 @@
 """OpenAIEngine: the engine protocol over any OpenAI-compatible server (vLLM first; transformers serve,
 Ollama, llama.cpp, cloud APIs).
 
-Thinking comes from `delta.reasoning` (vLLM with a reasoning parser), else `delta.reasoning_content`
-(older vLLM, transformers serve, DeepSeek-style APIs), else the reply is split on inline `<think>...</think>`.
-Closing a stream shuts its socket down at once (even while another thread waits in a read), so the server
-sees the disconnect and aborts the request without waiting for the next token; a stream read to its end leaves
-its pooled connection to the next request. vLLM extensions (`top_k`) reach only servers that take them
-(serving/openai_params.py). Model ids are sent as the server writes them
-(`org/name`, `name:tag`, a path on the server), never opened here; ids given to the engine are served even
-when `/v1/models` fails or omits them. Adapters are listed, loaded, reloaded and unloaded BY NAME through the
-`/v1/adapters` routes our vLLM server runs (serving/adapter_routes.py), one request per action; a server
-without them (a plain vLLM, another OpenAI server) lists its loaded adapters from `/v1/models` and refuses
+Each reply is an OpenAIStream (serving/openai_stream.py: thinking apart from the answer, closed at once by Stop).
+vLLM extensions (`top_k`) reach only servers that take them (serving/openai_params.py). Model ids are sent as the
+server writes them (`org/name`, `name:tag`, a path on the server), never opened here; ids given to the engine are
+served even when `/v1/models` fails or omits them. Adapters are listed, loaded, reloaded and unloaded BY NAME
+through the `/v1/adapters` routes our vLLM server runs (serving/adapter_routes.py), one request per action; a
+server without them (a plain vLLM, another OpenAI server) lists its loaded adapters from `/v1/models` and refuses
 load/unload with a one-line reason. A refused API key (HTTP 401/403) or a failing server (5xx) is reported as
 such, never taken for a server without those routes, nor for an empty model list.
 
@@ -21,12 +17,7 @@ such, never taken for a server without those routes, nor for an empty model list
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import socket
-import threading
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,161 +28,25 @@ from serving.adapters import validate_adapter
 from serving.http_clients import adapter_client, once_more_if_broken, openai_client
 from serving.openai_errors import KEY_HINT, engine_error_from, error_reason, refusal_reason
 from serving.openai_params import ServerParams, notice_for
+from serving.openai_stream import OpenAIStream
 from serving.protocol import (
     BASE_MODEL_ALIAS,
     AdapterError,
     AdapterStatus,
-    AnswerDelta,
     BadRequestError,
     ChatMessage,
     ChatRequest,
-    Delta,
     EngineUnavailableError,
-    FinalDelta,
     ModelInfo,
-    NoticeDelta,
-    ReasoningDelta,
     SamplingParams,
     check_adapter_name,
 )
-from serving.reasoning import ReplySplit, reasoning_of
 
 KEY_REFUSED = (401, 403)  # HTTP statuses of a missing or wrong API key
 NOT_MANAGED = (
     "this server does not manage adapters by name; cannot {action} at {url}: start it with `python -m serving` "
     "(its adapters folder is then served by name), or load the adapter on that server yourself"
 )
-
-
-class OpenAIStream:
-    """One streamed chat completion. Lazy: the request goes out on `start()` or the first `next()`."""
-
-    def __init__(self, engine: OpenAIEngine, messages: Sequence[ChatMessage], model: str, params: SamplingParams):
-        self._engine = engine
-        self._messages = list(messages)
-        self._model = model
-        self._params = params
-        self._response: Any = None
-        self._deltas: Iterator[Delta] | None = None
-        self._closed = False
-        self._reading = threading.Lock()  # held by the thread inside a read of the response
-
-    def start(self) -> OpenAIStream:
-        """Send the request now (open_streams calls this for every stream at once); errors surface on next()."""
-        if self._deltas is None and not self._closed:
-            self._started_at = time.perf_counter()
-            try:
-                self._response, notice = self._engine._create_completion(self._messages, self._model, self._params)
-                if self._closed:  # closed while the request was on its way
-                    self.close()
-                notices = [NoticeDelta(notice)] if notice else []
-                self._deltas = itertools.chain(notices, self._read(self._response))
-            except Exception as error:
-                self._deltas = _raise(error)
-        return self
-
-    def __iter__(self) -> Iterator[Delta]:
-        return self
-
-    def __next__(self) -> Delta:
-        if self._closed:
-            self._release()
-            raise StopIteration
-        self.start()
-        assert self._deltas is not None
-        try:
-            with self._reading:
-                return next(self._deltas)
-        except StopIteration:
-            raise
-        except Exception as error:
-            if self._closed:
-                raise StopIteration from None
-            self.close()
-            raise engine_error_from(error, self._engine.base_url, self._model) from error
-        finally:
-            if self._closed:
-                self._release()
-
-    def close(self) -> None:
-        """Stop reading and close the HTTP stream; the server sees the disconnect and aborts the request.
-
-        Safe from any thread. A reply still arriving has its socket shut down, which wakes a reader blocked in
-        a read; the socket itself is closed by whichever thread holds no read, so a read never starts on a
-        closed (and perhaps reused) file descriptor. A reply already read to its end gave its connection back
-        to the client's pool: that socket is left alone, as another request may be using it.
-        """
-        self._closed = True
-        if self._response is not None:
-            _shut_down_socket(self._response)
-            self._release()
-
-    def _release(self) -> None:
-        """Close the response now unless a reader is inside a read; that reader closes it when the read returns."""
-        if self._response is not None and self._reading.acquire(blocking=False):
-            try:
-                self._response.close()
-            finally:
-                self._reading.release()
-
-    def _read(self, response: Any) -> Iterator[Delta]:
-        split = ReplySplit(starts_in_thinking=self._engine.starts_in_thinking)
-        pieces = {ReasoningDelta: 0, AnswerDelta: 0}
-        first_token_s: float | None = None
-        finish_reason, usage = "stop", None
-        for chunk in response:
-            if self._closed:
-                return
-            if chunk.usage is not None:
-                usage = chunk.usage
-            for choice in chunk.choices:
-                finish_reason = choice.finish_reason or finish_reason
-                for delta in split.feed(reasoning_of(choice.delta), choice.delta.content or ""):
-                    first_token_s = first_token_s or time.perf_counter() - self._started_at
-                    pieces[type(delta)] += 1
-                    yield delta
-        for delta in split.finish():
-            pieces[type(delta)] += 1
-            yield delta
-        total_s = time.perf_counter() - self._started_at
-        yield final_delta(finish_reason, usage, pieces[ReasoningDelta], pieces[AnswerDelta], first_token_s, total_s,
-                          split.thinking_closed)  # fmt: skip
-
-
-def _shut_down_socket(stream: Any) -> None:
-    """Send the FIN now: closing a socket that another thread is reading only takes effect when that read
-    returns (at the server's next chunk, which during a long prefill or a slow adapter can take seconds).
-    A response read to its end (httpx marks it closed before the pool gets its connection back) is skipped."""
-    if stream.response.is_closed:
-        return
-    with contextlib.suppress(Exception):  # no socket (already closed, or a transport without one): close() does
-        network_stream = stream.response.extensions["network_stream"]
-        network_stream.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
-
-
-def final_delta(finish_reason, usage, reasoning_pieces, answer_pieces, first_token_s, total_s, closed) -> FinalDelta:
-    """The reply's FinalDelta. Token counts come from the server's usage when given (its reasoning_tokens, else
-    the completion split by the ratio of reasoning to answer pieces), else from the pieces counted."""
-    prompt_tokens = getattr(usage, "prompt_tokens", 0) or 0
-    completion = getattr(usage, "completion_tokens", None)
-    details = getattr(usage, "completion_tokens_details", None)
-    reasoning = getattr(details, "reasoning_tokens", None) if details is not None else None
-    if completion is None:
-        reasoning, answer = reasoning_pieces, answer_pieces
-    else:
-        if reasoning is None:
-            pieces = reasoning_pieces + answer_pieces
-            reasoning = round(completion * reasoning_pieces / pieces) if pieces else 0
-        answer = max(completion - reasoning, 0)
-    return FinalDelta(
-        finish_reason=finish_reason,
-        prompt_tokens=prompt_tokens,
-        reasoning_tokens=reasoning,
-        answer_tokens=answer,
-        time_to_first_token_s=first_token_s,
-        total_s=total_s,
-        thinking_closed=closed,
-    )
 
 
 class OpenAIEngine:
@@ -397,8 +252,3 @@ def _reason(response: Any) -> str:
         return error_reason(response.json()) or response.text.strip()
     except ValueError:
         return response.text.strip()
-
-
-def _raise(error: BaseException) -> Iterator[Delta]:
-    raise error
-    yield  # pragma: no cover

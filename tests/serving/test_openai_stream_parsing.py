@@ -1,5 +1,5 @@
 """Unit tests of how OpenAIEngine reads streamed chunks (serving.reasoning.split_reply, the pure step its streams
-run, and openai_engine.final_delta): `delta.reasoning` (vLLM), `delta.reasoning_content`
+run, and openai_stream.final_delta): `delta.reasoning` (vLLM), `delta.reasoning_content`
 (older vLLM, DeepSeek-style APIs) and inline `<think>` text (a server without a reasoning parser).
 
 Chunks are real `openai` ChatCompletionChunk objects built from the JSON a server sends.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from serving.openai_engine import final_delta
+from serving.openai_stream import final_delta
 from serving.protocol import AnswerDelta, FinalDelta, ReasoningDelta
 from serving.reasoning import reasoning_of, split_reply
 
