@@ -56,8 +56,7 @@ class ChatTurns:
     def __init__(self, engine: Engine, settings: AppArgs) -> None:
         self.engine = engine
         self.settings = settings
-        self._running: dict[str, TurnControl] = {}
-        self._history_under: dict[str, list[Exchange]] = {}  # session -> the exchanges before its running turn's
+        self._running: dict[str, tuple[TurnControl, list[Exchange]]] = {}  # session -> (turn, the exchanges before it)
         self._blind: set[str] = set()
         self._stopped_at_ms: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -172,9 +171,10 @@ class ChatTurns:
         with self._lock:
             if clicked_at_ms:
                 self._stopped_at_ms[session] = max(clicked_at_ms, self._stopped_at_ms.get(session, 0.0))
-            control = self._running.pop(session, None)
-        if control is None:
+            running = self._running.pop(session, None)
+        if running is None:
             return False
+        control, _ = running
         control.stop(discard=discard)
         return True
 
@@ -184,9 +184,8 @@ class ChatTurns:
         with self._lock:
             if clicked_at_ms and clicked_at_ms <= self._stopped_at_ms.get(session, 0.0):
                 return None
-            previous = self._running.get(session)
-            self._running[session] = control
-            self._history_under[session] = earlier
+            previous = self._running.get(session, (None, []))[0]
+            self._running[session] = (control, earlier)
         if previous is not None:  # one turn per session: a new turn (Regenerate during a Send) ends the old one,
             previous.stop(discard=True)  # which paints nothing more: its stopped exchange would cover the new one
         return control
@@ -198,13 +197,12 @@ class ChatTurns:
     def history_under_running_turn(self, session: str) -> list[Exchange] | None:
         """The exchanges before the session's running turn (its history while it streams); None when none runs."""
         with self._lock:
-            return self._history_under.get(session) if session in self._running else None
+            return self._running[session][1] if session in self._running else None
 
     def _unregister(self, session: str, control: TurnControl) -> None:
         with self._lock:
-            if self._running.get(session) is control:
+            if self._running.get(session, (None, []))[0] is control:
                 del self._running[session]
-                self._history_under.pop(session, None)
 
 
 def _apply(exchange: Exchange, batch: list[SideEvent], shown: Callable[[str], str]) -> None:
