@@ -235,7 +235,9 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
     engine, loss, base = opened
     out = Path(args.out_dir) if args.out_dir else folder / EVAL_DIR
     log(f"{len(plan.items)} held-out rows of {record.dataset_path}; engine {args.engine}; report -> {out}")
-    settings = resume_settings(plan.adapter, plan.params, base, record, folder, served_weights(engine, plan.adapter))
+    on_disk = weights_sha256(folder)  # read once: for the resume key (unless the server says) and the placement
+    served = served_weights(engine, plan.adapter) or on_disk
+    settings = resume_settings(plan.adapter, plan.params, base, record, folder, served)
     store = RowStore(out, fingerprint(settings))
     rows, stats = evaluate(plan, engine, loss, store, progress=progress or _printer(), stop=stop)
     if not rows:
@@ -261,7 +263,7 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
         log(meta["loss_missing"])
     report = summarize(rows, meta, args.markers)
     if not args.out_dir:  # the adapter's report stays when this run says less about it (evaluation.report_place)
-        out = report_dir(out, report["summary"], weights_sha256(folder))
+        out = report_dir(out, report["summary"], on_disk)
     write_report(report, out)
     return out
 
