@@ -4,17 +4,22 @@ The page sends a name and nothing else: the engine's serving side resolves it in
 validates it and answers (`Engine.adapters()`, `load_adapter`, `unload_adapter`, `reload_adapter`), so the
 app never reads adapter files or sends paths and works the same against a server on another machine. One
 action is one call to the engine. A reload is served under a fresh name (`huanhuan@2`); a side that showed
-the old name follows it. After every change both model pickers get the new list.
+the old name follows it. After every change both model pickers get the new list. While the session is blind, the
+sides' models are kept on the server (app.turns.ChatTurns): they follow there, and the pickers keep HIDDEN.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import gradio as gr
 
 from app.config import AppArgs
+from app.conversation import SIDES
+from app.hidden_names import HIDDEN
+from app.turns import ChatTurns
 from serving.protocol import AdapterStatus, Engine, EngineError, folder_of
 
 CHANGED_ON_DISK = " (trained again since it was loaded: Reload to serve the new weights)"
@@ -23,12 +28,14 @@ TABLE_HEADERS = ["name", "served as", "rank", "base model", "thinking", "created
 
 
 def build_adapter_panel(
-    engine: Engine, settings: AppArgs, pickers: list[gr.Dropdown]
+    turns: ChatTurns, settings: AppArgs, pickers: list[gr.Dropdown]
 ) -> tuple[Callable[[], list[Any]], list[Any]]:
-    """The accordion with the adapter table, the name picker and Load/Unload/Reload/Refresh.
+    """The accordion with the adapter table, the name picker and Load/Unload/Reload/Refresh, over the chat's
+    `turns` (its engine, and the models of a blind session's sides).
 
     Returns what the page should run on load to fill the table and both pickers: (function, outputs).
     """
+    engine = turns.engine
     with gr.Accordion("Adapters", open=False, elem_id="adapters-panel"):
         gr.Markdown("Adapters in the model server's adapters folder. Only those can be loaded from the page.")
         table = gr.Dataframe(headers=TABLE_HEADERS, interactive=False, elem_id="adapter-table", wrap=True)
@@ -44,16 +51,26 @@ def build_adapter_panel(
     # One adapter change at a time, across all users; the progress tracker on the status line only (QUIET's note).
     limits: dict[str, Any] = {"concurrency_limit": 1, "show_progress_on": [status]}
 
-    def run(action: str, name: str | None, left: str | None, right: str | None) -> list[Any]:
+    def run(session: str, action: str, name: str | None, left: str | None, right: str | None) -> list[Any]:
         message, served = apply_action(engine, action, name)
-        left, right = (follow(side, name, served) for side in (left, right))
-        return panel_values(engine, settings, name, message, left, right)
+        move = partial(follow, name=name, served=served)
+        pickers = moved_pickers(turns, settings, session, (move(left), move(right)), move)
+        return [*table_values(engine, name, message), *pickers]
 
-    load.click(lambda *v: run("load", *v), inputs, outputs, api_name="load_adapter", **limits)
-    unload.click(lambda *v: run("unload", *v), inputs, outputs, api_name="unload_adapter", **limits)
-    reload.click(lambda *v: run("reload", *v), inputs, outputs, api_name="reload_adapter", **limits)
-    refresh.click(lambda *v: run("refresh", *v), inputs, outputs, api_name="refresh_adapters", **limits)
+    load.click(_with_action(run, "load"), inputs, outputs, api_name="load_adapter", **limits)
+    unload.click(_with_action(run, "unload"), inputs, outputs, api_name="unload_adapter", **limits)
+    reload.click(_with_action(run, "reload"), inputs, outputs, api_name="reload_adapter", **limits)
+    refresh.click(_with_action(run, "refresh"), inputs, outputs, api_name="refresh_adapters", **limits)
     return (lambda: panel_values(engine, settings, None, "", None, None)), outputs
+
+
+def _with_action(run: Callable[..., list[Any]], action: str) -> Callable[..., list[Any]]:
+    """A handler of one action's button (Gradio passes the request to a parameter typed gr.Request)."""
+
+    def handler(request: gr.Request, name: str | None, left: str | None, right: str | None) -> list[Any]:
+        return run(request.session_hash or "", action, name, left, right)
+
+    return handler
 
 
 def apply_action(engine: Engine, action: str, name: str | None) -> tuple[str, str | None]:
@@ -87,6 +104,11 @@ def panel_values(
     engine: Engine, settings: AppArgs, name: str | None, message: str, left: str | None, right: str | None
 ) -> list[Any]:
     """[table, adapter choice, status, left picker, right picker] after an action."""
+    return [*table_values(engine, name, message), *picker_updates(engine, settings, left, right)]
+
+
+def table_values(engine: Engine, name: str | None, message: str) -> list[Any]:
+    """[table, adapter choice, status] after an action."""
     try:
         statuses, served_error = engine.adapters(), None
     except EngineError as error:
@@ -95,7 +117,7 @@ def panel_values(
     names = [status.name for status in statuses]
     choice = gr.update(choices=names, value=name if name in names else (names[0] if names else None))
     status = message + (f"\n\n⚠ {served_error}" if served_error else "")
-    return [rows, choice, status, *picker_updates(engine, settings, left, right)]
+    return [rows, choice, status]
 
 
 def table_row(status: AdapterStatus) -> list[Any]:
@@ -107,6 +129,23 @@ def table_row(status: AdapterStatus) -> list[Any]:
         served += CHANGED_ON_DISK
     return [status.name, served, rank, status.base_model or "", status.thinking, status.created,
             loss, status.evaluation, "; ".join(status.problems)]  # fmt: skip
+
+
+def moved_pickers(
+    turns: ChatTurns, settings: AppArgs, session: str, shown: tuple[str | None, str | None],
+    move: Callable[[str | None], str | None],
+) -> list[Any]:  # fmt: skip
+    """gr.update for both pickers after the served models changed: `shown` are the models they are to show.
+
+    While the session is blind, its hidden sides' models (kept by `turns`) are moved by `move` instead, and fall
+    back as a picker's value does when no longer served; the pickers get the new choices and keep HIDDEN.
+    """
+    hidden = turns.blind_models(session)
+    if not hidden:
+        return picker_updates(turns.engine, settings, *shown)
+    choices = picker_choices(turns.engine, settings, *(move(hidden.get(side)) for side in SIDES))
+    turns.move_blind(session, {side: kwargs["value"] for side, kwargs in zip(SIDES, choices, strict=True) if kwargs})
+    return [gr.update(**{**kwargs, "value": HIDDEN}) for kwargs in choices]
 
 
 def picker_updates(engine: Engine, settings: AppArgs, left: str | None, right: str | None) -> list[Any]:

@@ -1,11 +1,14 @@
 """Blind mode in the chat: the two models are shuffled and unlabeled ("A" / "B") until the person votes.
 
 Turning it on clears the conversation, swaps the two pickers' models at random (a coin flip), hides the pickers and
-the stats lines (which name the model), titles the panes "A" and "B", and has app.turns write a side's errors
-without model names (app.hidden_names). A vote (A better, B better, tie, both bad) on the last exchange is stored
-with its prompt, both replies, both model names (and the weights each adapter was loaded from), the seed and the
-system prompt (app.votes.VoteStore, one JSON line in the votes folder), and reveals the names of the models that
-answered it: blind mode turns off and the pickers show again. Turning it off without a vote reveals them too.
+the stats lines, titles the panes "A" and "B", and has app.turns write a side's errors without model names
+(app.hidden_names). The names never reach the browser until the vote: the session's ChatTurns keeps which model
+each side runs, both pickers hold HIDDEN (a turn asked for HIDDEN runs the side's kept model), and the stats lines
+say "A" and "B" where they would name the model. A vote (A better, B better, tie, both bad) on the last exchange
+is stored with its prompt, both replies, both model names (and the weights each adapter was loaded from), the
+seed and the system prompt (app.votes.VoteStore, one JSON line in the votes folder), and reveals the names of the
+models that answered it: blind mode turns off, and the pickers and stats lines show again, named. Turning it off
+without a vote reveals them too.
 While it is on, Export refuses (the export names both models).
 """
 
@@ -19,13 +22,15 @@ from typing import Any
 
 import gradio as gr
 
+from app.adapter_panel import picker_choices
 from app.click_stamp import click_time, clicked_js, stamp_input
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange
 from app.event_options import QUIET
-from app.render import LIVE_SUFFIX, stats_line
+from app.hidden_names import HIDDEN
+from app.render import LIVE_SUFFIX, stats_line, stats_lines
 from app.votes import VoteStore
-from serving.protocol import served_weights_by_name
+from serving.protocol import Engine, served_weights_by_name
 
 LABELS = {"left": "A", "right": "B"}
 CHOICES = {"left": "A is better", "right": "B is better", "tie": "Tie", "both_bad": "Both bad"}
@@ -51,15 +56,17 @@ def build_blind_panel(
         request: gr.Request, on: bool, exchanges: list[Exchange], left: str, right: str, at: Any = 0
     ) -> list[Any]:
         session = request.session_hash or ""
-        turns.set_blind(session, bool(on))
+        shown = turns.models_for(session, {"left": left, "right": right})  # ticked again (a script): as they were
         if not on:
-            return _revealed(_shown_models(exchanges, left, right), "Blind mode off (no vote).", gr.skip())
+            models = turns.end_blind(session) or shown
+            said = _revealed_note("Blind mode off (no vote).", _shown_models(exchanges, models))
+            return _revealed(_shown_pickers(turns.engine, settings, models), exchanges, said, gr.skip())
         turns.stop(session, discard=True, clicked_at_ms=click_time(at))  # a Send still queued never starts
         swap = secrets.randbelow(2) == 1
-        values = [right, left] if swap else [left, right]
-        hidden = [gr.update(value=value, visible=False) for value in values]
+        turns.set_blind(session, True, {"left": shown["right"], "right": shown["left"]} if swap else shown)
+        hidden = [gr.update(value=HIDDEN, visible=False) for _ in SIDES]  # the models stay on the server (turns)
         empty = [gr.update(value=[], label=label) for label in chat_labels(LABELS["left"], LABELS["right"])]
-        quiet = [gr.update(value=stats_line(None), visible=False)] * 2
+        quiet = [gr.update(value=stats_line(None), visible=False) for _ in SIDES]  # one dict each: Gradio pops values
         note = "Blind: the sides are shuffled and unnamed. Chat, then vote on the last exchange to reveal them."
         return [gr.skip(), *hidden, *empty, *quiet, gr.update(visible=True), note, []]
 
@@ -72,7 +79,8 @@ def build_blind_panel(
             return _unchanged(outputs, "⚠ Blind mode is off: there is no blind exchange to vote on.")
         if last is None or not all(reply.finished for reply in last.replies.values()):
             return _unchanged(outputs, "⚠ Send a message and let both sides finish before voting.")
-        if not turns.end_blind(session):  # a second click (or a script) raced this vote: one vote per exchange
+        models = turns.end_blind(session)
+        if models is None:  # a second click (or a script) raced this vote: one vote per exchange
             return _unchanged(outputs, "⚠ This exchange has a vote already.")
         replies = {side: _reply(last, side) for side in SIDES}
         weights = (
@@ -84,11 +92,12 @@ def build_blind_panel(
             record = store.append({"vote": choice, "prompt": last.user, "seed": seed, "system_prompt": system,
                                    **replies})  # fmt: skip
         except OSError as error:  # nothing saved: the exchange stays blind, so the vote can be given again
-            turns.set_blind(session, True)
+            turns.set_blind(session, True, models)
             return _unchanged(outputs, f"⚠ The vote could not be saved ({error}); nothing was recorded.")
         names = {side: record[side]["model"] for side in SIDES}
         said = CHOICES[choice] if choice in ("tie", "both_bad") else f"{CHOICES[choice]} ({names[choice]})"
-        return _revealed(names, f"Vote saved: {said}.", False)
+        pickers = _shown_pickers(turns.engine, settings, models)
+        return _revealed(pickers, exchanges, _revealed_note(f"Vote saved: {said}.", names), False)
 
     toggled = [blind, state, *pickers, stamp_input()]  # the last: when the box was ticked (app.click_stamp)
     blind.input(toggle, toggled, outputs, concurrency_limit=None, api_name="blind_mode", js=clicked_js(len(toggled)),
@@ -120,20 +129,31 @@ def _reply(exchange: Exchange, side: str) -> dict[str, Any]:
     return {key: reply[key] for key in keep}
 
 
-def _shown_models(exchanges: list[Exchange], left: str, right: str) -> dict[str, str]:
-    """The models of the last exchange (what the person saw), else the pickers' (nothing was sent yet)."""
+def _shown_pickers(engine: Engine, settings: AppArgs, models: dict[str, str]) -> list[Any]:
+    """Both pickers shown with the models the hidden sides run now (checked against the server's list: one no
+    longer served falls back, as a picker's value does; as they are when the server cannot be asked)."""
+    choices = picker_choices(engine, settings, models.get("left"), models.get("right"))
+    return [gr.update(visible=True, **{"value": models.get(side), **choices[i]}) for i, side in enumerate(SIDES)]
+
+
+def _shown_models(exchanges: list[Exchange], models: dict[str, str]) -> dict[str, str]:
+    """The models of the last exchange (what the person saw), else the hidden sides' (nothing was sent yet)."""
     last = exchanges[-1] if isinstance(exchanges, list) and exchanges else None
     if last is None:
-        return {"left": left, "right": right}
+        return models
     return {side: last.replies[side].model for side in SIDES}
 
 
-def _revealed(names: dict[str, str], said: str, blind: Any) -> list[Any]:
-    """Pickers, panes and stats shown again under their real names; `names` are the models that answered."""
-    shown = [gr.update(visible=True)] * 2
+def _revealed_note(said: str, names: dict[str, str]) -> str:
+    """The reveal line: `said`, then the models that answered (`names`)."""
+    return f"{said} A was `{names.get('left')}`, B was `{names.get('right')}`."
+
+
+def _revealed(pickers: list[Any], exchanges: list[Exchange], note: str, blind: Any) -> list[Any]:
+    """Pickers (their updates), panes and stats shown again under their real names."""
     titles = [gr.update(label=label) for label in chat_labels("Left", "Right")]
-    note = f"{said} A was `{names['left']}`, B was `{names['right']}`."
-    return [blind, *shown, *titles, *shown, gr.update(visible=False), note, gr.skip()]
+    stats = [gr.update(visible=True, value=line) for line in stats_lines(exchanges, {})]
+    return [blind, *pickers, *titles, *stats, gr.update(visible=False), note, gr.skip()]
 
 
 def chat_labels(left: str, right: str) -> list[str]:

@@ -2,7 +2,8 @@
 
 Handlers are thin: they read the page into `TurnInputs` (app.chat_panes.Controls), run a ChatTurns step, and
 render with `app.render`. A running turn streams only its own exchange (the live boxes, the stats lines, the
-message box and the state); one rest step then moves it into the history.
+message box and the state); one rest step then moves it into the history. While the session is blind, the stats
+lines and error messages name no model (the page is not to learn which side runs which).
 
     wire_chat(turns, settings, state, panes, controls, buttons)
 """
@@ -15,6 +16,7 @@ from typing import Any
 import gradio as gr
 
 from app import render
+from app.blind import LABELS
 from app.chat_panes import Buttons, Controls, SidePane
 from app.click_stamp import NOW_JS, click_time, clicked_js, stamp_input
 from app.config import AppArgs
@@ -47,23 +49,25 @@ def wire_chat(
         if not isinstance(message, str) or not message.strip():
             yield NOTHING_STREAMED  # empty input does nothing
             return
-        yield from _stream_views(turns.send, controls, settings, request, exchanges, values)
+        yield from _stream_views(turns, turns.send, controls, settings, request, exchanges, values)
 
     def regenerate(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
-        yield from _stream_views(turns.regenerate, controls, settings, request, exchanges, values)
+        yield from _stream_views(turns, turns.regenerate, controls, settings, request, exchanges, values)
 
     def stop(request: gr.Request, exchanges: list[Exchange], box: str, at: Any = 0) -> list[Any]:
-        turns.stop(request.session_hash or "", clicked_at_ms=click_time(at))  # the turn's handler ends by itself
-        return _every_view(TurnView(finish_stopped(exchanges), message_box=box, running=False))
+        session = request.session_hash or ""
+        turns.stop(session, clicked_at_ms=click_time(at))  # the turn's handler ends by itself
+        return _every_view(TurnView(finish_stopped(exchanges), message_box=box, running=False), _names(turns, session))
 
     def undo_last(request: gr.Request, exchanges: list[Exchange], box: str, at: Any = 0) -> list[Any]:
-        turns.stop(request.session_hash or "", discard=True, clicked_at_ms=click_time(at))
+        session = request.session_hash or ""
+        turns.stop(session, discard=True, clicked_at_ms=click_time(at))
         remaining, box = undo(finish_stopped(exchanges), box or "")
-        return _every_view(TurnView(remaining, message_box=box, running=False))
+        return _every_view(TurnView(remaining, message_box=box, running=False), _names(turns, session))
 
     def clear(request: gr.Request, box: str, at: Any = 0) -> list[Any]:
         turns.stop(request.session_hash or "", discard=True, clicked_at_ms=click_time(at))
-        return _every_view(TurnView([], message_box=box, running=False))
+        return _every_view(TurnView([], message_box=box, running=False), {})
 
     # No `cancels=`: in Gradio 6.31 a cancel also kills the NEXT send of the session (seen in the browser);
     # TurnControl closes the streams (vLLM aborts) and the handler returns within ~0.1 s on its own.
@@ -74,10 +78,11 @@ def wire_chat(
                "api_visibility": "private", **QUIET}  # fmt: skip
 
     def rest(request: gr.Request, exchanges: list[Exchange]) -> list[Any]:
-        under = turns.history_under_running_turn(request.session_hash or "")
+        session = request.session_hash or ""
+        under = turns.history_under_running_turn(session)
         if under is not None:  # another turn of the session streams (a queued Send, a Regenerate): its history only
             return [*_histories(under), *[gr.skip()] * (len(at_rest) - len(SIDES))]
-        return _rest_views(exchanges)
+        return _rest_views(exchanges, _names(turns, session))
 
     rest_step = {"fn": rest, "inputs": [state], "outputs": at_rest, "concurrency_limit": None,
                  "api_visibility": "private", **QUIET}  # fmt: skip
@@ -115,7 +120,14 @@ TURNS = "turns"
 SENDING_JS = f"""(message, left, right) => (message || '').trim() ? {[render.SENDING] * 2} : [left, right]"""
 
 
+def _names(turns: ChatTurns, session: str) -> dict[str, str]:
+    """What the stats lines show instead of each side's model: "A" and "B" while the session is blind, else
+    nothing (the model's own name)."""
+    return LABELS if turns.is_blind(session) else {}
+
+
 def _stream_views(
+    turns: ChatTurns,
     step: Callable[[TurnInputs, list[Exchange], str], Iterator[TurnView]],
     controls: Controls,
     settings: AppArgs,
@@ -128,11 +140,11 @@ def _stream_views(
     reply streams (Gradio re-sets every output on every streamed update).
 
     `values`: the controls' values (`Controls.as_list` order), then the click time."""
-    streamed = False
+    streamed, session = False, request.session_hash or ""
     try:
         inputs = controls.read(values[:-1], settings, clicked_at_ms=values[-1])
-        for view in step(inputs, exchanges if isinstance(exchanges, list) else [], request.session_hash or ""):
-            views = _streamed_views(view)
+        for view in step(inputs, exchanges if isinstance(exchanges, list) else [], session):
+            views = _streamed_views(view, _names(turns, session))
             if streamed:  # the box was set by the first view; what the person types meanwhile is theirs
                 views[0] = gr.skip()
             streamed = True
@@ -140,7 +152,7 @@ def _stream_views(
         if not streamed:  # a turn stopped in the queue, an empty message or nothing to regenerate
             yield NOTHING_STREAMED
     except EngineError as error:
-        raise gr.Error(str(error), print_exception=False) from error
+        raise gr.Error(turns.page_text(session, str(error)), print_exception=False) from error
 
 
 # What a turn step that streamed nothing leaves on the page: everything as it was (a generator that yields
@@ -148,22 +160,17 @@ def _stream_views(
 NOTHING_STREAMED = [gr.skip()] * 6
 
 
-def _streamed_views(view: TurnView) -> list[Any]:
+def _streamed_views(view: TurnView, names: dict[str, str]) -> list[Any]:
     """[message box, left and right live exchange, left and right stats, state]: the turn's exchange only."""
     lives = [render.chatbot_messages(view.exchanges[-1:], side) for side in SIDES]
-    return [view.message_box, *lives, *_stats_lines(view.exchanges), view.exchanges]
+    return [view.message_box, *lives, *render.stats_lines(view.exchanges, names), view.exchanges]
 
 
-def _stats_lines(exchanges: list[Exchange]) -> list[str]:
-    last = exchanges[-1] if exchanges else None
-    return [render.stats_line(last.replies.get(side) if last else None) for side in SIDES]
-
-
-def _rest_views(exchanges: list[Exchange]) -> list[Any]:
+def _rest_views(exchanges: list[Exchange], names: dict[str, str]) -> list[Any]:
     """[left and right history, left and right live, left and right stats]: every exchange in the history, the
     live boxes empty, the stats of the last exchange."""
     exchanges = exchanges if isinstance(exchanges, list) else []
-    return [*_histories(exchanges), [], [], *_stats_lines(exchanges)]
+    return [*_histories(exchanges), [], [], *render.stats_lines(exchanges, names)]
 
 
 def _histories(exchanges: list[Exchange]) -> list[Any]:
@@ -175,6 +182,6 @@ def _history_before_last(exchanges: list[Exchange]) -> list[Any]:
     return _histories(exchanges[:-1] if isinstance(exchanges, list) else [])
 
 
-def _every_view(view: TurnView) -> list[Any]:
+def _every_view(view: TurnView, names: dict[str, str]) -> list[Any]:
     """[message box, state, histories, lives, stats]: the conversation at rest (Stop, Undo, Clear)."""
-    return [view.message_box, view.exchanges, *_rest_views(view.exchanges)]
+    return [view.message_box, view.exchanges, *_rest_views(view.exchanges, names)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from app.conversation import Exchange, Reply
+from app.conversation import SIDES, Exchange, Reply
 
 THINKING_MARK = '<span class="hh-thinking"></span>'
 ANSWER_MARK = '<span class="hh-answer"></span>'
@@ -92,11 +92,12 @@ def answer_body(reply: Reply) -> str:
     return "\n\n".join(parts)
 
 
-def stats_line(reply: Reply | None) -> str:
-    """Time to first token, tokens/s, thinking vs answer tokens for the side's latest reply."""
+def stats_line(reply: Reply | None, shown_as: str | None = None) -> str:
+    """Time to first token, tokens/s, thinking vs answer tokens for the side's latest reply, after the model's
+    name, or after `shown_as` instead (blind mode: the name must not reach the page)."""
     if reply is None:
         return "_no reply yet_"
-    model = f"`{escape(reply.model)}`"
+    model = escape(shown_as) if shown_as else f"`{escape(reply.model)}`"
     if reply.status == "waiting":
         return f"{model} · waiting for the first token…"
     ttft = reply.first_delta_s
@@ -115,3 +116,9 @@ def stats_line(reply: Reply | None) -> str:
     if reply.status in ("stopped", "error"):
         parts.append(reply.status)
     return " · ".join(parts)
+
+
+def stats_lines(exchanges: list[Exchange], names: dict[str, str]) -> list[str]:
+    """Both sides' stats lines of the last exchange; `names`: what a side shows instead of its model's name."""
+    last = exchanges[-1] if isinstance(exchanges, list) and exchanges else None
+    return [stats_line(last.replies.get(side) if last else None, names.get(side)) for side in SIDES]

@@ -4,25 +4,28 @@ Everything about the job itself (checks, the `python -m training` subprocess, it
 training.job's; this module is the page. A timer reads the job folder every second, so a reload or a second tab
 shows the same job. When a job this page saw running succeeds, both model pickers are refreshed and the right one
 selects the new adapter (in blind mode the hidden sides keep their models, a retrained one under its new served
-name). `serve_trained_adapter` is the ONE place this tab calls the engine for adapters: a retrained adapter is
-served under a fresh name (`name@2`, ...), never reloaded in place.
+name; the server keeps them, the pickers their placeholder: app.adapter_panel.moved_pickers).
+`serve_trained_adapter` is the ONE place this tab calls the engine for adapters: a retrained adapter is served
+under a fresh name (`name@2`, ...), never reloaded in place.
 
-    build_train_tab(engine, settings, training, pickers, blind)   # inside gr.Blocks, when the page offers training
+    build_train_tab(turns, settings, training, pickers)   # inside gr.Blocks, when the page offers training
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from app import train_view
-from app.adapter_panel import follow, picker_updates
+from app.adapter_panel import follow, moved_pickers
 from app.config import AppArgs, training_refusal
 from app.event_options import QUIET
+from app.turns import ChatTurns
 from serving.protocol import Engine
 from training.config import TrainArgs
 from training.job import JobRefused, TrainingJobs
@@ -76,10 +79,11 @@ def presets(training: TrainingSettings) -> list[str]:
 
 
 def build_train_tab(
-    engine: Engine, settings: AppArgs, training: TrainingSettings, pickers: list[gr.Dropdown], blind: gr.Checkbox
+    turns: ChatTurns, settings: AppArgs, training: TrainingSettings, pickers: list[gr.Dropdown]
 ) -> None:
-    """The Train tab (only when the page offers training: `training_settings` gave settings); `blind` is the
-    chat's blind-mode checkbox."""
+    """The Train tab (only when the page offers training: `training_settings` gave settings), over the chat's
+    `turns` (its engine, and the models of a blind session's sides)."""
+    engine = turns.engine
     jobs = TrainingJobs(training.jobs_dir, on_success=lambda name, _path: serve_trained_adapter(engine, name))
     with gr.Tab("Train", elem_id="train-tab"):
         gr.Markdown(
@@ -113,10 +117,11 @@ def build_train_tab(
     start_inputs = [upload, name, replace, preset, *knobs, seen]
     start.click(lambda *v: _start(jobs, settings, training, *v), start_inputs, [message, seen], api_name="train_start")
     cancel.click(lambda: jobs.cancel(), None, message, concurrency_limit=None, api_name="train_cancel")
-    gr.Timer(1.0).tick(
-        lambda *v: _tick(jobs, engine, settings, *v), [seen, blind, *pickers], [status, curve, log, seen, *pickers],
-        concurrency_limit=None, **QUIET,
-    )  # fmt: skip
+
+    def tick(request: gr.Request, seen: Any, left: Any) -> list[Any]:
+        return _tick(jobs, turns, settings, request.session_hash or "", seen, left)
+
+    gr.Timer(1.0).tick(tick, [seen, pickers[0]], [status, curve, log, seen, *pickers], concurrency_limit=None, **QUIET)
 
 
 def _preset_note(preset: str) -> str:
@@ -155,11 +160,10 @@ def _start(jobs: TrainingJobs, settings: AppArgs, training: TrainingSettings, *v
     return [f"Started `{state['name']}` (job `{state['id']}`).", {"id": state["id"], "status": "running"}]
 
 
-def _tick(
-    jobs: TrainingJobs, engine: Engine, settings: AppArgs, seen: Any, blind: Any, left: Any, right: Any
-) -> list[Any]:
-    """Every second: the job's status, curve and log; select the adapter once when a job seen running succeeds
-    (in blind mode the hidden sides keep their models, a retrained one under its new served name)."""
+def _tick(jobs: TrainingJobs, turns: ChatTurns, settings: AppArgs, session: str, seen: Any, left: Any) -> list[Any]:
+    """Every second: the job's status, curve and log; select the adapter once on the right (`left`: the left
+    picker's value) when a job seen running succeeds (in blind mode the hidden sides keep their models, a
+    retrained one under its new served name)."""
     state = jobs.latest()
     seen = seen if isinstance(seen, dict) else {}
     if state is None:
@@ -173,9 +177,8 @@ def _tick(
     pickers = [gr.skip(), gr.skip()]
     succeeded_now = same and seen.get("status") == "running" and state["status"] == "succeeded"
     served = state.get("served_as")
-    if succeeded_now and served and blind:  # the hidden sides keep their models; one retrained moves to its new name
-        pickers = picker_updates(engine, settings, *(follow(side, state["name"], served) for side in (left, right)))
-    elif succeeded_now and served:
-        pickers = picker_updates(engine, settings, left, served)
+    if succeeded_now and served:  # blind: the hidden sides keep their models; one retrained moves to its new name
+        move = partial(follow, name=state["name"], served=served)
+        pickers = moved_pickers(turns, settings, session, (left, served), move)
     seen = {"id": state["id"], "status": state["status"], "points": points}
     return [train_view.status_line(state, progress), curve, jobs.log_tail(state), seen, *pickers]

@@ -14,11 +14,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange, fail_reply, history_for, merge_delta, new_exchange, stop_reply
-from app.hidden_names import hide_names
+from app.hidden_names import HIDDEN, hide_names
 from app.merge_sides import SideEvent, TurnControl, stream_sides
 from app.validation import checked_model, clean_message, not_served
 from serving.protocol import BASE_MODEL_ALIAS, ChatRequest, Engine, SamplingParams, served_weights_by_name
@@ -48,7 +48,9 @@ class TurnView:
 class ChatTurns:
     """Runs turns for many browser sessions at once; each session has at most one running turn.
 
-    A session in blind mode (`set_blind`) gets its sides' errors without model names (app.hidden_names).
+    A session in blind mode (`set_blind`) gets its sides' errors without model names (app.hidden_names), and
+    the models of its hidden sides are kept here, never on the page: its pickers hold HIDDEN, and a turn asked
+    for HIDDEN on a side runs the model the session keeps for that side (`models_for`).
     A turn clicked before the session's last Stop, Undo or Clear (both times on the page's clock) never
     starts: it was still waiting in the queue when the person stopped it.
     """
@@ -57,7 +59,7 @@ class ChatTurns:
         self.engine = engine
         self.settings = settings
         self._running: dict[str, tuple[TurnControl, list[Exchange]]] = {}  # session -> (turn, the exchanges before it)
-        self._blind: set[str] = set()
+        self._blind: dict[str, dict[str, str]] = {}  # session -> the model each hidden side runs
         self._stopped_at_ms: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -65,25 +67,47 @@ class ChatTurns:
         """The page closed: stop its turn and drop what was kept for the session."""
         self.stop(session, discard=True)
         with self._lock:
-            self._blind.discard(session)
+            self._blind.pop(session, None)
             self._stopped_at_ms.pop(session, None)
 
-    def set_blind(self, session: str, on: bool) -> None:
-        """Blind mode on or off for the session's next turns."""
+    def set_blind(self, session: str, on: bool, models: dict[str, str] | None = None) -> None:
+        """Blind mode on (`models`: what each hidden side runs, kept here) or off for the session's next turns."""
         with self._lock:
-            (self._blind.add if on else self._blind.discard)(session)
+            if on:
+                self._blind[session] = dict(models or {})
+            else:
+                self._blind.pop(session, None)
 
     def is_blind(self, session: str) -> bool:
         with self._lock:
             return session in self._blind
 
-    def end_blind(self, session: str) -> bool:
-        """Turn blind mode off for a vote: True for the one caller that found it on (a second vote, or a vote
-        racing it, finds it off)."""
+    def blind_models(self, session: str) -> dict[str, str]:
+        """The model each of the session's hidden sides runs; empty when it is not blind."""
         with self._lock:
-            was_on = session in self._blind
-            self._blind.discard(session)
-            return was_on
+            return dict(self._blind.get(session, {}))
+
+    def move_blind(self, session: str, models: dict[str, str]) -> None:
+        """The hidden sides' models after the served models changed (a reload's new name); nothing when the
+        session is no longer blind (a vote came first)."""
+        with self._lock:
+            if session in self._blind:
+                self._blind[session].update(models)
+
+    def end_blind(self, session: str) -> dict[str, str] | None:
+        """Turn blind mode off (a vote, or the box unticked): the hidden sides' models for the one caller that
+        found it on, None for any other (a second vote, or a vote racing it)."""
+        with self._lock:
+            return self._blind.pop(session, None)
+
+    def models_for(self, session: str, models: dict[str, str]) -> dict[str, str]:
+        """The models a turn asks for: a side sent as HIDDEN (a blind page's picker) runs the session's model."""
+        hidden = self.blind_models(session)
+        return {side: hidden.get(side, model) if model == HIDDEN else model for side, model in models.items()}
+
+    def page_text(self, session: str, text: str) -> str:
+        """`text` as the session's page may show it: without any model name while the session is blind."""
+        return self._error_text(session, [])(text)
 
     def model_names(self) -> list[str]:
         """The base (by its served name) and every loaded adapter, as the engine lists them now."""
@@ -109,6 +133,7 @@ class ChatTurns:
         self, inputs: TurnInputs, earlier: list[Exchange], message: str, session: str, keep_box: str = ""
     ) -> Iterator[TurnView]:
         available = [*self.model_names(), BASE_MODEL_ALIAS]
+        inputs = replace(inputs, models=self.models_for(session, inputs.models))
         requests = self._requests(inputs, earlier, message, available)  # raises before any change if a value is bad
         earlier = finish_stopped(earlier)  # a turn this one cut short (the page had it mid-stream) reads stopped
         exchange = new_exchange(message, {side: r.model for side, r in requests.items()}, now=time.monotonic())
@@ -159,7 +184,7 @@ class ChatTurns:
         """How a side's error reads on the page: as it is, or without any model name while the session is blind."""
         if not self.is_blind(session):
             return lambda text: text
-        names = [*models, self.engine.base_model]
+        names = [*models, *self.blind_models(session).values(), self.engine.base_model]
         return lambda text: hide_names(text, names)
 
     def stop(self, session: str, discard: bool = False, clicked_at_ms: float = 0.0) -> bool:

@@ -62,11 +62,11 @@ def build_demo(engine: Engine, settings: AppArgs | None = None, training: Traini
             blind = build_blind_panel(turns, settings, panes, state, controls)
             _export_panel(settings, state, controls, blind)
             pickers = [panes[side].picker for side in SIDES]
-            on_load, load_outputs = build_adapter_panel(engine, settings, pickers)
+            on_load, load_outputs = build_adapter_panel(turns, settings, pickers)
         with tabs:
             build_evaluate_tab(engine, settings, message, tabs, "chat")
             if training is not None:  # the Train tab (app/train_tab.py); absent on a public link by default
-                build_train_tab(engine, settings, training, pickers, blind)
+                build_train_tab(turns, settings, training, pickers)
         demo.load(on_load, None, load_outputs, queue=False, **QUIET)
         demo.unload(_forgetting(turns))
     demo.queue(default_concurrency_limit=settings.concurrency_limit, max_size=settings.max_queue_size)

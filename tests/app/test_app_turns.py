@@ -8,6 +8,7 @@ import pytest
 
 from app.config import AppArgs
 from app.conversation import FINISHED
+from app.hidden_names import HIDDEN
 from app.turns import ChatTurns, TurnInputs, undo
 from serving.protocol import BadRequestError, SamplingParams
 from tests.app.fake_engine import FakeEngine, Script
@@ -240,4 +241,22 @@ def test_a_blind_turn_records_the_weights_that_answered_and_a_vote_ends_blind_mo
     turns.set_blind("s", True)
     blind = run(turns, "send", inputs(), [], "s")[-1].exchanges[-1].replies
     assert blind["right"].weights_sha256 == file_sha256(folder / WEIGHTS_FILE) and blind["left"].weights_sha256 == ""
-    assert turns.end_blind("s") and not turns.end_blind("s"), "a second vote on the exchange must be refused"
+    assert turns.end_blind("s") == {} and turns.end_blind("s") is None, "a second vote on the exchange is refused"
+
+
+def test_a_blind_page_sends_placeholders_and_each_side_runs_the_model_the_server_keeps_for_it(tmp_path) -> None:
+    engine = FakeEngine({"fake-base": Script(answer=["base"]), "huanhuan": Script(answer=["tuned"])},
+                        adapters={"huanhuan": tmp_path})  # fmt: skip
+    turns = ChatTurns(engine, AppArgs())
+    turns.set_blind("s", True, {"left": "huanhuan", "right": "fake-base"})  # the coin swapped the sides
+    replies = run(turns, "send", inputs(left=HIDDEN, right=HIDDEN), [], "s")[-1].exchanges[-1].replies
+    assert (replies["left"].model, replies["left"].answer) == ("huanhuan", "tuned")
+    assert (replies["right"].model, replies["right"].answer) == ("fake-base", "base")
+    assert turns.page_text("s", "adapter huanhuan on fake-base failed") == f"adapter {HIDDEN} on {HIDDEN} failed"
+    turns.move_blind("s", {"left": "huanhuan@2"})  # reloaded under a new name
+    assert turns.end_blind("s") == {"left": "huanhuan@2", "right": "fake-base"}  # the vote reveals them
+    turns.move_blind("s", {"left": "other"})  # too late: blind mode is over, nothing is kept
+    assert turns.blind_models("s") == {} and turns.page_text("s", "huanhuan") == "huanhuan"
+    with pytest.raises(BadRequestError, match="unknown model"):  # a stale blind page: nothing is sent
+        run(turns, "send", inputs(left=HIDDEN, right=HIDDEN), [], "s")
+    assert len(engine.requests) == 2

@@ -12,8 +12,10 @@ import gradio as gr
 import pytest
 
 from app.config import AppArgs, parse_args
+from app.hidden_names import HIDDEN
 from app.train_tab import TrainingSettings, _check_upload, _tick, serve_trained_adapter, training_settings
 from app.train_view import curve_frame, status_line
+from app.turns import ChatTurns
 from app.ui import build_demo
 from tests.app.fake_engine import FakeEngine, Script
 from tests.support.paths import REPO_ROOT
@@ -100,17 +102,31 @@ def test_a_job_this_page_saw_running_selects_its_adapter_once_it_succeeds(tmp_pa
     (folder / "run").mkdir()
     (folder / "run" / "progress.jsonl").write_text('{"step": 1, "max_steps": 2, "loss": 3.0}\n')
     jobs = TrainingJobs(tmp_path / "jobs")
+    turns = ChatTurns(engine, settings)
     running = {"id": "j1", "status": "running"}
-    status, curve, _log, seen, left, right = _tick(jobs, engine, settings, running, False, "x", "y")
+    status, curve, _log, seen, left, right = _tick(jobs, turns, settings, "s", running, "x")
     assert status.startswith("**Succeeded**") and right["value"] == "mine@2" and left["value"] == "fake-base"
     assert seen == {"id": "j1", "status": "succeeded", "points": 1} and len(curve) == 1
-    again = _tick(jobs, engine, settings, seen, False, "fake-base", "mine@2")
+    again = _tick(jobs, turns, settings, "s", seen, "fake-base")
     assert again[4:] == [gr_skip(), gr_skip()] and again[1] == gr_skip()  # nothing re-selected, curve unchanged
-    fresh_page = _tick(jobs, engine, settings, None, False, "fake-base", "huanhuan")  # opened after it finished
+    fresh_page = _tick(jobs, turns, settings, "s", None, "fake-base")  # opened after it finished
     assert fresh_page[4:] == [gr_skip(), gr_skip()]
-    blind = _tick(jobs, engine, settings, running, True, "mine", "fake-base")  # blind, the adapter hidden left
+
+
+def test_a_blind_session_keeps_its_hidden_models_a_retrained_one_under_its_new_name_and_the_page_learns_none(
+    tmp_path: Path,
+) -> None:
+    engine = FakeEngine({"fake-base": Script()}, adapters={"mine@2": tmp_path})
+    settings = AppArgs(adapters_dir=str(tmp_path))
+    (tmp_path / "jobs" / "j1" / "run").mkdir(parents=True)
+    state = {"id": "j1", "name": "mine", "status": "succeeded", "reason": "ok", "started": 1.0, "served_as": "mine@2"}
+    (tmp_path / "jobs" / "j1" / "state.json").write_text(json.dumps(state))
+    turns = ChatTurns(engine, settings)
+    turns.set_blind("s", True, {"left": "mine", "right": "fake-base"})  # the adapter hidden on the left
+    blind = _tick(TrainingJobs(tmp_path / "jobs"), turns, settings, "s", {"id": "j1", "status": "running"}, HIDDEN)
     assert blind[0].startswith("**Succeeded**")
-    assert (blind[4]["value"], blind[5]["value"]) == ("mine@2", "fake-base")  # it follows its new name only
+    assert turns.blind_models("s") == {"left": "mine@2", "right": "fake-base"}, "it follows its new name only"
+    assert (blind[4]["value"], blind[5]["value"]) == (HIDDEN, HIDDEN), "the page is not told which side is which"
     assert "mine@2" in [value for _label, value in blind[4]["choices"]] and "visible" not in blind[4]
 
 
