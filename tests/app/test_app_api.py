@@ -5,6 +5,7 @@ with a clear message, history stays unchanged, and nothing reaches the engine. S
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.error
@@ -15,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from app.config import AppArgs
+from app.hidden_names import HIDDEN
 from app.ui import build_demo
 from tests.app.fake_engine import FakeEngine
 from tests.support.paths import REPO_ROOT
 from tests.support.served_page import serve_demo
+from tests.support.serving_test_helpers import write_adapter
 
 pytestmark = pytest.mark.slow
 GOOD = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "max_tokens": 16, "seed": 0}
@@ -133,6 +136,35 @@ def test_a_vote_that_cannot_be_saved_says_so_and_can_be_given_again(engine: Fake
         blocked.unlink()  # the folder can be made now: the same exchange takes the vote
         saved = client.predict(True, 0, "persona", api_name="/vote_left")
         assert "Vote saved" in str(saved) and len((blocked / "votes.jsonl").read_text().splitlines()) == 1
+    finally:
+        next(served, None)
+
+
+def test_a_reload_while_blind_moves_the_hidden_side_on_the_server_and_the_page_learns_no_name(tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    write_adapter(tmp_path / "adapters" / "huanhuan")
+    engine = FakeEngine(adapters_dir=tmp_path / "adapters")
+    engine.load_adapter("huanhuan")
+    served = serve_demo(build_demo(engine, AppArgs(max_new_tokens_limit=256, votes_dir=str(tmp_path / "votes"))))
+    try:
+        client = Client(next(served), verbose=False)
+        toggled = client.predict(True, "fake-base", "huanhuan", api_name="/blind_mode")
+        reloaded = client.predict("huanhuan", HIDDEN, HIDDEN, api_name="/reload_adapter")  # what a blind page sends
+        assert "huanhuan@2" in reloaded[2] and [picker["value"] for picker in reloaded[3:]] == [HIDDEN, HIDDEN]
+        *_, left_stats, right_stats = send(client, "hello", left=HIDDEN, right=HIDDEN)
+        assert left_stats.startswith("A · ") and right_stats.startswith("B · ") and "tok/s" in right_stats
+        assert not re.search("huanhuan|fake-base", str([toggled, left_stats, right_stats]))  # the choices list both
+        assert sorted(request.model for request in engine.requests) == ["fake-base", "huanhuan@2"]
+        revealed = client.predict(True, 0, "persona", api_name="/vote_tie")
+        pickers = {side: revealed[i]["value"] for i, side in ((1, "left"), (2, "right"))}
+        assert sorted(pickers.values()) == ["fake-base", "huanhuan@2"], "the vote puts the models back"
+        assert f"A was `{pickers['left']}`, B was `{pickers['right']}`" in revealed[-1]
+        assert revealed[7]["value"].startswith(f"`{pickers['left']}` · "), "the stats lines name them again"
+        client.predict(True, pickers["left"], pickers["right"], api_name="/blind_mode")
+        unticked = client.predict(False, HIDDEN, HIDDEN, api_name="/blind_mode")  # off again, without a vote
+        shown = [unticked[i]["value"] for i in (1, 2)]
+        assert sorted(shown) == ["fake-base", "huanhuan@2"] and unticked[1]["visible"] and "(no vote)" in unticked[-1]
     finally:
         next(served, None)
 
