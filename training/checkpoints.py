@@ -10,7 +10,8 @@ sizes), the method (full or LoRA with r/alpha/dropout/targets, and distilled thi
 hash and the recipe (RECIPE_KEYS: system prompt, lengths, which rows are used, learning rate, batch, seed, ...;
 with distilled thinking also DISTILL_RECIPE_KEYS: the thinker, its sampling and its budget). Resuming with a
 different one is refused; raising num_train_epochs or max_steps to train on is a resume. A run folder written
-before a key was recorded resumes whatever that key's value is now.
+before a key was recorded resumes whatever that key's value is now, except one written before the held-out
+split was recorded (HELDOUT_SPLIT): it held out other rows, and is refused when rows are held out.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ DISTILL_RECIPE_KEYS = ("distill_model", "distill_adapter", "distill_max_thinking
                        "distill_top_p", "distill_top_k")  # fmt: skip
 
 
+# How rows are held out (training.heldout.heldout_draw). Run folders of older versions record none: they held
+# out other rows, so resuming one would train on rows now held out (and evaluate on rows it trained on).
+HELDOUT_SPLIT = "content-draw"
+
+
 class ResumeRefused(RuntimeError):
     """The run folder holds checkpoints of a different base model or LoRA config."""
 
@@ -78,7 +84,8 @@ def run_fingerprint(args: TrainArgs) -> dict[str, Any]:
     data = {"dataset_sha256": file_sha256(dataset)} if dataset.is_file() else {}
     keys = RECIPE_KEYS + (DISTILL_RECIPE_KEYS if args.thinking == "distill" else ())
     recipe = {key: getattr(args, key) for key in keys}
-    return {"base_model": model_identity(args.model_name_or_path), "method": method, "data": data, "recipe": recipe}
+    return {"base_model": model_identity(args.model_name_or_path), "method": method, "data": data, "recipe": recipe,
+            "split": HELDOUT_SPLIT}  # fmt: skip
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -110,6 +117,8 @@ def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
         diffs.append("base model (config.json or weight files differ)")
     if "data" in saved and saved["data"] != current.get("data"):  # older run folders recorded no data
         diffs.append("dataset: the checkpoints were trained on another dataset file (its SHA-256 differs)")
+    if saved.get("split") != current.get("split") and current.get("recipe", {}).get("eval_ratio", 0) > 0:
+        diffs.append("held-out split: the checkpoints were trained by an older version, which held out other rows")
     saved_recipe, current_recipe = saved.get("recipe"), current.get("recipe", {})
     for key in sorted(current_recipe) if saved_recipe is not None else ():  # older run folders recorded none
         if key in saved_recipe and saved_recipe[key] != current_recipe[key]:

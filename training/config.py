@@ -42,7 +42,11 @@ class TrainArgs:
     # --- data ---
     system_prompt: str = _field(DEFAULT_SYSTEM_PROMPT, "system persona placed before every example")
     max_length: int = _field(1024, "max tokens per example; examples whose answer would be cut are dropped")
-    eval_ratio: float = _field(0.1, "share of rows held out for evaluation (0 disables evaluation)")
+    eval_ratio: float = _field(
+        0.1,
+        "share of rows held out for evaluation, about: each row's side is drawn from its content and the seed "
+        "(0 disables evaluation)",
+    )
     max_bad_ratio: float = _field(0.05, "abort when more than this share of rows is bad (0.05 = 5%)")
     max_answer_chars: int = _field(0, "drop rows whose output is longer than N characters (0 = keep all)")
     max_samples: int = _field(0, "use only the first N valid rows (0 = all); for quick runs and tests")

@@ -9,7 +9,6 @@ Re-running the same command after a kill resumes from the last complete checkpoi
 
 from __future__ import annotations
 
-import random
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -23,6 +22,7 @@ from training.config import TrainArgs, parse_args
 from training.data import DatasetError, LoadReport, Row, load_dataset_checked
 from training.examples import IGNORE_INDEX, EncodeReport, Example
 from training.export import ExportError
+from training.heldout import heldout_draw
 
 
 class ModelNotFound(FileNotFoundError):
@@ -56,13 +56,20 @@ def log(message: str) -> None:
     print(f"[training] {message}", flush=True)
 
 
-def split_examples(examples: list[Example], eval_ratio: float, seed: int) -> tuple[list[Example], list[Example]]:
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
-    n_eval = round(len(examples) * eval_ratio) if eval_ratio > 0 else 0
-    if eval_ratio > 0 and len(examples) > 1:
-        n_eval = min(max(n_eval, 1), len(examples) - 1)
-    return [examples[i] for i in order[n_eval:]], [examples[i] for i in order[:n_eval]]
+def split_examples(
+    examples: list[Example], rows: dict[str, Row], eval_ratio: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """(train, eval). An example is held out when its row's draw (training.heldout.heldout_draw: seed and content)
+    is below eval_ratio, so no other row moves it between the two; at least one example goes to each side. Train
+    keeps the examples' order, eval is in draw order (a random order: `--limit N` evaluates a random sample)."""
+    if eval_ratio <= 0 or len(examples) < 2:
+        return list(examples), []
+    draws = {example.where: heldout_draw(rows[example.where], seed) for example in examples}
+    by_draw = sorted(examples, key=lambda example: draws[example.where])
+    drawn = sum(draw < eval_ratio for draw in draws.values())
+    held_out = by_draw[: min(max(drawn, 1), len(examples) - 1)]
+    held_out_where = {example.where for example in held_out}
+    return [example for example in examples if example.where not in held_out_where], held_out
 
 
 def select_rows(args: TrainArgs) -> tuple[list[Row], LoadReport]:
@@ -96,7 +103,7 @@ def prepare_data(args: TrainArgs, tokenizer) -> PreparedData:
         raise DatasetError(f"only {len(encoded.examples)} usable example(s) after tokenization; need at least 2")
     log(f"token lengths: {encoded.percentiles()}")
     by_where = {row.where: row for row in rows}
-    train, evaluation = split_examples(encoded.examples, args.eval_ratio, args.seed)
+    train, evaluation = split_examples(encoded.examples, by_where, args.eval_ratio, args.seed)
     log(f"{len(rows)} rows used -> {len(train)} train / {len(evaluation)} eval examples")
     as_dict = [{"input_ids": e.input_ids, "labels": e.labels} for e in train]
     return PreparedData(

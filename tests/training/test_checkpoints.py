@@ -145,3 +145,21 @@ def test_other_distillation_settings_are_refused_and_only_matter_when_distilling
                              distill_base_url="http://127.0.0.1:43117/v1")  # fmt: skip  # launch.sh's next free port
     assert prepare_resume(engine_only, log=lambda _: None) == run / "checkpoint-4"  # the same thinker and cache
     assert "distill_temperature" not in run_fingerprint(quick_args(model, data, tmp_path))["recipe"]
+
+
+@pytest.mark.parametrize("eval_ratio", [0.1, 0.0])
+def test_a_run_folder_from_before_the_content_split_is_refused_only_when_rows_are_held_out(
+    tmp_path: Path, eval_ratio: float
+) -> None:
+    args = start_run(tmp_path, eval_ratio=eval_ratio)
+    run = Path(args.output_dir)
+    fake_checkpoint(run, 4, run_fingerprint(args))
+    fingerprint = run / "run_fingerprint.json"
+    older = json.loads(fingerprint.read_text(encoding="utf-8"))
+    del older["split"]  # written by a version that held out rows by shuffling positions
+    fingerprint.write_text(json.dumps(older), encoding="utf-8")
+    if eval_ratio:
+        with pytest.raises(ResumeRefused, match="held-out split: the checkpoints were trained by an older version"):
+            prepare_resume(args, log=lambda _: None)
+    else:
+        assert prepare_resume(args, log=lambda _: None) == run / "checkpoint-4", "nothing held out: nothing mixed"
