@@ -213,17 +213,26 @@ def _loss_on_server(args: EvalArgs, engine: Any) -> bool:
 
 
 def resume_settings(
-    adapter: str, params: Any, base: str, record: HeldoutRecord, folder: Path, served_sha256: str = ""
-) -> dict[str, Any]:
+    adapter: str, params: Any, base: str, record: HeldoutRecord, folder: Path, served_sha256: str = "",
+    engine: str = "vllm",
+) -> dict[str, Any]:  # fmt: skip
     """What decides an evaluation's rows, so its resume key: rows stored under other settings are never reused.
     The adapter counts by its folder and its weights' content, not by the name it is served under: a retrained
     adapter of the same name starts afresh, the same weights served again as `name@3` resume. The content is
     the one the server loaded (`served_sha256`, serving.protocol.served_weights) when it says, else the file on
-    disk: a folder trained again after the server loaded it must not file the old weights' replies as new."""
+    disk: a folder trained again after the server loaded it must not file the old weights' replies as new.
+    The engine counts by kind (`engine_kind`): rows sampled by a server and rows sampled in-process are never
+    mixed in one report, whose `engine` names the one that answered all of them."""
     digest = served_sha256 or weights_sha256(folder) or None
     return {"adapter": folder_of(adapter) or adapter, "adapter_weights_sha256": digest,
             "base": base, "dataset_sha256": record.dataset_sha256, "system_prompt": record.system_prompt,
-            "sampling": dataclasses.asdict(params)}  # fmt: skip
+            "sampling": dataclasses.asdict(params), "engine": engine_kind(engine)}  # fmt: skip
+
+
+def engine_kind(engine: str) -> str:
+    """'in-process' for --engine local (transformers + peft), 'server' for vllm and openai (both an
+    OpenAI-compatible server: a run stopped on one resumes on the other)."""
+    return "in-process" if engine == "local" else "server"
 
 
 def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, opened: tuple[Any, Any, str],
@@ -237,7 +246,7 @@ def _run(args: EvalArgs, record: HeldoutRecord, plan: EvalPlan, folder: Path, op
     log(f"{len(plan.items)} held-out rows of {record.dataset_path}; engine {args.engine}; report -> {out}")
     on_disk = weights_sha256(folder)  # read once: for the resume key (unless the server says) and the placement
     served = served_weights(engine, plan.adapter) or on_disk
-    settings = resume_settings(plan.adapter, plan.params, base, record, folder, served)
+    settings = resume_settings(plan.adapter, plan.params, base, record, folder, served, args.engine)
     store = RowStore(out, fingerprint(settings))
     rows, stats = evaluate(plan, engine, loss, store, progress=progress or _printer(), stop=stop)
     if not rows:

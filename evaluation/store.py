@@ -2,8 +2,9 @@
 
 Two kinds of line: a row's replies (`part: "replies"`: both sides' thinking, answer, finish reason) and,
 later, its reference losses (`part: "loss"`). The file is keyed by the run's fingerprint (adapter and its
-weights, base, dataset hash, system prompt, sampling; evaluation.cli.resume_settings): a rerun with the same
-settings skips what it finds; other settings, or a retrained adapter, start their own file and leave this one.
+weights, base, dataset hash, system prompt, sampling, server or in-process engine; evaluation.cli.resume_settings):
+a rerun with the same settings skips what it finds; other settings, a retrained adapter or the other kind of
+engine start their own file and leave this one.
 A line cut by a crash is ignored (that part is simply redone); the line after it is kept (common.jsonl).
 """
 

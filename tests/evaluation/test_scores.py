@@ -154,6 +154,23 @@ def test_a_retrained_adapter_of_the_same_name_gets_its_own_rows_a_reloaded_one_r
     assert loaded_before == first, "the server still answers with the weights it loaded, whatever is on disk now"
 
 
+def test_rows_from_a_server_and_from_the_local_engine_are_never_mixed(tmp_path: Path) -> None:
+    from evaluation.cli import resume_settings
+    from evaluation.store import fingerprint
+    from serving.adapters import WEIGHTS_FILE
+    from serving.protocol import SamplingParams
+    from training.heldout import HeldoutRecord
+
+    record = HeldoutRecord("huanhuan.json", "d" * 64, "persona", [])
+    (tmp_path / WEIGHTS_FILE).write_bytes(b"weights")
+
+    def key(engine: str) -> str:
+        return fingerprint(resume_settings("huanhuan", SamplingParams(seed=0), "tiny", record, tmp_path, "", engine))
+
+    assert key("vllm") == key("openai"), "a run stopped on one OpenAI-compatible server resumes on another"
+    assert key("local") != key("vllm"), "in-process rows would be reported as the server's (and the other way)"
+
+
 def stored_row(where: str, adapter_answer: str, adapter_loss: float) -> dict:
     side = {"thinking": "", "finish_reason": "stop", "reasoning_tokens": 0, "answer_tokens": 3}
     return {
