@@ -4,9 +4,10 @@ Both ways send the same requests to the same vLLM server in one run: every held-
 to the base and to the adapter, the same system prompt, sampling, seed, max tokens and number of requests in
 flight. The ceiling is the raw `openai` client streaming chat completions from a thread pool (nothing but
 reading the stream); the evaluation is `evaluation.run.evaluate` (OpenAIEngine, thinking/answer split,
-rows stored as they finish). Rounds go plain, evaluation, evaluation, plain (drift cancels out); the
-figure is evaluation tokens/s over plain tokens/s. The evaluation's reference-loss phase (prefill only)
-is timed apart.
+rows stored as they finish). An untimed warm-up round (every request once, by the plain client) comes first, so
+neither way pays the server's first requests on the adapter. Rounds go plain, evaluation, evaluation, plain
+(drift cancels out); the figure is evaluation tokens/s over plain tokens/s. The evaluation's reference-loss
+phase (prefill only) is timed apart.
 
     .venv/bin/python -m bench.bench_evaluate --adapter-dir Models/adapters/huanhuan-tiny --model .cache/tiny-qwen3
     .venv/bin/python -m bench.bench_evaluate --adapter-dir ... --base-url http://127.0.0.1:8000/v1 --api-key-env K
@@ -106,6 +107,8 @@ def main() -> None:
         engine = create_engine("openai", base_url=base_url, api_key=key, base_model=base)
         loss = VllmReferenceLoss(base_url, key, base)
         requests = [(plan.messages(item), name) for item in plan.items for name in (base, plan.adapter)]
+        tokens, seconds = plain_client(base_url, key, requests, plan.params, args.concurrency)
+        print(f"warm-up    {tokens:6d} tokens in {seconds:6.1f} s (not counted)", flush=True)
         results: dict[str, list[float]] = {"plain": [], "evaluation": []}
         for way in ("plain", "evaluation", "evaluation", "plain"):
             if way == "plain":
