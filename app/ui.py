@@ -60,7 +60,7 @@ def build_demo(engine: Engine, settings: AppArgs | None = None, training: Traini
             controls = settings_panel(settings, message, panes)
             wire_chat(turns, settings, state, panes, controls, buttons)
             blind = build_blind_panel(turns, settings, panes, state, controls)
-            _export_panel(settings, state, controls, blind)
+            _export_panel(turns, state, controls, blind)
             pickers = [panes[side].picker for side in SIDES]
             on_load, load_outputs = build_adapter_panel(turns, settings, pickers)
         with tabs:
@@ -85,14 +85,16 @@ def _forgetting(turns: ChatTurns) -> Callable[[gr.Request], None]:
 BLIND_EXPORT_REFUSED = "Blind mode is on: vote first (or turn blind mode off). An export names both models."
 
 
-def _export_panel(settings: AppArgs, state: gr.State, controls: Controls, blind: gr.Checkbox) -> None:
-    export_dir = export_folder(settings.export_dir)
+def _export_panel(turns: ChatTurns, state: gr.State, controls: Controls, blind: gr.Checkbox) -> None:
+    """The Export accordion. It refuses while the session is blind on the server (whatever the page's box says: a
+    script can send it unticked) or while the page's box is ticked."""
+    export_dir = export_folder(turns.settings.export_dir)
     with gr.Accordion("Export the conversation", open=False):
         button = gr.Button("Export JSON + Markdown", elem_id="export")
         files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="export-files")
 
-    def export(exchanges: list[Exchange], blind_on: bool, *values: Any) -> list[str]:
-        if blind_on:
+    def export(request: gr.Request, exchanges: list[Exchange], blind_on: bool, *values: Any) -> list[str]:
+        if blind_on or turns.is_blind(request.session_hash or ""):
             raise gr.Error(BLIND_EXPORT_REFUSED, print_exception=False)
         raw = controls.raw(values)
         meta = {

@@ -1,0 +1,63 @@
+"""Blind mode's handlers on a built page, called as Gradio calls them (a gr.Request per session, no server): what
+the server keeps decides, not what the page (or a script) sends. Export refuses while the session is blind, a Send
+runs the models kept for the sides, a page whose blind mode the server forgot gets a clear message and no
+placeholder in its reveal, a toast names no model, and ticking Blind empties both stats lines.
+
+The same through a served page: tests/app/test_app_api.py (the API) and tests/app/test_blind_browser.py.
+
+    .venv/bin/python -m pytest tests/app/test_blind_handlers.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pytest
+
+from app.config import AppArgs
+from app.conversation import new_exchange
+from app.hidden_names import HIDDEN
+from app.ui import BLIND_EXPORT_REFUSED, build_demo
+from tests.app.fake_engine import FakeEngine
+
+SAMPLING = ["persona", True, 0.6, 0.95, 20, 16, 0]  # system prompt, persona for base, temperature ... seed
+NAMES = re.compile("fake-base|huanhuan")
+
+
+@pytest.fixture
+def demo(fake_engine: FakeEngine, tmp_path: Path) -> gr.Blocks:
+    settings = AppArgs(votes_dir=str(tmp_path / "votes"), export_dir=str(tmp_path / "exports"))
+    return build_demo(fake_engine, settings)
+
+
+def event(demo: gr.Blocks, api_name: str) -> Any:
+    return next(fn for fn in demo.fns.values() if fn.api_name == api_name)
+
+
+def call(demo: gr.Blocks, api_name: str, session: str, *inputs: Any) -> list[Any]:
+    """What the event's handler returns, called by Gradio for `session` (which injects its gr.Request)."""
+    request = gr.Request(session_hash=session)
+    return asyncio.run(demo.call_function(event(demo, api_name), list(inputs), requests=request))["prediction"]
+
+
+def send(demo: gr.Blocks, session: str, left: str, right: str, message: str = "hi") -> list[list[Any]]:
+    """Every update of a Send (a generator: called directly, with the request Gradio would pass)."""
+    handler = event(demo, "send").fn
+    return list(handler(gr.Request(session_hash=session), [], message, left, right, *SAMPLING, 0))
+
+
+def tick(demo: gr.Blocks, session: str, on: bool, left: str = "fake-base", right: str = "huanhuan") -> list[Any]:
+    return call(demo, "blind_mode", session, on, [], left, right, 0)
+
+
+def test_export_refuses_while_the_session_is_blind_whatever_the_page_sends(demo: gr.Blocks) -> None:
+    exchanges = [new_exchange("hi", {"left": "fake-base", "right": "huanhuan"}, now=0.0)]
+    tick(demo, "s", True)
+    with pytest.raises(gr.Error, match=re.escape(BLIND_EXPORT_REFUSED)):  # the page (or a script) says "not blind"
+        call(demo, "export", "s", exchanges, False, "", HIDDEN, HIDDEN, *SAMPLING)
+    files = call(demo, "export", "t", exchanges, False, "", "fake-base", "huanhuan", *SAMPLING)  # not blind
+    assert len(files) == 2
