@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange, fail_reply, history_for, merge_delta, new_exchange, stop_reply
-from app.hidden_names import HIDDEN, hide_names
+from app.hidden_names import hide_names
 from app.merge_sides import SideEvent, TurnControl, stream_sides
 from app.validation import checked_model, clean_message, not_served
 from serving.protocol import BASE_MODEL_ALIAS, ChatRequest, Engine, SamplingParams, served_weights_by_name
@@ -49,8 +49,8 @@ class ChatTurns:
     """Runs turns for many browser sessions at once; each session has at most one running turn.
 
     A session in blind mode (`set_blind`) gets its sides' errors without model names (app.hidden_names), and
-    the models of its hidden sides are kept here, never on the page: its pickers hold HIDDEN, and a turn asked
-    for HIDDEN on a side runs the model the session keeps for that side (`models_for`).
+    the models of its hidden sides are kept here, never on the page: its pickers hold HIDDEN, and its turns run
+    the models the session keeps for its sides, whatever the page sends (`models_for`).
     A turn clicked before the session's last Stop, Undo or Clear (both times on the page's clock) never
     starts: it was still waiting in the queue when the person stopped it.
     """
@@ -101,9 +101,11 @@ class ChatTurns:
             return self._blind.pop(session, None)
 
     def models_for(self, session: str, models: dict[str, str]) -> dict[str, str]:
-        """The models a turn asks for: a side sent as HIDDEN (a blind page's picker) runs the session's model."""
-        hidden = self.blind_models(session)
-        return {side: hidden.get(side, model) if model == HIDDEN else model for side, model in models.items()}
+        """The models a turn runs: while the session is blind, the ones it keeps for its sides whatever the page
+        sent (HIDDEN; or names, sent before the tick's reply reached the page, or by a script); else the page's."""
+        with self._lock:
+            kept = self._blind.get(session)
+        return dict(models) if kept is None else {**models, **kept}
 
     def page_text(self, session: str, text: str) -> str:
         """`text` as the session's page may show it: without any model name while the session is blind."""

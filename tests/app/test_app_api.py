@@ -103,19 +103,21 @@ def test_a_vote_through_the_api_with_blind_mode_off_is_refused_and_not_stored(cl
     assert stored_votes(votes_dir) == before
 
 
-def test_a_blind_turn_hides_names_in_errors_and_the_vote_reveals_the_models_that_answered(
+def test_a_blind_turn_runs_the_kept_models_whatever_the_page_sends_and_the_vote_reveals_them(
     client, votes_dir: Path
 ) -> None:
     before = stored_votes(votes_dir)
-    client.predict(True, "fake-base", "huanhuan", api_name="/blind_mode")
-    _, _, right_chat, _, _ = send(client, "hello", right="gone-model")  # a hidden side whose model is not served
-    error = right_chat[-1]["content"][0]["text"]
-    assert "is not served now" in error and "gone-model" not in error and "‹hidden›" in error
-    send(client, "hello", left="huanhuan", right="fake-base")
+    client.predict(True, "fake-base", "gone-model", api_name="/blind_mode")  # one hidden side's model is not served
+    _, left_chat, right_chat, _, _ = send(client, "hello", left="huanhuan", right="huanhuan")  # names: not blind
+    texts = {side: chat[-1]["content"][0]["text"] for side, chat in (("left", left_chat), ("right", right_chat))}
+    gone = next(side for side, text in texts.items() if "is not served now" in text)  # the kept model ran there
+    assert "gone-model" not in texts[gone] and HIDDEN in texts[gone], texts
+    ran = {side: "gone-model" if side == gone else "fake-base" for side in texts}
     outputs = client.predict(True, 0, "persona", api_name="/vote_left")
-    assert "A was `huanhuan`, B was `fake-base`" in str(outputs)
+    assert f"A was `{ran['left']}`, B was `{ran['right']}`" in str(outputs)
     added = [json.loads(line) for line in stored_votes(votes_dir)[len(before) :]]
-    assert [(v["vote"], v["left"]["model"], v["right"]["model"]) for v in added] == [("left", "huanhuan", "fake-base")]
+    stored = [(vote["vote"], vote["left"]["model"], vote["right"]["model"]) for vote in added]
+    assert stored == [("left", ran["left"], ran["right"])]
     again = client.predict(True, 0, "persona", api_name="/vote_right")  # a script claiming blind mode still on
     assert "Blind mode is off" in str(again) and len(stored_votes(votes_dir)) == len(before) + 1
 

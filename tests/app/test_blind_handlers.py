@@ -61,3 +61,12 @@ def test_export_refuses_while_the_session_is_blind_whatever_the_page_sends(demo:
         call(demo, "export", "s", exchanges, False, "", HIDDEN, HIDDEN, *SAMPLING)
     files = call(demo, "export", "t", exchanges, False, "", "fake-base", "huanhuan", *SAMPLING)  # not blind
     assert len(files) == 2
+
+
+def test_a_send_while_blind_runs_the_kept_models_whatever_names_the_page_sends(
+    demo: gr.Blocks, fake_engine: FakeEngine
+) -> None:
+    tick(demo, "s", True)  # fake-base and huanhuan, in an order the page is not told
+    *_, last = send(demo, "s", "huanhuan", "huanhuan")  # sent before the tick's reply came back, or by a script
+    assert sorted(request.model for request in fake_engine.requests) == ["fake-base", "huanhuan"]
+    assert not NAMES.search(str(last[:-1])), "the stats lines say A and B"
