@@ -38,7 +38,7 @@ Usage: ./launch.sh [options]
   --port N               the app's port (default 7860)
   --tensor-parallel N    split the model across N GPUs (vLLM's --tensor-parallel-size; default 1)
   --gpu-memory-utilization F
-                         share of the GPU vLLM takes (default 0.85); 0.5 leaves room to train beside it
+                         share of the GPU vLLM takes (default 0.85); on a 24 GB card, 0.5 leaves room to train from the app
   --share                also make a public Gradio link (needs --auth); the Train tab is not offered there
   --allow-training       offer the Train tab on the --share link too
   --auth USER:PASS       password-protect the app (required with --share); or set APP_AUTH=USER:PASS,

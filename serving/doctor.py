@@ -33,7 +33,9 @@ from common.devices import (
     weights_size_gb,
 )
 
-MIN_GPU_MEMORY_GIB = 22.0  # a "24 GB" card reports ~23.6 GiB; vLLM at 0.5 beside a 4B LoRA run (~10 GB) fits
+# A "24 GB" card reports ~23.6 GiB: vLLM at --gpu-memory-utilization 0.5 leaves ~11.7 GiB, where the training
+# memory plan fits the 4B preset at batch 4 (the Train tab's choice, tests/training/test_job.py).
+MIN_GPU_MEMORY_GIB = 22.0
 REAL_MODEL_DISK_GB = 8.1  # Qwen3-4B-Thinking-2507 in bf16 on disk
 # The torch that requirements-gpu.txt's vLLM brings (PyPI's torch 2.13.0: CUDA 13.0, kernels from sm_75 up).
 PINNED_GPU_TORCH = TorchFacts("2.13.0", "13.0", ("sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120"), True)

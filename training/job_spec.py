@@ -1,9 +1,11 @@
 """What one training job from the app is: the knobs, the checks made before anything starts, the command it runs.
 
 `JobSpec` holds the adapter name, the dataset, the config preset (configs/*.yaml) and the few knobs the Train
-tab offers; every other field comes from the preset. `spec_problems(spec)` lists every reason the job cannot
-start (bad name, an existing adapter without "replace", a bad dataset with its rows named by line, knobs out
-of range); `training_command(spec, ...)` is the `python -m training` command line it runs.
+tab offers, plus the batch size and accumulation steps that training.job_memory chooses where the preset's
+batch does not fit beside the server; every other field comes from the preset. `spec_problems(spec)` lists
+every reason the job cannot start (bad name, an existing adapter without "replace", a bad dataset with its rows
+named by line, knobs out of range); `training_command(spec, ...)` is the `python -m training` command line it
+runs.
 
     spec = JobSpec(name="my-persona", dataset_path=Path("my.jsonl"), preset=Path("configs/lora_tiny.yaml"),
                    model_path=".cache/tiny-qwen3", adapters_dir=Path("Models/adapters"), max_steps=20)
@@ -23,6 +25,7 @@ from training.config import TrainArgs, parse_args
 from training.data import DatasetError, LoadReport, load_rows
 
 KNOBS = ("max_steps", "num_train_epochs", "learning_rate", "lora_r", "max_length", "eval_steps")
+BATCH_FIELDS = ("per_device_train_batch_size", "gradient_accumulation_steps")  # set by the memory plan, no knob
 
 
 @dataclass
@@ -42,9 +45,12 @@ class JobSpec:
     max_length: int | None = None
     eval_steps: int | None = None
     max_lora_rank: int | None = None  # the server's --max-lora-rank; a larger rank could never be loaded
+    per_device_train_batch_size: int | None = None  # chosen by training.job_memory where the preset's does not fit
+    gradient_accumulation_steps: int | None = None
 
     def overrides(self) -> dict[str, Any]:
-        return {knob: getattr(self, knob) for knob in KNOBS if getattr(self, knob) is not None}
+        """The knobs and batch fields that are set: they override the preset on the command line."""
+        return {field: getattr(self, field) for field in KNOBS + BATCH_FIELDS if getattr(self, field) is not None}
 
 
 @dataclass

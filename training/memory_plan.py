@@ -29,12 +29,14 @@ the run's settings; rows at max_length unless measured lengths are given) adds u
     verdict = plan_training_memory(args, total_gib=24.0, reserved_gib=reserved_beside_vllm(24.0, 0.9))
     if not verdict.fits:
         print(verdict.message)   # "training needs about 11.7 GiB ... but only 2.4 GiB of the 24.0 GiB GPU ..."
+    args, verdict = fit_batch(args, 24.0, 12.0)   # the batch halved (accumulation raised) until the plan fits
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,11 @@ FULL_STATE_BYTES_PER_PARAM = 12  # fp32 gradient + two fp32 AdamW moments
 CONTEXT_GIB = 1.0  # CUDA context, cuBLAS workspaces, allocator fragmentation
 MARGIN = 0.10
 PRECISION_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4, "auto": 2}  # auto trains in bf16/fp16 on a GPU
+CLI_ADVICE = (
+    "Lower --per_device_train_batch_size (raise --gradient_accumulation_steps to keep the effective batch) or "
+    "--max_length, turn on --gradient_checkpointing, or restart the server with a lower --gpu-memory-utilization "
+    "(e.g. 0.5)."
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,11 @@ class MemoryVerdict:
     parts: dict[str, float]
     message: str
 
+    @property
+    def shortfall_gib(self) -> float:
+        """How much more free memory the run needs (0 when it fits)."""
+        return max(self.need_gib - self.available_gib, 0.0)
+
 
 def estimate_parts(
     shape: ModelShape, args: Any, row_tokens: int | None = None, answer_tokens: int | None = None
@@ -162,11 +174,17 @@ def reserved_beside_vllm(total_gib: float, gpu_memory_utilization: float) -> flo
 
 
 def plan_training_memory(
-    args: Any, total_gib: float, reserved_gib: float, row_tokens: int | None = None, answer_tokens: int | None = None
+    args: Any,
+    total_gib: float,
+    reserved_gib: float,
+    row_tokens: int | None = None,
+    answer_tokens: int | None = None,
+    advice: str = CLI_ADVICE,
 ) -> MemoryVerdict:
     """Does the run of `args` (TrainArgs) fit in `total_gib - reserved_gib`? `reserved_gib`: what other processes
     (the vLLM server) hold. `row_tokens` / `answer_tokens`: the longest row / answer to train on, when measured
-    (default: max_length). A model folder without config.json cannot be estimated and is let through."""
+    (default: max_length); `advice`: what a refusal tells the user to do. A model folder without config.json
+    cannot be estimated and is let through."""
     config_path = Path(args.model_name_or_path) / "config.json"
     available = max(total_gib - reserved_gib, 0.0)
     try:
@@ -185,8 +203,23 @@ def plan_training_memory(
         return MemoryVerdict(True, need, available, parts, f"{summary}; {available:.1f} GiB free: it fits")
     message = (
         f"{summary}, but only {available:.1f} GiB of the {total_gib:.1f} GiB GPU is free ({reserved_gib:.1f} GiB is "
-        "held, e.g. by the vLLM server's --gpu-memory-utilization share). Lower --per_device_train_batch_size "
-        "(raise --gradient_accumulation_steps to keep the effective batch) or --max_length, turn on "
-        "--gradient_checkpointing, or restart the server with a lower --gpu-memory-utilization (e.g. 0.5)."
+        f"held, e.g. by the vLLM server's --gpu-memory-utilization share). {advice}"
     )
     return MemoryVerdict(False, need, available, parts, message)
+
+
+def fit_batch(
+    args: Any, total_gib: float, reserved_gib: float, row_tokens: int | None = None, answer_tokens: int | None = None
+) -> tuple[Any, MemoryVerdict]:
+    """`args` (a TrainArgs) with per_device_train_batch_size halved until the plan fits, and
+    gradient_accumulation_steps raised so that batch x steps still covers the rows of one optimizer step; with
+    the verdict of the args returned (not fitting: even batch 1 does not)."""
+    rows_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    verdict = plan_training_memory(args, total_gib, reserved_gib, row_tokens, answer_tokens)
+    while not verdict.fits and args.per_device_train_batch_size > 1:
+        batch = args.per_device_train_batch_size // 2
+        args = replace(
+            args, per_device_train_batch_size=batch, gradient_accumulation_steps=math.ceil(rows_per_step / batch)
+        )
+        verdict = plan_training_memory(args, total_gib, reserved_gib, row_tokens, answer_tokens)
+    return args, verdict

@@ -287,18 +287,23 @@ QWEN3_4B_CONFIG = {  # Qwen3-4B-Thinking-2507's shape
 }  # fmt: skip
 
 
+def qwen3_4b_spec(tmp_path: Path, dataset: Path) -> JobSpec:
+    """The Train tab's default job on the served model: Qwen3-4B's shape, the 4B preset, the given rows."""
+    model = tmp_path / "qwen3-4b"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text(json.dumps(QWEN3_4B_CONFIG))
+    preset = REPO_ROOT / "configs" / "lora_qwen3_4b_thinking.yaml"
+    return JobSpec(name="big", dataset_path=dataset, preset=preset, model_path=str(model),
+                   adapters_dir=tmp_path / "adapters")  # fmt: skip
+
+
 def test_start_is_refused_with_the_numbers_when_training_cannot_fit_beside_the_server(
     tmp_path: Path, huanhuan_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Qwen3-4B's shape on a simulated 24 GiB card: beside vLLM at 0.9 there is no room; with 16 GiB free there is."""
     import training.job as job
 
-    model = tmp_path / "qwen3-4b"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps(QWEN3_4B_CONFIG))
-    preset = REPO_ROOT / "configs" / "lora_qwen3_4b_thinking.yaml"
-    spec = JobSpec(name="big", dataset_path=huanhuan_path, preset=preset, model_path=str(model),
-                   adapters_dir=tmp_path / "adapters")  # fmt: skip
+    spec = qwen3_4b_spec(tmp_path, huanhuan_path)
     refused = job.memory_verdict(spec, gpu=(24.0 * 0.1, 24.0))
     assert "training needs about" in refused and "only 2.4 GiB of the 24.0 GiB GPU is free" in refused
     assert job.memory_verdict(spec, gpu=(16.0, 24.0)) == "ok"  # huanhuan's rows are short: a batch of 8 fits
@@ -309,3 +314,65 @@ def test_start_is_refused_with_the_numbers_when_training_cannot_fit_beside_the_s
     assert jobs.latest() is None  # nothing was started
     monkeypatch.setattr(job, "gpu_memory_gib", lambda: None)  # a machine without a usable GPU: nothing to plan
     assert job.memory_verdict(spec) == "ok"
+
+
+BESIDE_VLLM = {  # (free, total) GiB that nvidia-smi reads beside the app's vLLM server -> the batch chosen
+    "24 GB card at 0.5": ((11.7, 23.6), 4),
+    "H100 at launch.sh's 0.85": ((11.6, 79.2), 2),
+}
+
+
+@pytest.mark.parametrize(("reading", "chosen"), BESIDE_VLLM.values(), ids=BESIDE_VLLM.keys())
+def test_the_default_preset_starts_beside_the_server_at_a_smaller_batch_with_the_same_effective_batch(
+    tmp_path: Path, huanhuan_path: Path, monkeypatch: pytest.MonkeyPatch, reading: tuple[float, float], chosen: int
+) -> None:
+    """The Train tab has no batch knob: where the preset's batch 8 does not fit, the job halves the batch and
+    doubles the accumulation steps until the plan fits, and says so in its log and its status line. The README
+    quotes the batches chosen here."""
+    import sys
+
+    import training.job as job
+    from training.memory_plan import plan_training_memory
+
+    commands: list[list[str]] = []
+
+    def record(spec: JobSpec, run: Path, adapter: Path) -> list[str]:
+        commands.append(training_command(spec, run, adapter))
+        return [sys.executable, "-c", "raise SystemExit(3)"]  # no model to train: end at once
+
+    monkeypatch.setattr(job, "gpu_memory_gib", lambda: reading)
+    monkeypatch.setattr(job, "training_command", record)
+    spec = qwen3_4b_spec(tmp_path, huanhuan_path)
+    free, total = reading
+    assert not plan_training_memory(planned_args(spec), total, total - free).fits  # the preset's batch 8 does not
+    jobs = TrainingJobs(tmp_path / "jobs")
+    state = jobs.start(spec)
+    flags = dict(zip(commands[0][3::2], commands[0][4::2], strict=False))
+    batch, steps = int(flags["--per_device_train_batch_size"]), int(flags["--gradient_accumulation_steps"])
+    assert batch == chosen and batch * steps == 8 * 2, flags  # the preset's 8 rows x 2 accumulation steps a step
+    note = state["memory_note"]
+    assert f"batch {batch} x {steps} accumulation steps" in note and "same 16 rows per optimizer step" in note
+    wait_for(lambda: jobs.latest()["status"] != "running", timeout_s=60, what="the job to end")
+    assert (jobs.jobs_dir / state["id"] / "train.log").read_text(encoding="utf-8").startswith(note)
+    assert note in jobs.latest()["reason"]
+
+
+def test_where_even_batch_1_cannot_fit_the_refusal_says_how_much_to_free_and_how(
+    tmp_path: Path, huanhuan_path: Path
+) -> None:
+    """A 24 GB card beside vLLM at launch.sh's default 0.85: the 4B weights alone do not fit in what is left."""
+    import training.job as job
+
+    refused = job.memory_verdict(qwen3_4b_spec(tmp_path, huanhuan_path), gpu=(3.3, 23.6))
+    assert "needs about 10.1 GiB" in refused and "batch 1 x " in refused  # the README quotes the 10.1
+    assert "only 3.3 GiB of the 23.6 GiB GPU is free" in refused
+    assert "--per_device_train_batch_size" not in refused  # the Train tab has no such knob
+    assert "The Train tab tried every batch size down to 1" in refused
+    assert "./launch.sh --gpu-memory-utilization 0.5" in refused  # (held - missing) / total, a tenth down
+
+
+def test_a_card_too_small_for_the_server_and_the_run_together_says_so(tmp_path: Path, huanhuan_path: Path) -> None:
+    import training.job as job
+
+    refused = job.memory_verdict(qwen3_4b_spec(tmp_path, huanhuan_path), gpu=(7.0, 8.0))  # a server share can't help
+    assert "cannot hold the server and this run together" in refused and "./launch.sh --gpu-memory" not in refused

@@ -21,6 +21,7 @@ from training.memory_plan import (
     GIB,
     ModelShape,
     activation_bytes_per_token,
+    fit_batch,
     plan_training_memory,
     reserved_beside_vllm,
 )
@@ -89,6 +90,29 @@ def test_the_plan_covers_the_peaks_measured_on_an_h100_without_crying_wolf(
                    lora_dropout=0.1)  # fmt: skip
     need = plan_training_memory(args, 80.0, 0.0, LONGEST_ROW, LONGEST_ANSWER).need_gib
     assert measured_gib < need < 1.45 * measured_gib
+
+
+@pytest.mark.parametrize(
+    ("batch", "steps", "free_gib", "chosen"),
+    [(8, 2, 60.0, (8, 2)), (8, 2, 12.0, (4, 4)), (8, 2, 10.5, (2, 8)), (6, 2, 10.5, (1, 12)), (8, 1, 10.9, (2, 4))],
+)
+def test_fit_batch_halves_the_batch_and_keeps_the_effective_batch_until_the_plan_fits(
+    tmp_path: Path, batch: int, steps: int, free_gib: float, chosen: tuple[int, int]
+) -> None:
+    args = lora_4b(tmp_path, per_device_train_batch_size=batch, gradient_accumulation_steps=steps)
+    fitted, verdict = fit_batch(args, 80.0, 80.0 - free_gib, LONGEST_ROW, LONGEST_ANSWER)
+    assert (fitted.per_device_train_batch_size, fitted.gradient_accumulation_steps) == chosen
+    assert verdict.fits and verdict == plan_training_memory(fitted, 80.0, 80.0 - free_gib, LONGEST_ROW, LONGEST_ANSWER)
+    assert fitted.per_device_train_batch_size * fitted.gradient_accumulation_steps >= batch * steps
+    assert replace(fitted, per_device_train_batch_size=batch, gradient_accumulation_steps=steps) == args
+
+
+def test_fit_batch_gives_batch_1s_verdict_when_nothing_fits(tmp_path: Path) -> None:
+    args = lora_4b(tmp_path, per_device_train_batch_size=8, gradient_accumulation_steps=2)
+    fitted, verdict = fit_batch(args, 24.0, 20.0, LONGEST_ROW, LONGEST_ANSWER)
+    assert (fitted.per_device_train_batch_size, fitted.gradient_accumulation_steps) == (1, 16)
+    assert not verdict.fits and "batch 1 x 253 tokens" in verdict.message
+    assert verdict.shortfall_gib == pytest.approx(verdict.need_gib - 4.0)
 
 
 def test_lora_dropout_costs_a_copy_of_every_targets_input(tmp_path: Path) -> None:
