@@ -29,6 +29,7 @@ from app.conversation import SIDES, Exchange
 from app.event_options import QUIET
 from app.hidden_names import HIDDEN
 from app.render import LIVE_SUFFIX, stats_line, stats_lines
+from app.turns import BLIND_RESET
 from app.votes import VoteStore
 from serving.protocol import Engine, served_weights_by_name
 
@@ -56,12 +57,14 @@ def build_blind_panel(
         request: gr.Request, on: bool, exchanges: list[Exchange], left: str, right: str, at: Any = 0
     ) -> list[Any]:
         session = request.session_hash or ""
-        shown = turns.models_for(session, {"left": left, "right": right})  # ticked again (a script): as they were
+        page = {"left": left, "right": right}
         if not on:
-            models = turns.end_blind(session) or shown
-            said = _revealed_note("Blind mode off (no vote).", _shown_models(exchanges, models))
+            kept = turns.end_blind(session)
+            models = kept if kept is not None else {side: model for side, model in page.items() if model != HIDDEN}
+            said = _off_note(_shown_models(exchanges, models))
             return _revealed(_shown_pickers(turns.engine, settings, models), exchanges, said, gr.skip())
         turns.stop(session, discard=True, clicked_at_ms=click_time(at))  # a Send still queued never starts
+        shown = _models_to_hide(turns, settings, session, page)
         swap = secrets.randbelow(2) == 1
         turns.set_blind(session, True, {"left": shown["right"], "right": shown["left"]} if swap else shown)
         hidden = [gr.update(value=HIDDEN, visible=False) for _ in SIDES]  # the models stay on the server (turns)
@@ -76,7 +79,8 @@ def build_blind_panel(
         last = exchanges[-1] if exchanges else None
         session = request.session_hash or ""
         if not on or not turns.is_blind(session):  # the session's own state, not only what the page says
-            return _unchanged(outputs, "⚠ Blind mode is off: there is no blind exchange to vote on.")
+            said = f"⚠ {BLIND_RESET}." if on else "⚠ Blind mode is off: there is no blind exchange to vote on."
+            return _unchanged(outputs, said)
         if last is None or not all(reply.finished for reply in last.replies.values()):
             return _unchanged(outputs, "⚠ Send a message and let both sides finish before voting.")
         models = turns.end_blind(session)
@@ -129,11 +133,23 @@ def _reply(exchange: Exchange, side: str) -> dict[str, Any]:
     return {key: reply[key] for key in keep}
 
 
+def _models_to_hide(turns: Any, settings: AppArgs, session: str, page: dict[str, str]) -> dict[str, str]:
+    """What the sides run once blind: the pickers' models; as they were when the session is blind already (ticked
+    again by a script); a picker's default for one still holding HIDDEN (a page the server forgot, ticked again)."""
+    kept = turns.blind_models(session)
+    if kept or HIDDEN not in page.values():
+        return kept or page
+    defaults = picker_choices(turns.engine, settings, None, None)
+    return {side: defaults[i].get("value") if page[side] == HIDDEN else page[side] for i, side in enumerate(SIDES)}
+
+
 def _shown_pickers(engine: Engine, settings: AppArgs, models: dict[str, str]) -> list[Any]:
     """Both pickers shown with the models the hidden sides run now (checked against the server's list: one no
-    longer served falls back, as a picker's value does; as they are when the server cannot be asked)."""
+    longer served, or none given, falls back as a picker's value does; as they are when the server cannot be
+    asked)."""
     choices = picker_choices(engine, settings, models.get("left"), models.get("right"))
-    return [gr.update(visible=True, **{"value": models.get(side), **choices[i]}) for i, side in enumerate(SIDES)]
+    kept = [{"value": models[side]} if side in models else {} for side in SIDES]
+    return [gr.update(visible=True, **{**kept[i], **choices[i]}) for i in range(len(SIDES))]
 
 
 def _shown_models(exchanges: list[Exchange], models: dict[str, str]) -> dict[str, str]:
@@ -142,6 +158,13 @@ def _shown_models(exchanges: list[Exchange], models: dict[str, str]) -> dict[str
     if last is None:
         return models
     return {side: last.replies[side].model for side in SIDES}
+
+
+def _off_note(names: dict[str, str]) -> str:
+    """The line after unticking: the models revealed, or that the server had nothing left to reveal."""
+    if all(names.get(side) for side in SIDES):
+        return _revealed_note("Blind mode off (no vote).", names)
+    return "Blind mode off. It had been reset on the server (the page was away): there is nothing to reveal."
 
 
 def _revealed_note(said: str, names: dict[str, str]) -> str:

@@ -18,10 +18,24 @@ from dataclasses import dataclass, replace
 
 from app.config import AppArgs
 from app.conversation import SIDES, Exchange, fail_reply, history_for, merge_delta, new_exchange, stop_reply
-from app.hidden_names import hide_names
+from app.hidden_names import HIDDEN, hide_names
 from app.merge_sides import SideEvent, TurnControl, stream_sides
 from app.validation import checked_model, clean_message, not_served
-from serving.protocol import BASE_MODEL_ALIAS, ChatRequest, Engine, SamplingParams, served_weights_by_name
+from serving.protocol import (
+    BASE_MODEL_ALIAS,
+    BadRequestError,
+    ChatRequest,
+    Engine,
+    SamplingParams,
+    served_weights_by_name,
+)
+
+# A page still in blind mode whose session the server no longer keeps as blind (it forgot a page that was away,
+# or a vote ended blind mode before a queued Send ran): its pickers hold HIDDEN, and nothing says what they run.
+BLIND_RESET = (
+    "Blind mode was reset on the server (the page was away, or a vote ended it): untick Blind mode if it is ticked, "
+    "and tick it again"
+)
 
 
 @dataclass
@@ -102,10 +116,15 @@ class ChatTurns:
 
     def models_for(self, session: str, models: dict[str, str]) -> dict[str, str]:
         """The models a turn runs: while the session is blind, the ones it keeps for its sides whatever the page
-        sent (HIDDEN; or names, sent before the tick's reply reached the page, or by a script); else the page's."""
+        sent (HIDDEN; or names, sent before the tick's reply reached the page, or by a script); else the page's.
+        HIDDEN from a session that is not blind raises BadRequestError (BLIND_RESET): nothing is kept to run."""
         with self._lock:
             kept = self._blind.get(session)
-        return dict(models) if kept is None else {**models, **kept}
+        if kept is not None:
+            return {**models, **kept}
+        if HIDDEN in models.values():  # a page still blind that the server no longer is (it forgot the session)
+            raise BadRequestError(BLIND_RESET)
+        return dict(models)
 
     def page_text(self, session: str, text: str) -> str:
         """`text` as the session's page may show it: without any model name while the session is blind."""

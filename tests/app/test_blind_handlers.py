@@ -70,3 +70,29 @@ def test_a_send_while_blind_runs_the_kept_models_whatever_names_the_page_sends(
     *_, last = send(demo, "s", "huanhuan", "huanhuan")  # sent before the tick's reply came back, or by a script
     assert sorted(request.model for request in fake_engine.requests) == ["fake-base", "huanhuan"]
     assert not NAMES.search(str(last[:-1])), "the stats lines say A and B"
+
+
+def test_a_page_whose_blind_mode_the_server_forgot_gets_a_clear_message_and_no_placeholder_in_the_reveal(
+    demo: gr.Blocks, fake_engine: FakeEngine
+) -> None:
+    tick(demo, "s", True)
+    call(demo, "forget", "s")  # the server lost the page (a missed heartbeat) while it still shows blind mode
+    with pytest.raises(gr.Error, match="Blind mode was reset on the server"):
+        send(demo, "s", HIDDEN, HIDDEN)
+    assert fake_engine.requests == []
+    voted = call(demo, "vote_left", "s", True, [], 0, "persona")
+    assert "Blind mode was reset on the server" in voted[-2], "the vote says what to do"
+    unticked = tick(demo, "s", False, HIDDEN, HIDDEN)
+    assert HIDDEN not in str(unticked), unticked
+    assert [unticked[i]["value"] for i in (1, 2)] == ["fake-base", "huanhuan"], "the pickers' defaults"
+
+
+def test_ticking_blind_from_pickers_still_holding_the_placeholder_hides_their_defaults(
+    demo: gr.Blocks, fake_engine: FakeEngine
+) -> None:
+    tick(demo, "s", True)
+    call(demo, "forget", "s")
+    tick(demo, "s", True, HIDDEN, HIDDEN)  # the box ticked again before the pickers were revealed (a script)
+    send(demo, "s", HIDDEN, HIDDEN)
+    assert sorted(request.model for request in fake_engine.requests) == ["fake-base", "huanhuan"]
+    assert "`‹hidden›`" not in tick(demo, "s", False, HIDDEN, HIDDEN)[-2]
