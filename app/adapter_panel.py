@@ -54,8 +54,8 @@ def build_adapter_panel(
     def run(session: str, action: str, name: str | None, left: str | None, right: str | None) -> list[Any]:
         message, served = apply_action(engine, action, name)
         move = partial(follow, name=name, served=served)
-        pickers = moved_pickers(turns, settings, session, (move(left), move(right)), move)
-        return [*table_values(engine, name, message), *pickers]
+        moved = moved_pickers(turns, settings, session, (move(left), move(right)), move)
+        return [*table_values(engine, name, message), *moved]
 
     load.click(_with_action(run, "load"), inputs, outputs, api_name="load_adapter", **limits)
     unload.click(_with_action(run, "unload"), inputs, outputs, api_name="unload_adapter", **limits)
@@ -135,17 +135,35 @@ def moved_pickers(
     turns: ChatTurns, settings: AppArgs, session: str, shown: tuple[str | None, str | None],
     move: Callable[[str | None], str | None],
 ) -> list[Any]:  # fmt: skip
-    """gr.update for both pickers after the served models changed: `shown` are the models they are to show.
+    """gr.update for both pickers after the served models changed: `shown` are the values they are to show (the
+    page's, moved to new served names by `move`).
 
-    While the session is blind, its hidden sides' models (kept by `turns`) are moved by `move` instead, and fall
-    back as a picker's value does when no longer served; the pickers get the new choices and keep HIDDEN.
+    A picker shown as HIDDEN (what a blind page sends) gets the new choices only: its value stays the page's (HIDDEN
+    while blind; the names a vote has just revealed, should the vote come first). While the session is blind, the
+    models it keeps for its sides are moved (one no longer served falls back, as a picker's value does) and a picker
+    shown named gets HIDDEN.
     """
+    blind = _move_hidden_sides(turns, settings, session, move)
+    updates = []
+    for value, kwargs in zip(shown, picker_choices(turns.engine, settings, *shown), strict=True):
+        if value == HIDDEN:
+            kwargs = {key: kept for key, kept in kwargs.items() if key != "value"}
+        elif blind:
+            kwargs = {**kwargs, "value": HIDDEN}
+        updates.append(gr.update(**kwargs))
+    return updates
+
+
+def _move_hidden_sides(
+    turns: ChatTurns, settings: AppArgs, session: str, move: Callable[[str | None], str | None]
+) -> bool:
+    """Move the models a blind session keeps for its sides; whether it is (still) blind."""
     hidden = turns.blind_models(session)
     if not hidden:
-        return picker_updates(turns.engine, settings, *shown)
+        return False
     choices = picker_choices(turns.engine, settings, *(move(hidden.get(side)) for side in SIDES))
-    turns.move_blind(session, {side: kwargs["value"] for side, kwargs in zip(SIDES, choices, strict=True) if kwargs})
-    return [gr.update(**{**kwargs, "value": HIDDEN}) for kwargs in choices]
+    return turns.move_blind(session, {side: kwargs["value"] for side, kwargs in zip(SIDES, choices, strict=True)
+                                      if kwargs})  # fmt: skip
 
 
 def picker_updates(engine: Engine, settings: AppArgs, left: str | None, right: str | None) -> list[Any]:

@@ -101,12 +101,14 @@ class ChatTurns:
         with self._lock:
             return dict(self._blind.get(session, {}))
 
-    def move_blind(self, session: str, models: dict[str, str]) -> None:
-        """The hidden sides' models after the served models changed (a reload's new name); nothing when the
-        session is no longer blind (a vote came first)."""
+    def move_blind(self, session: str, models: dict[str, str]) -> bool:
+        """The hidden sides' models after the served models changed (a reload's new name): whether the session is
+        still blind (nothing moves when a vote came first)."""
         with self._lock:
-            if session in self._blind:
-                self._blind[session].update(models)
+            if session not in self._blind:
+                return False
+            self._blind[session].update(models)
+            return True
 
     def end_blind(self, session: str) -> dict[str, str] | None:
         """Turn blind mode off (a vote, or the box unticked): the hidden sides' models for the one caller that

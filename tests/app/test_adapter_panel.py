@@ -1,4 +1,5 @@
-"""The Adapters panel sends names only, one engine call per action, and a side follows a reload's fresh name;
+"""The Adapters panel sends names only, one engine call per action, and a side follows a reload's fresh name (while
+blind, on the server: a picker sent as HIDDEN gets the new choices, never a value, even when a vote races the action);
 the app package imports only the engine protocol and the factory from serving.
 
     .venv/bin/python -m pytest tests/app/test_adapter_panel.py
@@ -7,10 +8,13 @@ the app package imports only the engine protocol and the factory from serving.
 from __future__ import annotations
 
 import ast
+from functools import partial
 from pathlib import Path
 
-from app.adapter_panel import TABLE_HEADERS, apply_action, follow, panel_values
+from app.adapter_panel import TABLE_HEADERS, apply_action, follow, moved_pickers, panel_values
 from app.config import AppArgs
+from app.hidden_names import HIDDEN
+from app.turns import ChatTurns
 from tests.app.fake_engine import FakeEngine
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -62,3 +66,43 @@ def test_a_refusal_from_the_serving_side_is_the_status_line(fake_engine: FakeEng
     assert served is None and message.startswith("⚠") and "not a valid adapter name" in message
     message, _ = apply_action(fake_engine, "unload", "never-loaded")
     assert "is not loaded" in message
+
+
+def offered(picker: dict) -> list[str]:
+    return [value for _label, value in picker["choices"]]
+
+
+def test_a_picker_sent_as_hidden_gets_the_new_choices_and_keeps_its_value(fake_engine: FakeEngine) -> None:
+    """A vote came first: the session is no longer blind, and the page's pickers show the revealed models."""
+    turns = ChatTurns(fake_engine, AppArgs())
+    _, served = apply_action(fake_engine, "reload", "huanhuan")
+    move = partial(follow, name="huanhuan", served=served)
+    pickers = moved_pickers(turns, AppArgs(), "s", (HIDDEN, HIDDEN), move)
+    assert ["value" in picker for picker in pickers] == [False, False], pickers
+    assert "huanhuan@2" in offered(pickers[0]) and offered(pickers[0]) == offered(pickers[1])
+
+
+def test_a_vote_between_reading_and_moving_the_hidden_models_reveals_no_placeholder(fake_engine: FakeEngine) -> None:
+    turns = ChatTurns(fake_engine, AppArgs())
+    turns.set_blind("s", True, {"left": "huanhuan", "right": "fake-base"})
+    read = turns.blind_models
+
+    def vote_right_after(session: str) -> dict[str, str]:
+        kept = read(session)
+        turns.end_blind(session)  # the vote reveals them while the action runs
+        return kept
+
+    turns.blind_models = vote_right_after
+    _, served = apply_action(fake_engine, "reload", "huanhuan")
+    move = partial(follow, name="huanhuan", served=served)
+    left, right = moved_pickers(turns, AppArgs(), "s", (HIDDEN, served), move)  # the Train tab's tick sends these
+    assert "value" not in left and right["value"] == "huanhuan@2", (left, right)
+
+
+def test_a_hidden_model_no_longer_served_falls_back_as_a_pickers_value_does(fake_engine: FakeEngine) -> None:
+    turns = ChatTurns(fake_engine, AppArgs())
+    turns.set_blind("s", True, {"left": "huanhuan", "right": "fake-base"})
+    message, _ = apply_action(fake_engine, "unload", "huanhuan")
+    pickers = moved_pickers(turns, AppArgs(), "s", (HIDDEN, HIDDEN), lambda model: model)
+    assert turns.blind_models("s") == {"left": "fake-base", "right": "fake-base"}, message
+    assert ["value" in picker for picker in pickers] == [False, False] and "huanhuan" not in offered(pickers[0])

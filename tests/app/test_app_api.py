@@ -153,7 +153,7 @@ def test_a_reload_while_blind_moves_the_hidden_side_on_the_server_and_the_page_l
         client = Client(next(served), verbose=False)
         toggled = client.predict(True, "fake-base", "huanhuan", api_name="/blind_mode")
         reloaded = client.predict("huanhuan", HIDDEN, HIDDEN, api_name="/reload_adapter")  # what a blind page sends
-        assert "huanhuan@2" in reloaded[2] and [picker["value"] for picker in reloaded[3:]] == [HIDDEN, HIDDEN]
+        assert "huanhuan@2" in reloaded[2] and ["value" in picker for picker in reloaded[3:]] == [False, False]
         *_, left_stats, right_stats = send(client, "hello", left=HIDDEN, right=HIDDEN)
         assert left_stats.startswith("A · ") and right_stats.startswith("B · ") and "tok/s" in right_stats
         assert not re.search("huanhuan|fake-base", str([toggled, left_stats, right_stats]))  # the choices list both

@@ -253,9 +253,9 @@ def test_a_blind_page_sends_placeholders_and_each_side_runs_the_model_the_server
     assert (replies["left"].model, replies["left"].answer) == ("huanhuan", "tuned")
     assert (replies["right"].model, replies["right"].answer) == ("fake-base", "base")
     assert turns.page_text("s", "adapter huanhuan on fake-base failed") == f"adapter {HIDDEN} on {HIDDEN} failed"
-    turns.move_blind("s", {"left": "huanhuan@2"})  # reloaded under a new name
+    assert turns.move_blind("s", {"left": "huanhuan@2"})  # reloaded under a new name
     assert turns.end_blind("s") == {"left": "huanhuan@2", "right": "fake-base"}  # the vote reveals them
-    turns.move_blind("s", {"left": "other"})  # too late: blind mode is over, nothing is kept
+    assert not turns.move_blind("s", {"left": "other"})  # too late: blind mode is over, nothing is kept
     assert turns.blind_models("s") == {} and turns.page_text("s", "huanhuan") == "huanhuan"
     with pytest.raises(BadRequestError, match=re.escape(BLIND_RESET)):  # a stale blind page: nothing is sent
         run(turns, "send", inputs(left=HIDDEN, right=HIDDEN), [], "s")
