@@ -111,7 +111,7 @@ def open_engine(args: EvalArgs, folder: Path, model: Path, served: str) -> Itera
         key = os.environ.get(args.api_key_env, "") if args.api_key_env else ""
         engine = create_engine("openai", base_url=args.base_url, api_key=key, base_model=args.base_model or None)
         base = check_served(engine, served, args.base_url)
-        yield engine, _loss(args, args.base_url, key, base, model, folder, served), base
+        yield engine, _loss(args, engine, base, model, folder, served), base
         return
     from serving.gpu_share import gpu_share_beside_others
     from serving.serve_args import ServeArgs
@@ -125,15 +125,15 @@ def open_engine(args: EvalArgs, folder: Path, model: Path, served: str) -> Itera
     with VLLMServer(serve) as server:
         engine = server.engine()
         base = check_served(engine, served, server.base_url)
-        yield engine, _loss(args, server.base_url, server.api_key, base, model, folder, served), base
+        yield engine, _loss(args, engine, base, model, folder, served), base
 
 
-def _loss(args: EvalArgs, base_url: str, key: str, base: str, model: Path, folder: Path, served: str) -> Any:
+def _loss(args: EvalArgs, engine: Any, base: str, model: Path, folder: Path, served: str) -> Any:
     from evaluation.refloss import TransformersReferenceLoss, VllmReferenceLoss
 
     if args.loss == "transformers":
         return TransformersReferenceLoss(model, folder, served)
-    return VllmReferenceLoss(base_url, key, base)
+    return VllmReferenceLoss(engine.base_url, engine.api_key, base, gate=engine.prefill_gate)
 
 
 def check_served(engine: Any, served: str, where: str, left: str | None = None) -> str:
@@ -200,7 +200,7 @@ def _engine_loss(args: EvalArgs, engine: Any, base: str, model: Path, folder: Pa
     from evaluation.refloss import TransformersReferenceLoss, VllmReferenceLoss
 
     if _loss_on_server(args, engine):
-        return VllmReferenceLoss(engine.base_url, engine.api_key, base)
+        return VllmReferenceLoss(engine.base_url, engine.api_key, base, gate=engine.prefill_gate)
     from serving.local_engine import LocalEngine  # torch: only where the loss is computed here
 
     if isinstance(engine, LocalEngine):  # the replies' own model: no second copy in memory

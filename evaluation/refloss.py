@@ -6,8 +6,9 @@ negative log-likelihood of the completion tokens (what the trainer's eval loss a
 exp(loss).
 
 - `VllmReferenceLoss`: vLLM's completions endpoint with `prompt_logprobs` on the token ids, against the
-  served base or adapter name (one request per row and side, max_tokens 1). One at a time by default:
-  vLLM 0.32's LoRA logits path breaks when prompt_logprobs requests share a batch (vllm-project/vllm#16668).
+  served base or adapter name (one request per row and side, max_tokens 1). Each one goes out alone, when the
+  server runs nothing else (serving.prefill_gate): vLLM 0.32's engine dies when a prompt_logprobs request
+  shares a batch with LoRA requests (vllm-project/vllm#16668).
 - `TransformersReferenceLoss`: transformers + peft in-process, batched: its own copy of the model, or
   (`on_engine`) the LocalEngine's model when the replies come from one.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from serving.http_clients import once_more_if_broken
+from serving.prefill_gate import PrefillGate, ServerBusy, metrics_reader
 from serving.protocol import BASE_MODEL_ALIAS, BadRequestError, EngineError
 
 TokenPair = tuple[list[int], list[int]]  # (prompt ids, reference completion ids)
@@ -35,17 +37,25 @@ class ReferenceLoss(Protocol):
 class VllmReferenceLoss:
     """Reference loss from a vLLM server's `prompt_logprobs` (an OpenAI-compatible server without it fails)."""
 
-    def __init__(self, base_url: str, api_key: str, base_model: str, concurrency: int = 1, timeout_s: float = 600):
+    def __init__(self, base_url: str, api_key: str, base_model: str, concurrency: int = 1, timeout_s: float = 600,
+                 gate: PrefillGate | None = None):  # fmt: skip
+        """`gate`: the PrefillGate of the engine that chats on this server (OpenAIEngine.prefill_gate), so each
+        loss request goes out alone; without one, a gate of its own (it still waits for the server's gauges)."""
         from serving.http_clients import openai_client
 
         self._client = openai_client(base_url, api_key, timeout_s)
+        self._gate = gate or PrefillGate(metrics_reader(base_url))
         self.base_model = base_model
         self.concurrency = concurrency
 
     def losses(self, model: str, items: Sequence[TokenPair]) -> list[float]:
+        """The items' losses, sent while the server runs nothing else (the gate is held for all of them)."""
         name = self.base_model if model == BASE_MODEL_ALIAS else model
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            return list(pool.map(lambda item: self._one(name, item), items))
+        try:
+            with self._gate.alone(), ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+                return list(pool.map(lambda item: self._one(name, item), items))
+        except ServerBusy as error:  # these rows go without their loss; the run goes on
+            raise EngineError(str(error)) from error
 
     def _one(self, name: str, item: TokenPair) -> float:
         prompt, completion = item

@@ -29,6 +29,7 @@ from serving.http_clients import adapter_client, once_more_if_broken, openai_cli
 from serving.openai_errors import KEY_HINT, engine_error_from, error_reason, refusal_reason
 from serving.openai_params import ServerParams, notice_for
 from serving.openai_stream import OpenAIStream
+from serving.prefill_gate import PrefillGate, metrics_reader
 from serving.protocol import (
     BASE_MODEL_ALIAS,
     AdapterError,
@@ -73,6 +74,8 @@ class OpenAIEngine:
         self.given_ids = list(dict.fromkeys(i for i in [base_model or "", *model_ids] if i))  # offered always
         self._client = openai_client(self.base_url, api_key, timeout_s)
         self.http = adapter_client(self.base_url, api_key, timeout_s)  # the `/v1/adapters` routes
+        # shared with the evaluation's reference loss on this server (serving.prefill_gate: vLLM#16668)
+        self.prefill_gate = PrefillGate(metrics_reader(self.base_url))
 
     @property
     def base_model(self) -> str:
@@ -146,7 +149,8 @@ class OpenAIEngine:
     def _send(self, messages: list[ChatMessage], model: str, params: SamplingParams, extra_body: dict) -> Any:
         """Open the stream; a connection that breaks before any answer is tried once more (a pooled keep-alive
         connection the server closed just then). A timeout, or a second failure, is reported."""
-        return once_more_if_broken(lambda: self._open(messages, model, params, extra_body))
+        with self.prefill_gate.chat_request():
+            return once_more_if_broken(lambda: self._open(messages, model, params, extra_body))
 
     def _open(self, messages: list[ChatMessage], model: str, params: SamplingParams, extra_body: dict) -> Any:
         return self._client.chat.completions.create(
