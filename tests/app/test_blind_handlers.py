@@ -17,10 +17,12 @@ from typing import Any
 
 import gradio as gr
 import pytest
+from gradio.state_holder import SessionState
 
 from app.config import AppArgs
 from app.conversation import new_exchange
 from app.hidden_names import HIDDEN
+from app.render import stats_line
 from app.ui import BLIND_EXPORT_REFUSED, build_demo
 from tests.app.fake_engine import FakeEngine
 
@@ -96,3 +98,31 @@ def test_ticking_blind_from_pickers_still_holding_the_placeholder_hides_their_de
     send(demo, "s", HIDDEN, HIDDEN)
     assert sorted(request.model for request in fake_engine.requests) == ["fake-base", "huanhuan"]
     assert "`‹hidden›`" not in tick(demo, "s", False, HIDDEN, HIDDEN)[-2]
+
+
+def test_a_toast_while_blind_names_no_model(demo: gr.Blocks) -> None:
+    tick(demo, "s", True, "huanhuan", "../../x")  # a side kept with a name no engine takes: the turn is refused
+    with pytest.raises(gr.Error) as refused:
+        send(demo, "s", HIDDEN, HIDDEN)
+    message = refused.value.message  # "unknown model '../../x': choose one of fake-base, huanhuan, base", hidden
+    assert "unknown model" in message and not NAMES.search(message) and "../../x" not in message, message
+
+
+def test_ticking_blind_empties_both_stats_lines(demo: gr.Blocks) -> None:
+    """Gradio pops "value" from an update it sends: one update object shared by both lines reached the second
+    without its value, which kept the last turn's stats (and names) on the page."""
+    blind_mode = event(demo, "blind_mode")
+    outputs = asyncio.run(demo.postprocess_data(blind_mode, tick(demo, "s", True), SessionState(demo)))
+    stats = [outputs[blind_mode.outputs.index(block)] for block in blind_mode.outputs if block.elem_id in
+             ("stats-left", "stats-right")]  # fmt: skip
+    assert [update.get("value") for update in stats] == [stats_line(None)] * 2
+
+
+def test_unticking_after_a_hidden_model_was_unloaded_shows_the_pickers_fallback_and_names_the_model(
+    demo: gr.Blocks, fake_engine: FakeEngine
+) -> None:
+    tick(demo, "s", True)
+    fake_engine.unload_adapter("huanhuan")  # behind the page's back (another page's Adapters panel)
+    unticked = tick(demo, "s", False, HIDDEN, HIDDEN)
+    assert [unticked[i]["value"] for i in (1, 2)] == ["fake-base", "fake-base"], "no longer served: the default"
+    assert "`huanhuan`" in unticked[-2], "the reveal still names the model the side ran"
