@@ -66,7 +66,7 @@ def build_blind_panel(
         turns.stop(session, discard=True, clicked_at_ms=click_time(at))  # a Send still queued never starts
         shown = _models_to_hide(turns, settings, session, page)
         swap = secrets.randbelow(2) == 1
-        turns.set_blind(session, True, {"left": shown["right"], "right": shown["left"]} if swap else shown)
+        turns.start_blind(session, {"left": shown["right"], "right": shown["left"]} if swap else shown)
         hidden = [gr.update(value=HIDDEN, visible=False) for _ in SIDES]  # the models stay on the server (turns)
         empty = [gr.update(value=[], label=label) for label in chat_labels(LABELS["left"], LABELS["right"])]
         quiet = [gr.update(value=stats_line(None), visible=False) for _ in SIDES]  # one dict each: Gradio pops values
@@ -96,7 +96,7 @@ def build_blind_panel(
             record = store.append({"vote": choice, "prompt": last.user, "seed": seed, "system_prompt": system,
                                    **replies})  # fmt: skip
         except OSError as error:  # nothing saved: the exchange stays blind, so the vote can be given again
-            turns.set_blind(session, True, models)
+            turns.start_blind(session, models)
             return _unchanged(outputs, f"⚠ The vote could not be saved ({error}); nothing was recorded.")
         names = {side: record[side]["model"] for side in SIDES}
         said = CHOICES[choice] if choice in ("tie", "both_bad") else f"{CHOICES[choice]} ({names[choice]})"

@@ -62,9 +62,9 @@ class TurnView:
 class ChatTurns:
     """Runs turns for many browser sessions at once; each session has at most one running turn.
 
-    A session in blind mode (`set_blind`) gets its sides' errors without model names (app.hidden_names), and
-    the models of its hidden sides are kept here, never on the page: its pickers hold HIDDEN, and its turns run
-    the models the session keeps for its sides, whatever the page sends (`models_for`).
+    A session in blind mode (`start_blind` to `end_blind`) gets its sides' errors without model names
+    (app.hidden_names), and the models of its hidden sides are kept here, never on the page: its pickers hold
+    HIDDEN, and its turns run the models the session keeps for its sides, whatever the page sends (`models_for`).
     A turn clicked before the session's last Stop, Undo or Clear (both times on the page's clock) never
     starts: it was still waiting in the queue when the person stopped it.
     """
@@ -84,13 +84,11 @@ class ChatTurns:
             self._blind.pop(session, None)
             self._stopped_at_ms.pop(session, None)
 
-    def set_blind(self, session: str, on: bool, models: dict[str, str] | None = None) -> None:
-        """Blind mode on (`models`: what each hidden side runs, kept here) or off for the session's next turns."""
+    def start_blind(self, session: str, models: dict[str, str]) -> None:
+        """Blind mode on for the session's next turns: `models` is what each hidden side runs, kept here (until
+        `end_blind`)."""
         with self._lock:
-            if on:
-                self._blind[session] = dict(models or {})
-            else:
-                self._blind.pop(session, None)
+            self._blind[session] = dict(models)
 
     def is_blind(self, session: str) -> bool:
         with self._lock:

@@ -84,7 +84,7 @@ def test_a_picker_sent_as_hidden_gets_the_new_choices_and_keeps_its_value(fake_e
 
 def test_a_vote_between_reading_and_moving_the_hidden_models_reveals_no_placeholder(fake_engine: FakeEngine) -> None:
     turns = ChatTurns(fake_engine, AppArgs())
-    turns.set_blind("s", True, {"left": "huanhuan", "right": "fake-base"})
+    turns.start_blind("s", {"left": "huanhuan", "right": "fake-base"})
     read = turns.blind_models
 
     def vote_right_after(session: str) -> dict[str, str]:
@@ -101,7 +101,7 @@ def test_a_vote_between_reading_and_moving_the_hidden_models_reveals_no_placehol
 
 def test_a_hidden_model_no_longer_served_falls_back_as_a_pickers_value_does(fake_engine: FakeEngine) -> None:
     turns = ChatTurns(fake_engine, AppArgs())
-    turns.set_blind("s", True, {"left": "huanhuan", "right": "fake-base"})
+    turns.start_blind("s", {"left": "huanhuan", "right": "fake-base"})
     message, _ = apply_action(fake_engine, "unload", "huanhuan")
     pickers = moved_pickers(turns, AppArgs(), "s", (HIDDEN, HIDDEN), lambda model: model)
     assert turns.blind_models("s") == {"left": "fake-base", "right": "fake-base"}, message

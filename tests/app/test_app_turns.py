@@ -75,13 +75,14 @@ def test_a_blind_session_gets_its_sides_errors_without_model_names(tmp_path) -> 
     broken = Script(answer=["x"] * 5, fail_after=2, fail_message="adapter 'huanhuan' of fake-base is gone")
     engine = FakeEngine({"huanhuan": broken}, adapters={"huanhuan": tmp_path})
     turns = ChatTurns(engine, AppArgs())
-    turns.set_blind("s", True)
-    streamed = run(turns, "send", inputs(), [], "s")[-1].exchanges[-1].replies["right"]
-    unserved = run(turns, "send", inputs(right="gone"), [], "s")[-1].exchanges[-1].replies["right"]
+    turns.start_blind("s", {"left": "fake-base", "right": "huanhuan"})
+    streamed = run(turns, "send", inputs(left=HIDDEN, right=HIDDEN), [], "s")[-1].exchanges[-1].replies["right"]
+    turns.start_blind("s", {"left": "fake-base", "right": "gone"})
+    unserved = run(turns, "send", inputs(left=HIDDEN, right=HIDDEN), [], "s")[-1].exchanges[-1].replies["right"]
     for reply in (streamed, unserved):
         assert reply.status == "error" and "‹hidden›" in reply.error, reply.error
         assert not re.search(r"huanhuan|fake-base|'gone'", reply.error), reply.error
-    turns.set_blind("s", False)  # voted or turned off: errors name the models again
+    turns.end_blind("s")  # voted or turned off: errors name the models again
     unserved = run(turns, "send", inputs(right="gone"), [], "s")[-1].exchanges[-1].replies["right"]
     assert "'gone' is not served now" in unserved.error
     other_session = run(turns, "send", inputs(right="gone"), [], "t")[-1].exchanges[-1].replies["right"]
@@ -165,7 +166,7 @@ def test_a_turn_clicked_before_a_stop_never_starts(fake_engine: FakeEngine) -> N
 
 def test_a_closed_pages_session_is_forgotten(fake_engine: FakeEngine) -> None:
     turns = ChatTurns(fake_engine, AppArgs())
-    turns.set_blind("s", True)
+    turns.start_blind("s", {"left": "fake-base", "right": "huanhuan"})
     turns.stop("s", clicked_at_ms=2_000.0)
     turns.forget("s")  # the page closed (demo.unload); a new page may get the same session id
     last = run(turns, "send", inputs(right="gone", clicked_at_ms=1_000.0), [], "s")[-1]
@@ -238,17 +239,17 @@ def test_a_blind_turn_records_the_weights_that_answered_and_a_vote_ends_blind_mo
     turns = ChatTurns(engine, AppArgs())
     seen = run(turns, "send", inputs(), [], "s")[-1].exchanges[-1].replies
     assert seen["right"].weights_sha256 == "", "not blind: no engine call is spent on it"
-    turns.set_blind("s", True)
-    blind = run(turns, "send", inputs(), [], "s")[-1].exchanges[-1].replies
+    turns.start_blind("s", {"left": "fake-base", "right": "huanhuan"})
+    blind = run(turns, "send", inputs(left=HIDDEN, right=HIDDEN), [], "s")[-1].exchanges[-1].replies
     assert blind["right"].weights_sha256 == file_sha256(folder / WEIGHTS_FILE) and blind["left"].weights_sha256 == ""
-    assert turns.end_blind("s") == {} and turns.end_blind("s") is None, "a second vote on the exchange is refused"
+    assert turns.end_blind("s") is not None and turns.end_blind("s") is None, "a second vote is refused"
 
 
 def test_a_blind_page_sends_placeholders_and_each_side_runs_the_model_the_server_keeps_for_it(tmp_path) -> None:
     engine = FakeEngine({"fake-base": Script(answer=["base"]), "huanhuan": Script(answer=["tuned"])},
                         adapters={"huanhuan": tmp_path})  # fmt: skip
     turns = ChatTurns(engine, AppArgs())
-    turns.set_blind("s", True, {"left": "huanhuan", "right": "fake-base"})  # the coin swapped the sides
+    turns.start_blind("s", {"left": "huanhuan", "right": "fake-base"})  # the coin swapped the sides
     replies = run(turns, "send", inputs(left=HIDDEN, right=HIDDEN), [], "s")[-1].exchanges[-1].replies
     assert (replies["left"].model, replies["left"].answer) == ("huanhuan", "tuned")
     assert (replies["right"].model, replies["right"].answer) == ("fake-base", "base")

@@ -122,7 +122,7 @@ def test_a_blind_session_keeps_its_hidden_models_a_retrained_one_under_its_new_n
     state = {"id": "j1", "name": "mine", "status": "succeeded", "reason": "ok", "started": 1.0, "served_as": "mine@2"}
     (tmp_path / "jobs" / "j1" / "state.json").write_text(json.dumps(state))
     turns = ChatTurns(engine, settings)
-    turns.set_blind("s", True, {"left": "mine", "right": "fake-base"})  # the adapter hidden on the left
+    turns.start_blind("s", {"left": "mine", "right": "fake-base"})  # the adapter hidden on the left
     blind = _tick(TrainingJobs(tmp_path / "jobs"), turns, settings, "s", {"id": "j1", "status": "running"}, HIDDEN)
     assert blind[0].startswith("**Succeeded**")
     assert turns.blind_models("s") == {"left": "mine@2", "right": "fake-base"}, "it follows its new name only"
