@@ -37,6 +37,8 @@ Usage: ./launch.sh [options]
   --strict-openai        with --engine openai: send OpenAI's own parameters only (never top_k)
   --port N               the app's port (default 7860)
   --tensor-parallel N    split the model across N GPUs (vLLM's --tensor-parallel-size; default 1)
+  --max-lora-rank N       the largest LoRA rank the vLLM server can load (default: what the adapters folder
+                         needs, at least 8); the Train tab refuses a larger rank before it trains
   --gpu-memory-utilization F
                          share of the GPU vLLM takes (default 0.85); on a 24 GB card, 0.5 leaves room to train from the app
   --share                also make a public Gradio link (needs --auth); the Train tab is not offered there
@@ -49,7 +51,7 @@ EOF
 }
 
 OFFLINE=0; HOME_DIR=$ROOT; MODEL=""; ADAPTER=huanhuan; ADAPTERS_DIR=""; DATASET=""
-TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; TENSOR_PARALLEL=1; GPU_MEMORY=0.85; BASE_URL=""; API_KEY_ENV=""; BASE_MODEL=""; MODEL_IDS=""; STRICT_OPENAI=0; PORT=7860; SHARE=0; ALLOW_TRAINING=0; AUTH=${APP_AUTH:-}; INSTALL=1
+TRAIN_CONFIG=""; TRAIN=1; ENGINE=vllm; TENSOR_PARALLEL=1; MAX_LORA_RANK=0; GPU_MEMORY=0.85; BASE_URL=""; API_KEY_ENV=""; BASE_MODEL=""; MODEL_IDS=""; STRICT_OPENAI=0; PORT=7860; SHARE=0; ALLOW_TRAINING=0; AUTH=${APP_AUTH:-}; INSTALL=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --offline) OFFLINE=1 ;;
@@ -68,6 +70,7 @@ while [ $# -gt 0 ]; do
     --strict-openai) STRICT_OPENAI=1 ;;
     --port) PORT=$2; shift ;;
     --tensor-parallel) TENSOR_PARALLEL=$2; shift ;;
+    --max-lora-rank) MAX_LORA_RANK=$2; shift ;;
     --gpu-memory-utilization) GPU_MEMORY=$2; shift ;;
     --share) SHARE=1 ;;
     --allow-training) ALLOW_TRAINING=1 ;;
@@ -85,6 +88,8 @@ if [ "$SHARE" = 1 ] && [ -z "$AUTH" ]; then
 fi
 case "$ENGINE" in vllm|local|openai) ;; *) echo "launch.sh: --engine must be vllm, local or openai" >&2; exit 2 ;; esac
 case "$TENSOR_PARALLEL" in ''|*[!0-9]*|0) echo "launch.sh: --tensor-parallel must be a whole number >= 1" >&2; exit 2 ;; esac
+VLLM_RANKS="1, 8, 16, 32, 64, 128, 256, 320, 512"  # serving.adapters.VLLM_RANKS; 0 (the default): from the adapters
+case ", $VLLM_RANKS, 0, " in *", $MAX_LORA_RANK, "*) ;; *) echo "launch.sh: --max-lora-rank must be one of vLLM's ranks $VLLM_RANKS" >&2; exit 2 ;; esac
 [[ $GPU_MEMORY =~ ^(0?\.[0-9]*[1-9][0-9]*|1(\.0*)?)$ ]] || { echo "launch.sh: --gpu-memory-utilization must be in (0, 1], e.g. 0.5" >&2; exit 2; }
 if [ "$ENGINE" = openai ] && { [ -z "$BASE_URL" ] || [ -z "$API_KEY_ENV" ]; }; then
   echo "launch.sh: --engine openai needs --base-url URL and --api-key-env VAR" >&2; exit 2
@@ -231,7 +236,7 @@ case "$ENGINE" in
     export LAUNCH_API_KEY
     setsid "$PY" -m serving --model "$MODEL" --adapters_dir "$ADAPTERS_DIR" --api_key_env LAUNCH_API_KEY \
       --ready_file "$READY_FILE" --log_path "$LOGS/vllm.log" --tensor_parallel_size "$TENSOR_PARALLEL" \
-      --gpu_memory_utilization "$GPU_MEMORY" \
+      --gpu_memory_utilization "$GPU_MEMORY" --max_lora_rank "$MAX_LORA_RANK" \
       > "$LOGS/serving.log" 2>&1 &
     PIDS+=($!)
     until [ -s "$READY_FILE" ]; do
@@ -240,8 +245,10 @@ case "$ENGINE" in
     done
     cat "$LOGS/serving.log"
     step_done
-    BASE_URL=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["base_url"])' "$READY_FILE")
-    APP_ARGS+=(--engine openai --base-url "$BASE_URL" --api-key-env LAUNCH_API_KEY)
+    # The server's effective --max-lora-rank (the adapters folder's, unless given): the Train tab refuses more.
+    SERVED=$("$PY" -c 'import json, sys; r = json.load(open(sys.argv[1])); print(r["base_url"], r["max_lora_rank"])' "$READY_FILE")
+    BASE_URL=${SERVED% *}; SERVER_MAX_LORA_RANK=${SERVED##* }
+    APP_ARGS+=(--engine openai --base-url "$BASE_URL" --api-key-env LAUNCH_API_KEY --max-lora-rank "$SERVER_MAX_LORA_RANK")
     ;;
   local) APP_ARGS+=(--engine local --model "$MODEL") ;;
   openai)

@@ -223,10 +223,12 @@ class VLLMServer:
                 self.skipped_adapters[status.name] = [str(error)]
 
     def write_ready_file(self, path: Path, api_key_file: str = "") -> None:
-        """base_url, model, adapters and log path as JSON (never the key itself), for scripts waiting on us."""
+        """base_url, model, adapters, the effective --max-lora-rank (launch.sh hands it to the app) and log path as
+        JSON (never the key itself), for scripts waiting on us."""
         info = {
             "base_url": self.base_url,
             "served_model_name": self.served_model_name,
+            "max_lora_rank": self.max_lora_rank,
             "api_key_env": self.args.api_key_env,
             "api_key_file": api_key_file,
             "loaded_adapters": self.loaded_adapters,

@@ -100,12 +100,24 @@ def knob_problems(spec: JobSpec) -> list[str]:
     if spec.lora_r is not None and spec.lora_r < 1:
         problems.append(f"rank must be at least 1, got {spec.lora_r}")
     if spec.lora_r is not None and spec.max_lora_rank and spec.lora_r > spec.max_lora_rank:
-        problems.append(f"rank {spec.lora_r} is above the server's --max-lora-rank {spec.max_lora_rank}")
+        problems.append(rank_problem(spec.lora_r, spec.max_lora_rank))
     if spec.max_length is not None and spec.max_length < 16:
         problems.append(f"max length must be at least 16, got {spec.max_length}")
     if spec.eval_steps is not None and spec.eval_steps < 1:
         problems.append(f"eval every N steps must be at least 1, got {spec.eval_steps}")
     return problems
+
+
+def rank_problem(rank: int, max_lora_rank: int) -> str:
+    """Why a LoRA rank above the server's --max-lora-rank is refused, and how to train it anyway."""
+    from serving.adapters import VLLM_RANKS  # the values vLLM accepts for --max-lora-rank
+
+    wider = next((allowed for allowed in VLLM_RANKS if allowed >= rank), None)
+    restart = f" or restart with a larger limit (`./launch.sh --max-lora-rank {wider}`)" if wider else ""
+    return (
+        f"rank {rank} is above the server's --max-lora-rank {max_lora_rank}: it could not load the adapter; "
+        f"choose a rank of at most {max_lora_rank}{restart}"
+    )
 
 
 def name_problems(spec: JobSpec) -> list[str]:

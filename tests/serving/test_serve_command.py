@@ -222,3 +222,16 @@ def test_vllm_keeps_sixteen_adapters_in_cpu_memory_so_few_are_read_again_from_a_
     with pytest.raises(SystemExit) as refused:
         parse_serve_args(["--max_loras", "8", "--max_cpu_loras", "4"])
     assert "max_cpu_loras (4) must be at least max_loras (8)" in str(refused.value)
+
+
+def test_the_ready_file_names_the_servers_effective_max_lora_rank(
+    tiny_model_dir: Path, tmp_path: Path, make_adapter
+) -> None:
+    """launch.sh hands it to the app, whose Train tab then refuses a rank this server could never load."""
+    import json
+
+    make_adapter(tmp_path / "adapters" / "wide", r=16)
+    server = VLLMServer(ServeArgs(model=str(tiny_model_dir), adapters_dir=str(tmp_path / "adapters")))
+    assert flag_value(server.command(), "--max-lora-rank") == "16"  # from the adapters folder: none given
+    server.write_ready_file(tmp_path / "ready.json")
+    assert json.loads((tmp_path / "ready.json").read_text(encoding="utf-8"))["max_lora_rank"] == 16

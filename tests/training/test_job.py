@@ -63,6 +63,13 @@ def test_name_knob_and_model_problems_are_all_listed(tmp_path: Path, forty_rows_
     assert "above the server's --max-lora-rank 8" in "\n".join(spec_problems(spec))
 
 
+def test_a_rank_above_the_servers_says_how_to_train_it(tmp_path: Path, forty_rows_path: Path) -> None:
+    spec = make_spec(tmp_path, forty_rows_path, tmp_path / "adapters", lora_r=12, max_lora_rank=8)
+    said = "\n".join(spec_problems(spec))
+    assert "rank 12 is above the server's --max-lora-rank 8" in said and "choose a rank of at most 8" in said
+    assert "`./launch.sh --max-lora-rank 16`" in said  # the smallest rank vLLM accepts that holds 12
+
+
 def test_a_preset_field_training_does_not_know_is_refused_before_start(tmp_path: Path, forty_rows_path: Path) -> None:
     preset = tmp_path / "typo.yaml"
     preset.write_text(TINY_PRESET.read_text(encoding="utf-8") + "learning_rat: 0.1\n", encoding="utf-8")
