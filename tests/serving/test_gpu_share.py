@@ -85,3 +85,20 @@ def test_training_ends_with_one_clear_line_when_the_thinker_cannot_start(
     monkeypatch.setattr(training.train, "run", refuse)
     assert training.train.main(["--model_name_or_path", "x", "--dataset_path", "y"]) == 1
     assert capsys.readouterr().err.startswith("error: only 2.0 of the GPU's 24.0 GiB is free")
+
+
+def test_a_second_server_needs_room_for_vllms_own_memory_besides_weights_and_kv_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Qwen3-4B's 8.05 GB of bf16 weights (7.5 GiB; a sparse file): 9.4 GiB usable holds them and a 1 GiB KV cache
+    but not vLLM's non-KV memory as well (CUDA context, its profiling run's activations, CUDA graphs)."""
+    from serving.gpu_share import KV_CACHE_MIN_GIB, VLLM_NON_KV_GIB
+
+    with (tmp_path / "model.safetensors").open("wb") as weights:
+        weights.truncate(8_050_000_000)
+    assert 1.0 <= VLLM_NON_KV_GIB <= 2.0 and KV_CACHE_MIN_GIB == 1.0
+    simulate_gpu(monkeypatch, free_gib=11.0, total_gib=24.0)  # floor((11 - 1.5) / 24, 2) = 0.39: 9.4 GiB
+    with pytest.raises(GpuTooBusyError, match=r"needs about 10\.0 GiB \(weights, vLLM's own"):
+        gpu_share_beside_others(tmp_path)
+    simulate_gpu(monkeypatch, free_gib=13.0, total_gib=24.0)
+    assert gpu_share_beside_others(tmp_path) == 0.47  # 11.3 GiB
