@@ -57,6 +57,21 @@ def test_a_small_gpu_runs_the_offline_profile() -> None:
     assert action == "offline" and "15 GiB" in message and ">= 24 GB" in message
 
 
+def test_the_readmes_requirements_say_what_the_doctor_decides() -> None:
+    """The README's GPU requirement is the doctor's: >= MIN_GPU_MEMORY_GIB as nvidia-smi reports it and compute
+    capability >= 7.5; a T4 (7.5, 15 GiB) is sent to the offline profile, a 24 GB Turing card (7.5) is not."""
+    from serving.doctor import MIN_GPU_MEMORY_GIB
+
+    row = next(line for line in (REPO_ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+               if line.startswith("| machine |"))  # fmt: skip
+    assert f">= {MIN_GPU_MEMORY_GIB:.0f} GiB as `nvidia-smi` reports it" in row and "compute capability >= 7.5" in row
+    assert "T4 (16 GB) and RTX 20xx cards up to 11 GB get the offline profile" in row
+    t4 = MachineFacts(gpus=(Gpu("Tesla T4", "580.82.07", (7, 5), 15.0),), torch=CUDA13)
+    titan_rtx = MachineFacts(gpus=(Gpu("NVIDIA TITAN RTX", "580.82.07", (7, 5), 23.6),), torch=CUDA13)
+    l4 = MachineFacts(gpus=(Gpu("NVIDIA L4", "580.82.07", (8, 9), 22.5),), torch=CUDA13)  # "24 GB": 22.5 GiB
+    assert [plan_launch(gpu, request())[0] for gpu in (t4, titan_rtx, l4)] == ["offline", "real", "real"]
+
+
 def test_the_real_model_asked_for_on_a_cpu_stops_with_the_ways_forward() -> None:
     action, message = plan_launch(NO_GPU, request(model=HUB_ID))
     assert action == "stop"
