@@ -139,6 +139,9 @@ def spec_problems(spec: JobSpec) -> list[str]:
             planned_args(spec)  # the preset with the knobs, validated as the job's command will
     except (OSError, ValueError) as error:
         return [*problems, f"config preset {spec.preset}: {error}"]
+    if preset.get("finetune_type", TrainArgs.finetune_type) != "lora":  # the export is installed as an adapter
+        problems.append(f"config preset {Path(spec.preset).name} is a full fine-tune: the Train tab trains LoRA "
+                        "adapters only (run a full fine-tune with `python -m training --config ...`)")  # fmt: skip
     check = check_dataset(Path(spec.dataset_path), float(preset.get("max_bad_ratio", TrainArgs.max_bad_ratio)))
     if not check.ok:
         problems.append(f"dataset {Path(spec.dataset_path).name}: {check.message}")

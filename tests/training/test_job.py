@@ -70,6 +70,13 @@ def test_a_rank_above_the_servers_says_how_to_train_it(tmp_path: Path, forty_row
     assert "`./launch.sh --max-lora-rank 16`" in said  # the smallest rank vLLM accepts that holds 12
 
 
+def test_a_full_fine_tune_preset_is_refused_before_start(tmp_path: Path, forty_rows_path: Path) -> None:
+    """A job's export is installed and loaded as an adapter: a full model folder there could never be served."""
+    spec = make_spec(tmp_path, forty_rows_path, tmp_path / "adapters")
+    spec.preset = REPO_ROOT / "configs" / "full_qwen3_0_6b.yaml"
+    assert "a full fine-tune: the Train tab trains LoRA adapters only" in "\n".join(spec_problems(spec))
+
+
 def test_a_preset_field_training_does_not_know_is_refused_before_start(tmp_path: Path, forty_rows_path: Path) -> None:
     preset = tmp_path / "typo.yaml"
     preset.write_text(TINY_PRESET.read_text(encoding="utf-8") + "learning_rat: 0.1\n", encoding="utf-8")
