@@ -11,6 +11,7 @@ lines and error messages name no model (the page is not to learn which side runs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -34,6 +35,7 @@ def wire_chat(
     controls: Controls,
     buttons: Buttons,
 ) -> None:
+    """Wire Send, Regenerate, Stop, Undo and Clear (the handlers of ChatEvents) to the panes and the controls."""
     histories, lives = [panes[s].history for s in SIDES], [panes[s].chatbot for s in SIDES]
     stats = [panes[s].stats for s in SIDES]
     streamed = [controls.message, *lives, *stats, state]  # what a running turn updates: never the history
@@ -43,32 +45,7 @@ def wire_chat(
     # Stop reaches a Send still waiting in the queue.
     clicked = stamp_input()
     inputs = [state, *controls.as_list(), clicked]
-
-    def send(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
-        message = controls.raw(values[:-1])["message"]
-        if not isinstance(message, str) or not message.strip():
-            yield NOTHING_STREAMED  # empty input does nothing
-            return
-        yield from _stream_views(turns, turns.send, controls, settings, request, exchanges, values)
-
-    def regenerate(request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
-        yield from _stream_views(turns, turns.regenerate, controls, settings, request, exchanges, values)
-
-    def stop(request: gr.Request, exchanges: list[Exchange], box: str, at: Any = 0) -> list[Any]:
-        session = request.session_hash or ""
-        turns.stop(session, clicked_at_ms=click_time(at))  # the turn's handler ends by itself
-        return _every_view(TurnView(finish_stopped(exchanges), message_box=box, running=False), _names(turns, session))
-
-    def undo_last(request: gr.Request, exchanges: list[Exchange], box: str, at: Any = 0) -> list[Any]:
-        session = request.session_hash or ""
-        turns.stop(session, discard=True, clicked_at_ms=click_time(at))
-        remaining, box = undo(finish_stopped(exchanges), box or "")
-        return _every_view(TurnView(remaining, message_box=box, running=False), _names(turns, session))
-
-    def clear(request: gr.Request, box: str, at: Any = 0) -> list[Any]:
-        turns.stop(request.session_hash or "", discard=True, clicked_at_ms=click_time(at))
-        return _every_view(TurnView([], message_box=box, running=False), {})
-
+    events = ChatEvents(turns, settings, controls)
     # No `cancels=`: in Gradio 6.31 a cancel also kills the NEXT send of the session (seen in the browser);
     # TurnControl closes the streams (vLLM aborts) and the handler returns within ~0.1 s on its own.
     # Gradio's progress tracker on every output (a timer in five boxes) delayed a turn's first text on the page
@@ -76,22 +53,14 @@ def wire_chat(
     # once (no server round trip), until the turn's first update or, for a turn that never starts, the rest step.
     sending = {"fn": None, "inputs": [controls.message, *stats], "outputs": stats, "js": SENDING_JS,
                "api_visibility": "private", **QUIET}  # fmt: skip
-
-    def rest(request: gr.Request, exchanges: list[Exchange]) -> list[Any]:
-        session = request.session_hash or ""
-        under = turns.history_under_running_turn(session)
-        if under is not None:  # another turn of the session streams (a queued Send, a Regenerate): its history only
-            return [*_histories(under), *[gr.skip()] * (len(at_rest) - len(SIDES))]
-        return _rest_views(exchanges, _names(turns, session))
-
-    rest_step = {"fn": rest, "inputs": [state], "outputs": at_rest, "concurrency_limit": None,
+    rest_step = {"fn": events.rest, "inputs": [state], "outputs": at_rest, "concurrency_limit": None,
                  "api_visibility": "private", **QUIET}  # fmt: skip
     triggers = [buttons.send.click, controls.message.submit]
     gr.on(triggers, **sending)
     # "always_last": a Send clicked while this session's previous Send is pending (streaming, or stopped while it
     # waited in the queue) runs once that one is done, reading the page then; Gradio's default ("once") would
     # drop it without a word. A double click thus sends once: the box is empty by the time the second runs.
-    sent = gr.on(triggers, send, inputs, streamed, api_name="send", js=clicked_js(len(inputs)),
+    sent = gr.on(triggers, events.send, inputs, streamed, api_name="send", js=clicked_js(len(inputs)),
                  trigger_mode="always_last", concurrency_id=TURNS, **QUIET)  # fmt: skip
     sent.then(**rest_step)
     sent.failure(**rest_step)  # Gradio 6.31 runs `.then` after a success only (seen in the browser)
@@ -101,14 +70,63 @@ def wire_chat(
     buttons.regenerate.click(**{**sending, "js": now, "outputs": [*stats, clicked]})
     regenerated = buttons.regenerate.click(
         _history_before_last, [state], histories, concurrency_limit=None, api_visibility="private", **QUIET
-    ).then(regenerate, inputs, streamed, api_name="regenerate", concurrency_id=TURNS, **QUIET)  # fmt: skip
+    ).then(events.regenerate, inputs, streamed, api_name="regenerate", concurrency_id=TURNS, **QUIET)  # fmt: skip
     regenerated.then(**rest_step)
     regenerated.failure(**rest_step)
     box = [state, controls.message, clicked]
     ends = {"outputs": every_view, "concurrency_limit": None, "js": clicked_js(len(box)), **QUIET}
-    buttons.stop.click(stop, box, api_name="stop", **ends)
-    buttons.undo.click(undo_last, box, api_name="undo", **ends)
-    buttons.clear.click(clear, [controls.message, clicked], api_name="clear", **{**ends, "js": clicked_js(2)})
+    buttons.stop.click(events.stop, box, api_name="stop", **ends)
+    buttons.undo.click(events.undo_last, box, api_name="undo", **ends)
+    buttons.clear.click(events.clear, [controls.message, clicked], api_name="clear", **{**ends, "js": clicked_js(2)})
+
+
+@dataclass
+class ChatEvents:
+    """The handlers of the chat's buttons over `turns`; `controls` reads a turn's inputs from the page's values."""
+
+    turns: ChatTurns
+    settings: AppArgs
+    controls: Controls
+
+    def send(self, request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
+        """Send: [message box, live chats, stats, state] per streamed step; `values`: controls, then click time."""
+        message = self.controls.raw(values[:-1])["message"]
+        if not isinstance(message, str) or not message.strip():
+            yield NOTHING_STREAMED  # empty input does nothing
+            return
+        yield from _stream_views(self.turns, self.turns.send, self.controls, self.settings, request, exchanges, values)
+
+    def regenerate(self, request: gr.Request, exchanges: list[Exchange], *values: Any) -> Iterator[list[Any]]:
+        """Regenerate: as Send, asking the last exchange's message again."""
+        step = self.turns.regenerate
+        yield from _stream_views(self.turns, step, self.controls, self.settings, request, exchanges, values)
+
+    def stop(self, request: gr.Request, exchanges: list[Exchange], box: str, at: Any = 0) -> list[Any]:
+        """Stop: the running turn ends (its handler returns by itself); the conversation at rest."""
+        session = request.session_hash or ""
+        self.turns.stop(session, clicked_at_ms=click_time(at))
+        view = TurnView(finish_stopped(exchanges), message_box=box, running=False)
+        return _every_view(view, _names(self.turns, session))
+
+    def undo_last(self, request: gr.Request, exchanges: list[Exchange], box: str, at: Any = 0) -> list[Any]:
+        """Undo: the running turn is dropped and the last exchange removed (its message back in the box)."""
+        session = request.session_hash or ""
+        self.turns.stop(session, discard=True, clicked_at_ms=click_time(at))
+        remaining, box = undo(finish_stopped(exchanges), box or "")
+        return _every_view(TurnView(remaining, message_box=box, running=False), _names(self.turns, session))
+
+    def clear(self, request: gr.Request, box: str, at: Any = 0) -> list[Any]:
+        """Clear: the running turn is dropped and the conversation emptied (the box keeps its text)."""
+        self.turns.stop(request.session_hash or "", discard=True, clicked_at_ms=click_time(at))
+        return _every_view(TurnView([], message_box=box, running=False), {})
+
+    def rest(self, request: gr.Request, exchanges: list[Exchange]) -> list[Any]:
+        """After a turn: [histories, live chats, stats] at rest; only the history when another turn of the session
+        streams (a queued Send, a Regenerate): its live chats and stats are that turn's."""
+        under = self.turns.history_under_running_turn(request.session_hash or "")
+        if under is not None:
+            return [*_histories(under), *[gr.skip()] * 4]
+        return _rest_views(exchanges, _names(self.turns, request.session_hash or ""))
 
 
 # Send and Regenerate share one concurrency group: `--concurrency-limit` turns at once over all users, whichever
