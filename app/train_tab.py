@@ -74,8 +74,20 @@ def serve_trained_adapter(engine: Engine, name: str) -> str:
 
 
 def presets(training: TrainingSettings) -> list[str]:
-    found = sorted(str(p) for p in Path(training.presets_dir).glob("*.yaml"))
+    """The default preset, and every other LoRA preset written for the served model (its folder's name): a
+    preset for another model (full fine-tuning of Qwen3-0.6B, the tiny test model's) would train the served
+    model with settings made for another."""
+    found = sorted(str(p) for p in Path(training.presets_dir).glob("*.yaml") if _fits(p, training.model_path))
     return found if str(training.preset) in found else [str(training.preset), *found]
+
+
+def _fits(preset: Path, model_path: str) -> bool:
+    try:
+        values = preset_values(preset)
+    except (OSError, ValueError):  # a broken file in the folder is not offered
+        return False
+    model = Path(str(values.get("model_name_or_path", ""))).name
+    return values.get("finetune_type", "lora") == "lora" and model == Path(model_path).name
 
 
 def build_train_tab(
@@ -157,7 +169,8 @@ def _start(jobs: TrainingJobs, settings: AppArgs, training: TrainingSettings, *v
         state = jobs.start(spec)
     except JobRefused as error:
         return ["⚠ Not started:\n\n```\n" + str(error) + "\n```", seen]
-    return [f"Started `{state['name']}` (job `{state['id']}`).", {"id": state["id"], "status": "running"}]
+    note = f" {state['memory_note']}" if state.get("memory_note") else ""  # a smaller batch chosen to fit
+    return [f"Started `{state['name']}` (job `{state['id']}`).{note}", {"id": state["id"], "status": "running"}]
 
 
 def _tick(jobs: TrainingJobs, turns: ChatTurns, settings: AppArgs, session: str, seen: Any, left: Any) -> list[Any]:

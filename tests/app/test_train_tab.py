@@ -138,3 +138,35 @@ def test_an_empty_or_zero_knob_takes_the_presets_value() -> None:
     from app.train_view import knob_value
 
     assert [knob_value(v) for v in (None, "", 0, 0.0, 6, 1e-3, -1)] == [None, None, None, None, 6, 1e-3, -1]
+
+
+def test_only_lora_presets_for_the_served_model_are_offered(tmp_path: Path) -> None:
+    from app.train_tab import presets
+
+    configs = REPO_ROOT / "configs"
+    on_4b = TrainingSettings("Models/Qwen3-4B-Thinking-2507", tmp_path / "d.json",
+                             configs / "lora_qwen3_4b_thinking.yaml", tmp_path, presets_dir=configs)  # fmt: skip
+    assert presets(on_4b) == [str(configs / "lora_qwen3_4b_thinking.yaml")], "no tiny or full fine-tuning preset"
+    (tmp_path / "mine.yaml").write_text("model_name_or_path: /data/Qwen3-4B-Thinking-2507\nlora_r: 32\n")
+    (tmp_path / "broken.yaml").write_text("no_such_field: 1\n")
+    mine = TrainingSettings("Models/Qwen3-4B-Thinking-2507", tmp_path / "d.json", configs / "lora_tiny.yaml",
+                            tmp_path, presets_dir=tmp_path)  # fmt: skip
+    assert presets(mine) == [str(configs / "lora_tiny.yaml"), str(tmp_path / "mine.yaml")], "the default stays"
+
+
+def test_the_started_line_says_which_batch_the_memory_plan_chose(tmp_path: Path) -> None:
+    from app.train_tab import _start
+
+    class Jobs:  # what TrainingJobs.start returns after fitting the batch to the free GPU memory
+        def start(self, spec):
+            return {
+                "name": spec.name,
+                "id": "j1",
+                "memory_note": "Training at batch 4 x 4 (the preset's 8 x 2 does not fit).",
+            }
+
+    training = TrainingSettings("m", tmp_path / "d.json", REPO_ROOT / "configs" / "lora_tiny.yaml", tmp_path)
+    knobs = [None] * 6
+    shown, _seen = _start(Jobs(), AppArgs(adapters_dir=str(tmp_path)), training, None, "mine", False,
+                          str(training.preset), *knobs, {})  # fmt: skip
+    assert shown.startswith("Started `mine`") and "batch 4 x 4" in shown
