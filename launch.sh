@@ -37,7 +37,7 @@ Usage: ./launch.sh [options]
   --strict-openai        with --engine openai: send OpenAI's own parameters only (never top_k)
   --port N               the app's port (default 7860)
   --tensor-parallel N    split the model across N GPUs (vLLM's --tensor-parallel-size; default 1)
-  --max-lora-rank N       the largest LoRA rank the vLLM server can load (default: what the adapters folder
+  --max-lora-rank N      the largest LoRA rank the vLLM server can load (default: what the adapters folder
                          needs, at least 8); the Train tab refuses a larger rank before it trains
   --gpu-memory-utilization F
                          share of the GPU vLLM takes (default 0.85); on a 24 GB card, 0.5 leaves room to train from the app
