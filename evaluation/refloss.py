@@ -34,6 +34,10 @@ class ReferenceLoss(Protocol):
         ...
 
 
+class LossesGivenUp(EngineError):
+    """The server cannot take reference-loss requests now (busy past the gate's timeout): no more are asked."""
+
+
 class VllmReferenceLoss:
     """Reference loss from a vLLM server's `prompt_logprobs` (an OpenAI-compatible server without it fails)."""
 
@@ -54,8 +58,8 @@ class VllmReferenceLoss:
         try:
             with self._gate.alone(), ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
                 return list(pool.map(lambda item: self._one(name, item), items))
-        except ServerBusy as error:  # these rows go without their loss; the run goes on
-            raise EngineError(str(error)) from error
+        except ServerBusy as error:  # no row's fault: the loss phase ends, the run reports without the rest
+            raise LossesGivenUp(str(error)) from error
 
     def _one(self, name: str, item: TokenPair) -> float:
         prompt, completion = item

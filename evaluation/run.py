@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluation.refloss import ReferenceLoss, TokenPair
+from evaluation.refloss import LossesGivenUp, ReferenceLoss, TokenPair
 from evaluation.store import RowStore
 from serving.protocol import (
     BASE_MODEL_ALIAS,
@@ -217,6 +217,9 @@ def _losses(run: _Run, loss: ReferenceLoss, todo: list[EvalItem], chunk: int = 8
                 failures_in_a_row = 0
             except EngineUnavailableError as error:  # the server is gone: the run fails, as while replying
                 run.fail(error)
+            except LossesGivenUp as error:  # no row's fault (the server stayed busy): the rest go without a loss
+                run.stats.loss_error = str(error)
+                return
             except EngineError as error:  # the server refused these rows: find which, skip their loss
                 if len(group) > 1:
                     groups = [[item] for item in group] + groups

@@ -79,6 +79,21 @@ def test_a_scorer_that_fails_every_row_is_given_up_and_the_report_says_why(tmp_p
     assert "loss none" in to_markdown({"summary": report["summary"], "rows": scored["rows"]})
 
 
+def test_a_server_too_busy_for_the_losses_ends_the_loss_phase_at_once(tmp_path: Path) -> None:
+    from evaluation.refloss import LossesGivenUp
+
+    class BusyServer(FailingLoss):
+        def losses(self, model: str, items: Sequence[TokenPair]) -> list[float]:
+            self.calls += 1
+            raise LossesGivenUp("the server stayed busy for 600 s")
+
+    scorer = BusyServer(set())
+    rows, stats = evaluate(plan(), FakeEngine(adapters={"huanhuan": tmp_path}), scorer, RowStore(tmp_path, "run"))
+    assert len(rows) == ROWS and all("loss" not in row["base"] for row in rows), "every reply kept"
+    assert scorer.calls == 1, "not retried row by row: each try would wait the gate's timeout again"
+    assert stats.loss_error == "the server stayed busy for 600 s"
+
+
 def test_rows_without_a_loss_show_blank_and_sort_last_on_it(tmp_path: Path) -> None:
     rows, _ = evaluate(
         plan(), FakeEngine(adapters={"huanhuan": tmp_path}), FailingLoss({0, 3}), RowStore(tmp_path, "run")
