@@ -111,7 +111,7 @@ def open_engine(args: EvalArgs, folder: Path, model: Path, served: str) -> Itera
         key = os.environ.get(args.api_key_env, "") if args.api_key_env else ""
         engine = create_engine("openai", base_url=args.base_url, api_key=key, base_model=args.base_model or None)
         base = check_served(engine, served, args.base_url)
-        yield engine, _loss(args, engine, base, model, folder, served), base
+        yield engine, _engine_loss(args, engine, base, model, folder, served), base
         return
     from serving.gpu_share import gpu_share_beside_others
     from serving.serve_args import ServeArgs
@@ -125,15 +125,7 @@ def open_engine(args: EvalArgs, folder: Path, model: Path, served: str) -> Itera
     with VLLMServer(serve) as server:
         engine = server.engine()
         base = check_served(engine, served, server.base_url)
-        yield engine, _loss(args, engine, base, model, folder, served), base
-
-
-def _loss(args: EvalArgs, engine: Any, base: str, model: Path, folder: Path, served: str) -> Any:
-    from evaluation.refloss import TransformersReferenceLoss, VllmReferenceLoss
-
-    if args.loss == "transformers":
-        return TransformersReferenceLoss(model, folder, served)
-    return VllmReferenceLoss(engine.base_url, engine.api_key, base, gate=engine.prefill_gate)
+        yield engine, _engine_loss(args, engine, base, model, folder, served), base
 
 
 def check_served(engine: Any, served: str, where: str, left: str | None = None) -> str:
