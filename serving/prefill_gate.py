@@ -7,7 +7,8 @@ reference losses use prompt logprobs, and the app's Evaluate tab sends them to t
 
 `PrefillGate` is shared by every sender of one process (OpenAIEngine's chat streams, VllmReferenceLoss):
 
-- a chat request waits while a reference-loss request is between its idle check and its answer (one prefill);
+- a chat request waits while reference-loss requests are between their idle check and their answers (the
+  requests of one `alone()`: VllmReferenceLoss holds it for one call, a chunk of at most 8 rows, one at a time);
 - a reference-loss request waits until the server runs and queues nothing (its `/metrics` gauges, which count
   every client's requests, this process's or not), then shuts the gate, checks again (a chat request that went
   out meanwhile shows there) and only then is sent. It waits for such a gap for `patience_s`; after that it
@@ -16,7 +17,7 @@ reference losses use prompt logprobs, and the app's Evaluate tab sends them to t
     gate = PrefillGate(metrics_url)
     with gate.chat_request():         # around sending a chat request, until the server has it (headers in)
         response = client.chat.completions.create(...)
-    with gate.alone():                # around one prompt_logprobs request
+    with gate.alone():                # around prompt_logprobs requests, sent one at a time
         client.completions.create(..., extra_body={"prompt_logprobs": 0})
 """
 
@@ -126,13 +127,15 @@ def metrics_reader(base_url: str, timeout_s: float = 5.0) -> Callable[[], int | 
     """A function reading a vLLM server's request gauges (`/metrics` beside `/v1`); None when it cannot be read."""
     import httpx
 
-    from serving.http_clients import uses_proxy_settings
+    from serving.http_clients import IDLE_CONNECTION_EXPIRY_S, uses_proxy_settings
 
     url = base_url.rstrip("/").removesuffix("/v1") + "/metrics"
+    limits = httpx.Limits(keepalive_expiry=IDLE_CONNECTION_EXPIRY_S)  # one kept-alive connection for every poll
+    client = httpx.Client(timeout=timeout_s, trust_env=uses_proxy_settings(url), limits=limits)
 
     def read() -> int | None:
         try:
-            response = httpx.get(url, timeout=timeout_s, trust_env=uses_proxy_settings(url))
+            response = client.get(url)
         except httpx.HTTPError:  # no gauges to go by: the in-process gate still holds
             return None
         return vllm_requests_in_server(response.text) if response.status_code == 200 else None
