@@ -29,7 +29,7 @@ from app.turns import ChatTurns
 from serving.protocol import Engine
 from training.config import TrainArgs
 from training.job import JobRefused, TrainingJobs
-from training.job_spec import JobSpec, check_dataset, preset_values
+from training.job_spec import JobSpec, check_dataset, preset_values, trains_lora
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ def _fits(preset: Path, model_path: str) -> bool:
         values = preset_values(preset)
     except (OSError, ValueError):  # a broken file in the folder is not offered
         return False
-    model = Path(str(values.get("model_name_or_path", ""))).name
-    return values.get("finetune_type", "lora") == "lora" and model == Path(model_path).name
+    model = Path(str(values.get("model_name_or_path", TrainArgs.model_name_or_path))).name
+    return trains_lora(values) and model == Path(model_path).name
 
 
 def build_train_tab(

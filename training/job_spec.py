@@ -68,6 +68,11 @@ def preset_values(preset: Path) -> dict[str, Any]:
     return load_yaml_fields(TrainArgs, Path(preset))
 
 
+def trains_lora(preset: dict[str, Any]) -> bool:
+    """Whether a preset's fields (preset_values) train a LoRA adapter, as `python -m training` reads them."""
+    return preset.get("finetune_type", TrainArgs.finetune_type) == "lora"
+
+
 def check_dataset(path: Path, max_bad_ratio: float) -> DatasetCheck:
     """training.data's own checks, with the preset's max_bad_ratio: the rule `python -m training` applies."""
     try:
@@ -139,7 +144,7 @@ def spec_problems(spec: JobSpec) -> list[str]:
             planned_args(spec)  # the preset with the knobs, validated as the job's command will
     except (OSError, ValueError) as error:
         return [*problems, f"config preset {spec.preset}: {error}"]
-    if preset.get("finetune_type", TrainArgs.finetune_type) != "lora":  # the export is installed as an adapter
+    if not trains_lora(preset):  # the export is installed as an adapter
         problems.append(f"config preset {Path(spec.preset).name} is a full fine-tune: the Train tab trains LoRA "
                         "adapters only (run a full fine-tune with `python -m training --config ...`)")  # fmt: skip
     check = check_dataset(Path(spec.dataset_path), float(preset.get("max_bad_ratio", TrainArgs.max_bad_ratio)))

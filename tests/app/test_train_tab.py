@@ -149,9 +149,11 @@ def test_only_lora_presets_for_the_served_model_are_offered(tmp_path: Path) -> N
     assert presets(on_4b) == [str(configs / "lora_qwen3_4b_thinking.yaml")], "no tiny or full fine-tuning preset"
     (tmp_path / "mine.yaml").write_text("model_name_or_path: /data/Qwen3-4B-Thinking-2507\nlora_r: 32\n")
     (tmp_path / "broken.yaml").write_text("no_such_field: 1\n")
+    (tmp_path / "short.yaml").write_text("lora_r: 16\n")  # the model left to training's default: the 4B
     mine = TrainingSettings("Models/Qwen3-4B-Thinking-2507", tmp_path / "d.json", configs / "lora_tiny.yaml",
                             tmp_path, presets_dir=tmp_path)  # fmt: skip
-    assert presets(mine) == [str(configs / "lora_tiny.yaml"), str(tmp_path / "mine.yaml")], "the default stays"
+    offered = [str(configs / "lora_tiny.yaml"), str(tmp_path / "mine.yaml"), str(tmp_path / "short.yaml")]
+    assert presets(mine) == offered, "the default stays; a preset without a model trains training's default"
 
 
 def test_the_started_line_says_which_batch_the_memory_plan_chose(tmp_path: Path) -> None:
