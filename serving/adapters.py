@@ -258,7 +258,12 @@ class AdapterRegistry:
         """The rank the server must allow to serve every adapter here (at least `default`)."""
         ranks = [info.rank for info in self.list() if info.rank and not _broken_beyond_rank(info)]
         needed = max([default, *ranks])
-        return next((allowed for allowed in VLLM_RANKS if allowed >= needed), needed)
+        return vllm_rank_for(needed) or needed
+
+
+def vllm_rank_for(rank: int) -> int | None:
+    """The smallest --max-lora-rank vLLM accepts (VLLM_RANKS) that serves `rank`; None above the largest."""
+    return next((allowed for allowed in VLLM_RANKS if allowed >= rank), None)
 
 
 def _broken_beyond_rank(info: AdapterInfo) -> bool:

@@ -91,7 +91,7 @@ def _local_thinker(args: TrainArgs, log: Callable[[str], None]) -> Iterator[Thin
 
 @contextmanager
 def _vllm_thinker(args: TrainArgs, log: Callable[[str], None]) -> Iterator[Thinker]:
-    from serving.adapters import VLLM_RANKS, read_adapter_config
+    from serving.adapters import read_adapter_config, vllm_rank_for
     from serving.gpu_share import gpu_share_beside_others
     from serving.serve_args import ServeArgs
     from serving.vllm_server import VLLMServer
@@ -107,7 +107,7 @@ def _vllm_thinker(args: TrainArgs, log: Callable[[str], None]) -> Iterator[Think
             adapters_dir=empty_dir,
             preload_adapters=False,
             api_key_env="",  # a fresh random key, never the user's
-            max_lora_rank=next((allowed for allowed in VLLM_RANKS if allowed >= rank), rank),
+            max_lora_rank=vllm_rank_for(rank) or rank,
             log_path=str(Path(args.output_dir) / "distill-vllm.log"),
             gpu_memory_utilization=gpu_share_beside_others(Path(args.model_name_or_path)),  # beside the app's server
         )

@@ -115,9 +115,9 @@ def knob_problems(spec: JobSpec) -> list[str]:
 
 def rank_problem(rank: int, max_lora_rank: int) -> str:
     """Why a LoRA rank above the server's --max-lora-rank is refused, and how to train it anyway."""
-    from serving.adapters import VLLM_RANKS  # the values vLLM accepts for --max-lora-rank
+    from serving.adapters import vllm_rank_for
 
-    wider = next((allowed for allowed in VLLM_RANKS if allowed >= rank), None)
+    wider = vllm_rank_for(rank)
     restart = f" or restart with a larger limit (`./launch.sh --max-lora-rank {wider}`)" if wider else ""
     return (
         f"rank {rank} is above the server's --max-lora-rank {max_lora_rank}: it could not load the adapter; "

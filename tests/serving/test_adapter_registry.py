@@ -177,3 +177,9 @@ def test_names_of_the_base_model_are_refused(name: str, served_base: str | None)
 
 def test_other_names_are_accepted_next_to_a_served_base() -> None:
     assert check_adapter_name("huanhuan", "tiny") == [] and check_adapter_name("base-lora", "tiny") == []
+
+
+def test_a_rank_gets_the_smallest_limit_vllm_accepts_that_serves_it() -> None:
+    from serving.adapters import vllm_rank_for
+
+    assert [vllm_rank_for(rank) for rank in (1, 2, 8, 9, 64, 300, 512, 513)] == [1, 8, 8, 16, 64, 320, 512, None]
