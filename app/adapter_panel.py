@@ -20,7 +20,7 @@ from app.config import AppArgs
 from app.conversation import SIDES
 from app.hidden_names import HIDDEN
 from app.turns import ChatTurns
-from serving.protocol import AdapterStatus, Engine, EngineError, folder_of
+from serving.protocol import AdapterStatus, Engine, EngineError, ModelInfo, folder_of
 
 CHANGED_ON_DISK = " (trained again since it was loaded: Reload to serve the new weights)"
 TABLE_HEADERS = ["name", "served as", "rank", "base model", "thinking", "created", "eval loss", "evaluation",
@@ -143,9 +143,10 @@ def moved_pickers(
     models it keeps for its sides are moved (one no longer served falls back, as a picker's value does) and a picker
     shown named gets HIDDEN.
     """
-    blind = _move_hidden_sides(turns, settings, session, move)
+    served = served_models(turns.engine)  # asked once for both the hidden sides and the pickers
+    blind = _move_hidden_sides(turns, settings, session, move, served)
     updates = []
-    for value, kwargs in zip(shown, picker_choices(turns.engine, settings, *shown), strict=True):
+    for value, kwargs in zip(shown, choices_for(served, settings, *shown), strict=True):
         if value == HIDDEN:
             kwargs = {key: kept for key, kept in kwargs.items() if key != "value"}
         elif blind:
@@ -155,15 +156,17 @@ def moved_pickers(
 
 
 def _move_hidden_sides(
-    turns: ChatTurns, settings: AppArgs, session: str, move: Callable[[str | None], str | None]
+    turns: ChatTurns, settings: AppArgs, session: str, move: Callable[[str | None], str | None], served: Served
 ) -> bool:
-    """Move the models a blind session keeps for its sides; whether it is (still) blind."""
+    """Move the models a blind session keeps for its sides (moved by `move`, checked against `served` when the
+    server could be asked); whether it is (still) blind."""
     hidden = turns.blind_models(session)
     if not hidden:
         return False
-    choices = picker_choices(turns.engine, settings, *(move(hidden.get(side)) for side in SIDES))
-    return turns.move_blind(session, {side: kwargs["value"] for side, kwargs in zip(SIDES, choices, strict=True)
-                                      if kwargs})  # fmt: skip
+    moved = {side: move(hidden.get(side)) for side in SIDES}
+    choices = choices_for(served, settings, moved["left"], moved["right"])
+    kept = {side: kwargs.get("value", moved[side]) for side, kwargs in zip(SIDES, choices, strict=True)}
+    return turns.move_blind(session, {side: model for side, model in kept.items() if model})
 
 
 def picker_updates(engine: Engine, settings: AppArgs, left: str | None, right: str | None) -> list[Any]:
@@ -178,11 +181,26 @@ def picker_choices(engine: Engine, settings: AppArgs, left: str | None, right: s
     The right side defaults to the default adapter (under any served name), else the first adapter, else the
     first other model.
     """
+    return choices_for(served_models(engine), settings, left, right)
+
+
+Served = tuple[str, list[ModelInfo]] | None  # (the base's served name, every model) or None: the server cannot say
+
+
+def served_models(engine: Engine) -> Served:
+    """What the engine serves now, asked once; None when it cannot be asked."""
     try:
         infos = engine.models()
-        base = engine.base_model
+        return engine.base_model, infos
     except EngineError:
+        return None
+
+
+def choices_for(served: Served, settings: AppArgs, left: str | None, right: str | None) -> list[dict[str, Any]]:
+    """picker_choices on models already asked for; [{}, {}] (pickers left as they are) when `served` is None."""
+    if served is None:
         return [{}, {}]
+    base, infos = served
     others = [info.name for info in infos if not info.is_adapter and info.name != base]
     adapters = [info.name for info in infos if info.is_adapter]
     choices = [(f"{base} (base)", base)] + [(name, name) for name in others + adapters]

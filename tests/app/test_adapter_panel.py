@@ -106,3 +106,19 @@ def test_a_hidden_model_no_longer_served_falls_back_as_a_pickers_value_does(fake
     pickers = moved_pickers(turns, AppArgs(), "s", (HIDDEN, HIDDEN), lambda model: model)
     assert turns.blind_models("s") == {"left": "fake-base", "right": "fake-base"}, message
     assert ["value" in picker for picker in pickers] == [False, False] and "huanhuan" not in offered(pickers[0])
+
+
+def test_a_hidden_side_follows_a_reload_even_when_the_server_cannot_list_its_models(fake_engine: FakeEngine) -> None:
+    from serving.protocol import EngineError
+
+    turns = ChatTurns(fake_engine, AppArgs())
+    turns.start_blind("s", {"left": "fake-base", "right": "huanhuan"})
+    _, served = apply_action(fake_engine, "reload", "huanhuan")
+
+    def unreachable() -> list:
+        raise EngineError("the model server did not answer")
+
+    fake_engine.models = unreachable
+    pickers = moved_pickers(turns, AppArgs(), "s", (HIDDEN, HIDDEN), partial(follow, name="huanhuan", served=served))
+    assert turns.blind_models("s") == {"left": "fake-base", "right": "huanhuan@2"}, "would run the unloaded name"
+    assert ["value" in picker for picker in pickers] == [False, False]
