@@ -125,7 +125,7 @@ class ChatEvents:
         streams (a queued Send, a Regenerate): its live chats and stats are that turn's."""
         under = self.turns.history_under_running_turn(request.session_hash or "")
         if under is not None:
-            return [*_histories(under), *[gr.skip()] * 4]
+            return [*_histories(under), *[gr.skip()] * (2 * len(SIDES))]  # its live chats and stats: untouched
         return _rest_views(exchanges, _names(self.turns, request.session_hash or ""))
 
 
