@@ -87,6 +87,7 @@ def test_a_page_whose_blind_mode_the_server_forgot_gets_a_clear_message_and_no_p
     unticked = tick(demo, "s", False, HIDDEN, HIDDEN)
     assert HIDDEN not in str(unticked), unticked
     assert [unticked[i]["value"] for i in (1, 2)] == ["fake-base", "huanhuan"], "the pickers' defaults"
+    assert "reset on the server" in unticked[-2] and "nothing to reveal" in unticked[-2], "says why nothing is named"
 
 
 def test_ticking_blind_from_pickers_still_holding_the_placeholder_hides_their_defaults(
@@ -126,3 +127,16 @@ def test_unticking_after_a_hidden_model_was_unloaded_shows_the_pickers_fallback_
     unticked = tick(demo, "s", False, HIDDEN, HIDDEN)
     assert [unticked[i]["value"] for i in (1, 2)] == ["fake-base", "fake-base"], "no longer served: the default"
     assert "`huanhuan`" in unticked[-2], "the reveal still names the model the side ran"
+
+
+def test_stop_and_undo_while_blind_leave_stats_lines_that_name_no_model(demo: gr.Blocks) -> None:
+    tick(demo, "s", True)
+    *_, first = send(demo, "s", HIDDEN, HIDDEN)
+    handler = event(demo, "send").fn  # a second exchange, so that Undo leaves one with its stats lines
+    *_, last = handler(gr.Request(session_hash="s"), first[-1], "again", HIDDEN, HIDDEN, *SAMPLING, 0)
+    exchanges = last[-1]  # the state the turns left
+    for api_name in ("stop", "undo"):
+        at_rest = call(demo, api_name, "s", exchanges, "", 0)
+        stats = [value for value in at_rest if isinstance(value, str) and " · " in value]
+        assert [line.split(" · ")[0] for line in stats] == ["A", "B"], f"{api_name}: {stats}"
+        assert not NAMES.search(str(stats)), f"{api_name} named a model: {stats}"  # the state stays on the server
