@@ -127,15 +127,13 @@ def metrics_reader(base_url: str, timeout_s: float = 5.0) -> Callable[[], int | 
     """A function reading a vLLM server's request gauges (`/metrics` beside `/v1`); None when it cannot be read."""
     import httpx
 
-    from serving.http_clients import IDLE_CONNECTION_EXPIRY_S, uses_proxy_settings
+    from serving.http_clients import uses_proxy_settings
 
     url = base_url.rstrip("/").removesuffix("/v1") + "/metrics"
-    limits = httpx.Limits(keepalive_expiry=IDLE_CONNECTION_EXPIRY_S)  # one kept-alive connection for every poll
-    client = httpx.Client(timeout=timeout_s, trust_env=uses_proxy_settings(url), limits=limits)
 
     def read() -> int | None:
         try:
-            response = client.get(url)
+            response = httpx.get(url, timeout=timeout_s, trust_env=uses_proxy_settings(url))
         except httpx.HTTPError:  # no gauges to go by: the in-process gate still holds
             return None
         return vllm_requests_in_server(response.text) if response.status_code == 200 else None
